@@ -1,0 +1,64 @@
+// Shared by the rules, the CPU drivers and the CUDA sources (compiled by NVRTC, so no host-only
+// headers on the device path).
+#pragma once
+
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#define FUSEDOPT_HD __host__ __device__ __forceinline__
+#define FUSEDOPT_DEVICE_COMPILE 1
+#else
+#define FUSEDOPT_HD inline
+#include <cmath>
+#include <cstdint>
+#endif
+
+// Each CPU instruction-set build wraps everything in its own inline namespace, so that inline
+// functions compiled with -mavx2 are never picked by the linker for the baseline build.
+#if defined(FUSEDOPT_ISA_NAMESPACE)
+#define FUSEDOPT_NAMESPACE_BEGIN namespace fusedopt { inline namespace FUSEDOPT_ISA_NAMESPACE {
+#define FUSEDOPT_NAMESPACE_END } }
+#else
+#define FUSEDOPT_NAMESPACE_BEGIN namespace fusedopt {
+#define FUSEDOPT_NAMESPACE_END }
+#endif
+
+FUSEDOPT_NAMESPACE_BEGIN
+
+// a·b + c with one rounding, the same on every CPU ISA and on the GPU.
+FUSEDOPT_HD float fused_mul_add(float a, float b, float c) {
+#if defined(FUSEDOPT_DEVICE_COMPILE)
+  return fmaf(a, b, c);
+#else
+  return __builtin_fmaf(a, b, c);  // builtins, not std:: wrappers: nothing shared between ISA builds
+#endif
+}
+FUSEDOPT_HD double fused_mul_add(double a, double b, double c) {
+#if defined(FUSEDOPT_DEVICE_COMPILE)
+  return fma(a, b, c);
+#else
+  return __builtin_fma(a, b, c);
+#endif
+}
+
+// Correctly rounded square root (IEEE), so every backend agrees.
+FUSEDOPT_HD float square_root(float x) {
+#if defined(FUSEDOPT_DEVICE_COMPILE)
+  return sqrtf(x);
+#else
+  return __builtin_sqrtf(x);
+#endif
+}
+FUSEDOPT_HD double square_root(double x) {
+#if defined(FUSEDOPT_DEVICE_COMPILE)
+  return sqrt(x);
+#else
+  return __builtin_sqrt(x);
+#endif
+}
+
+// max that keeps a NaN coming from `b` (torch.maximum propagates NaN).
+template <typename T>
+FUSEDOPT_HD T max_propagating(T a, T b) {
+  return (a > b) ? a : b;
+}
+
+FUSEDOPT_NAMESPACE_END

@@ -1,0 +1,16 @@
+// fusedopt._core: the compiled CPU kernels. Each area registers itself.
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+namespace fusedopt {
+void register_optimizers(py::module_& m);
+void register_runtime(py::module_& m);
+}  // namespace fusedopt
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "fusedopt compiled core: fused CPU optimizer kernels";
+  m.attr("__version__") = FUSEDOPT_VERSION;
+  fusedopt::register_runtime(m);
+  fusedopt::register_optimizers(m);
+}

@@ -1,0 +1,34 @@
+"""fusedopt: fused optimizer updates and weight initializers, checked against a NumPy reference.
+
+    import fusedopt
+    opt = fusedopt.Adam([W, b], lr=1e-3)
+    opt.step([gW, gb])          # in place, one fused call for all tensors
+"""
+
+from __future__ import annotations
+
+import os as _os
+from typing import Any, Dict
+
+from . import functional, reference
+from ._core import __version__, get_num_threads, set_num_threads
+from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+
+__all__ = [
+    "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Optimizer",
+    "functional", "reference",
+    "cpu_info", "set_num_threads", "get_num_threads", "get_include", "__version__",
+]
+
+
+def cpu_info() -> Dict[str, Any]:
+    """The CPU kernels in use: ``isa`` ("avx512", "avx2" or "baseline", chosen at run time or by
+    the ``FUSEDOPT_ISA`` environment variable), ``available_isas``, ``num_threads`` and build facts."""
+    from . import _core
+
+    return _core.cpu_info()
+
+
+def get_include() -> str:
+    """Folder of the installed C++ headers (the per-element rules, usable from C++ and CUDA)."""
+    return _os.path.join(_os.path.dirname(__file__), "include")

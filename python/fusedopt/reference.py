@@ -1,0 +1,134 @@
+"""Plain NumPy reference of every optimizer: the oracle the kernels are tested against.
+
+Each function takes one parameter array, its gradient and a ``state`` dict, works in float64, and
+updates ``param`` and ``state`` in place, straight from the equations of DESIGN.md §3 (the
+``torch.optim`` definitions). The step count ``t`` lives in ``state["step"]`` and starts at 1, as
+in torch. Use it to check your own kernels::
+
+    p = param.astype(np.float64); state = {}
+    for g in grads:
+        reference.adam(p, g.astype(np.float64), state, lr=1e-3)
+
+Nothing here is fast or clever on purpose.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "momentum_textbook", "nesterov_textbook"]
+
+
+def _grad(param: np.ndarray, grad: np.ndarray, weight_decay: float, maximize: bool) -> np.ndarray:
+    g = -grad if maximize else grad
+    return g + weight_decay * param
+
+
+def _next_step(state: dict) -> int:
+    state["step"] = state.get("step", 0) + 1
+    return state["step"]
+
+
+def sgd(param, grad, state, *, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False):
+    """b = g (first step), b = μ·b + (1−dampening)·g; g = g + μ·b (nesterov) or b; p −= lr·g."""
+    _next_step(state)
+    g = _grad(param, grad, weight_decay, maximize)
+    if momentum != 0:
+        if "momentum_buffer" not in state:
+            b = g.copy()
+        else:
+            b = momentum * state["momentum_buffer"] + (1 - dampening) * g
+        state["momentum_buffer"] = b
+        g = g + momentum * b if nesterov else b
+    param -= lr * g
+
+
+def adagrad(param, grad, state, *, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
+            eps=1e-10, maximize=False):
+    """clr = lr / (1 + (t−1)·lr_decay); s += g²; p −= clr·g / (√s + eps)."""
+    t = _next_step(state)
+    if "sum" not in state:
+        state["sum"] = np.full_like(param, initial_accumulator_value)
+    g = _grad(param, grad, weight_decay, maximize)
+    clr = lr / (1 + (t - 1) * lr_decay)
+    state["sum"] = state["sum"] + g * g
+    param -= clr * g / (np.sqrt(state["sum"]) + eps)
+
+
+def rmsprop(param, grad, state, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
+            maximize=False):
+    """v = α·v + (1−α)·g²; centered: a = α·a + (1−α)·g, ṽ = v − a²; b = μ·b + g/(√ṽ+eps), p −= lr·b."""
+    _next_step(state)
+    g = _grad(param, grad, weight_decay, maximize)
+    v = alpha * state.get("square_avg", 0.0) + (1 - alpha) * g * g
+    state["square_avg"] = v
+    if centered:
+        a = alpha * state.get("grad_avg", 0.0) + (1 - alpha) * g
+        state["grad_avg"] = a
+        v = v - a * a
+    scaled = g / (np.sqrt(v) + eps)
+    if momentum > 0:
+        b = momentum * state.get("momentum_buffer", 0.0) + scaled
+        state["momentum_buffer"] = b
+        param -= lr * b
+    else:
+        param -= lr * scaled
+
+
+def adam(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+         maximize=False, decoupled_weight_decay=False):
+    """m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²; p −= lr/(1−β1^t) · m / (√v/√(1−β2^t) + eps).
+
+    Adam adds wd·p to g; AdamW (``decoupled_weight_decay``) multiplies p by (1 − lr·wd) instead.
+    """
+    t = _next_step(state)
+    beta1, beta2 = betas
+    if decoupled_weight_decay:
+        g = -grad if maximize else grad
+        param *= 1 - lr * weight_decay
+    else:
+        g = _grad(param, grad, weight_decay, maximize)
+    m = beta1 * state.get("exp_avg", 0.0) + (1 - beta1) * g
+    v = beta2 * state.get("exp_avg_sq", 0.0) + (1 - beta2) * g * g
+    state["exp_avg"], state["exp_avg_sq"] = m, v
+    if amsgrad:
+        v = np.maximum(state.get("max_exp_avg_sq", v), v)
+        state["max_exp_avg_sq"] = v
+    bias_correction1 = 1 - beta1**t
+    bias_correction2 = 1 - beta2**t
+    param -= (lr / bias_correction1) * m / (np.sqrt(v) / np.sqrt(bias_correction2) + eps)
+
+
+def adamw(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
+          maximize=False):
+    """Adam with decoupled weight decay: p *= (1 − lr·wd) first, no wd·p added to g."""
+    adam(param, grad, state, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+         maximize=maximize, decoupled_weight_decay=True)
+
+
+# Textbook forms (the classic lecture notation), kept to show where they meet the torch form.
+
+
+def momentum_textbook(param, grad, state, *, lr, momentum):
+    """Heavy ball as usually taught: v = μ·v − lr·g; p += v.
+
+    Equal to ``sgd(momentum=μ, dampening=0)`` while lr is constant (v = −lr·b); when lr changes,
+    torch's form rescales the whole buffer by the new lr and this one does not.
+    """
+    v = momentum * state.get("velocity", 0.0) - lr * grad
+    state["velocity"] = v
+    param += v
+
+
+def nesterov_textbook(param, grad_fn: Callable[[np.ndarray], np.ndarray], state, *, lr, momentum):
+    """Nesterov with a look-ahead gradient: v = μ·v − lr·∇f(θ + μ·v); θ += v.
+
+    With φ = θ + μ·v this is ``sgd(nesterov=True)`` on φ for a constant lr, so ``param`` here is θ
+    and the torch form's parameter is θ + μ·v.
+    """
+    v_old = state.get("velocity", np.zeros_like(param))
+    v = momentum * v_old - lr * grad_fn(param + momentum * v_old)
+    state["velocity"] = v
+    param += v
