@@ -54,7 +54,9 @@ FUSEDOPT_HD void rmsprop_element(T& p, T grad, T& square_avg, T& grad_avg, T& mo
   T centered_square = square_avg;
   if (Centered) {
     grad_avg = fused_mul_add(s.alpha, grad_avg, s.one_minus_alpha * g);       // a = α·a + (1−α)·g
-    centered_square = fused_mul_add(-grad_avg, grad_avg, square_avg);          // ṽ = v − a²
+    // ṽ = v − a², deliberately not fused: with an exact a² the rounding error of v could make a
+    // zero variance negative (and √ṽ NaN); rounded the same way as v, equal terms cancel to 0.
+    centered_square = square_avg - grad_avg * grad_avg;
   }
   const T scaled = g / (square_root(centered_square) + s.eps);                // g / (√ṽ + eps)
   if (Momentum) {

@@ -1,0 +1,69 @@
+"""The one table of optimizer cases every reference-checked test draws from (STYLE.md §8)."""
+
+import numpy as np
+
+import fusedopt
+from fusedopt import reference
+
+# (optimizer class name, constructor kwargs): every option of every optimizer appears at least once.
+CASES = [
+    ("SGD", dict(lr=0.1)),
+    ("SGD", dict(lr=0.05, weight_decay=0.1, maximize=True)),
+    ("SGD", dict(lr=0.05, momentum=0.9)),
+    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.01)),
+    ("SGD", dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.01, maximize=True)),
+    ("Adagrad", dict()),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.05, weight_decay=0.1, initial_accumulator_value=0.2)),
+    ("Adagrad", dict(lr=0.05, eps=1e-6, maximize=True)),
+    ("RMSprop", dict()),
+    ("RMSprop", dict(lr=0.01, centered=True)),
+    ("RMSprop", dict(lr=0.01, momentum=0.9, weight_decay=0.05)),
+    ("RMSprop", dict(lr=0.005, alpha=0.9, centered=True, momentum=0.5, eps=1e-6, maximize=True)),
+    ("Adam", dict()),
+    ("Adam", dict(lr=0.01, amsgrad=True)),
+    ("Adam", dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.1, maximize=True)),
+    ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=0.05, eps=1e-6)),
+    ("AdamW", dict()),
+    ("AdamW", dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
+    ("AdamW", dict(lr=0.01, betas=(0.5, 0.9), maximize=True)),
+]
+
+REFERENCE = {
+    "SGD": reference.sgd,
+    "Adagrad": reference.adagrad,
+    "RMSprop": reference.rmsprop,
+    "Adam": reference.adam,
+    "AdamW": reference.adamw,
+}
+
+
+def case_id(case):
+    name, kwargs = case
+    return name + ("-" + "-".join(f"{k}={v}" for k, v in kwargs.items()) if kwargs else "")
+
+
+def make_optimizer(name, params, kwargs):
+    return getattr(fusedopt, name)(params, **kwargs)
+
+
+def random_params(shapes, dtype, seed):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(s).astype(dtype) for s in shapes]
+
+
+def random_grads(shapes, dtype, rng):
+    return [rng.standard_normal(s).astype(dtype) for s in shapes]
+
+
+class ReferenceRun:
+    """The reference optimizer over float64 copies of the params: one state dict per param."""
+
+    def __init__(self, name, params, kwargs):
+        self.fn = REFERENCE[name]
+        self.kwargs = dict(kwargs)
+        self.params = [p.astype(np.float64) for p in params]
+        self.states = [{} for _ in params]
+
+    def step(self, grads):
+        for p, g, s in zip(self.params, grads, self.states):
+            self.fn(p, g.astype(np.float64), s, **self.kwargs)

@@ -1,0 +1,63 @@
+"""The same bits whatever the thread count, the serial/threaded split and the instruction set."""
+
+import numpy as np
+import pytest
+
+import fusedopt
+from fusedopt import _core
+from cases import CASES, case_id, make_optimizer, random_grads, random_params
+
+SHAPES = [(2_000_003,), (7,), (1023,), (0,), (40_000,)]
+
+
+def trajectory(name, kwargs, dtype, steps=3):
+    params = random_params(SHAPES, dtype, 21)
+    opt = make_optimizer(name, params, kwargs)
+    rng = np.random.default_rng(22)
+    for _ in range(steps):
+        opt.step(random_grads(SHAPES, dtype, rng))
+    return [p.tobytes() for p in params]
+
+
+@pytest.fixture
+def restore_runtime():
+    info = _core.cpu_info()
+    yield
+    fusedopt.set_num_threads(info["num_threads"])
+    _core.set_isa(info["isa"])
+    _core.set_serial_threshold(info["serial_threshold"])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
+def test_one_and_two_threads_give_identical_bits(case, dtype, restore_runtime):
+    fusedopt.set_num_threads(1)
+    one = trajectory(*case, dtype)
+    fusedopt.set_num_threads(2)
+    _core.set_serial_threshold(0)  # every call threaded, even the small ones
+    two = trajectory(*case, dtype)
+    assert one == two
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("case", CASES[::3], ids=[case_id(c) for c in CASES[::3]])
+def test_every_isa_gives_identical_bits(case, dtype, restore_runtime):
+    isas = fusedopt.cpu_info()["available_isas"]
+    assert "baseline" in isas
+    results = {}
+    for isa in isas:
+        _core.set_isa(isa)
+        assert fusedopt.cpu_info()["isa"] == isa
+        results[isa] = trajectory(*case, dtype, steps=2)
+    for isa in isas:
+        assert results[isa] == results["baseline"], isa
+
+
+def test_thread_count_is_settable(restore_runtime):
+    fusedopt.set_num_threads(1)
+    assert fusedopt.get_num_threads() == 1 and fusedopt.cpu_info()["num_threads"] == 1
+
+
+def test_unknown_isa_is_refused(restore_runtime):
+    with pytest.raises(ValueError, match="available"):
+        _core.set_isa("sse9")
