@@ -23,6 +23,7 @@ struct KernelTable {
   Kernel<AdagradHyper> adagrad[2];
   Kernel<RmspropHyper> rmsprop[2];
   Kernel<AdamHyper> adam[2];
+  Kernel<double> stream_adam_pattern[2];  // benchmarks' bandwidth ceiling
 };
 
 // One per build of kernels_isa.cpp (see CMakeLists.txt).

@@ -6,6 +6,7 @@
 #include "fusedopt/cpu/adam.hpp"
 #include "fusedopt/cpu/rmsprop.hpp"
 #include "fusedopt/cpu/sgd.hpp"
+#include "fusedopt/cpu/stream.hpp"
 
 #define FUSEDOPT_CAT_(a, b) a##b
 #define FUSEDOPT_CAT(a, b) FUSEDOPT_CAT_(a, b)
@@ -21,6 +22,7 @@ const KernelTable& FUSEDOPT_CAT(kernel_table_, FUSEDOPT_ISA_NAMESPACE)() {
       {&cpu::adagrad<float>, &cpu::adagrad<double>},
       {&cpu::rmsprop<float>, &cpu::rmsprop<double>},
       {&cpu::adam<float>, &cpu::adam<double>},
+      {&cpu::stream_adam_pattern<float>, &cpu::stream_adam_pattern<double>},
   };
   return table;
 }

@@ -74,6 +74,14 @@ void adam(py::handle params, py::handle grads, py::handle exp_avgs, py::handle e
       AdamHyper{lr, beta1, beta2, eps, weight_decay, step, amsgrad, maximize, mode});
 }
 
+void stream_adam_pattern(py::handle params, py::handle grads, py::handle exp_avgs, py::handle exp_avg_sqs) {
+  const CheckedLists lists({{"params", params, true},
+                            {"grads", grads, false},
+                            {"exp_avgs", exp_avgs, true},
+                            {"exp_avg_sqs", exp_avg_sqs, true}});
+  run(active_kernels().stream_adam_pattern, lists, 0.0);
+}
+
 // The checks of a step without the step: lets an optimizer check all its calls before the first writes.
 void check_lists(py::handle params, py::handle grads, const py::args& buffers) {
   static const char* const names[] = {"buffers[0]", "buffers[1]", "buffers[2]"};
@@ -88,6 +96,8 @@ void check_lists(py::handle params, py::handle grads, const py::args& buffers) {
 void register_optimizers(py::module_& m) {
   m.def("check_lists", &check_lists, "params"_a, "grads"_a,
         "Checks params, grads and state lists as a step would, and writes nothing.");
+  m.def("stream_adam_pattern", &stream_adam_pattern, "params"_a, "grads"_a, "exp_avgs"_a, "exp_avg_sqs"_a,
+        "Bandwidth probe for benchmarks: Adam's traffic (read 4 arrays, write 3), values unchanged.");
   m.def("sgd", &sgd, "params"_a, "grads"_a, "momentum_buffers"_a, py::kw_only(), "lr"_a, "momentum"_a,
         "dampening"_a, "weight_decay"_a, "nesterov"_a, "maximize"_a, "first_step"_a,
         "Fused SGD step over lists of arrays, in place (see fusedopt.functional.sgd).");

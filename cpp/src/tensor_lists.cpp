@@ -9,7 +9,7 @@ namespace py = pybind11;
 namespace fusedopt {
 namespace {
 
-int64_t g_serial_threshold = 32768;  // benchmarks/bench_threshold.py measures it
+int64_t g_serial_threshold = 8192;  // crossover measured by benchmarks/bench_threshold.py (RESULTS.md)
 
 using py::detail::array_proxy;
 using py::detail::npy_api;

@@ -102,7 +102,32 @@ class Optimizer:
         n = len(self._params)
         if len(grads) != n:
             raise ValueError(f"grads: expected {n} arrays (one per param, None to skip one), got {len(grads)}")
-        calls = []  # (group, param indices, step)
+        if not self._steady_step(grads):
+            self._general_step(grads)
+
+    def _steady_step(self, grads) -> bool:
+        """The common case, kept short: one group, every param has a gradient and state, all at the
+        same step. Returns False (having changed nothing) when the general path is needed."""
+        if len(self.param_groups) != 1 or len(self.state) != len(self._params):
+            return False
+        group = self.param_groups[0]
+        names = self._buffer_names(group)
+        states = [self.state[i] for i in range(len(self._params))]
+        step = states[0]["step"] + 1
+        for g, s in zip(grads, states):
+            if g is None or s["step"] + 1 != step:
+                return False
+            for name in names:
+                if name is not None and name not in s:
+                    return False
+        self._functional(self._params, grads, *(None if name is None else [s[name] for s in states] for name in names),
+                         step=step, **self._hyper(group))
+        for s in states:
+            s["step"] = step
+        return True
+
+    def _general_step(self, grads) -> None:
+        calls = []  # (group, buffer names, param indices, step)
         new_states = {}
         first = 0
         for group in self.param_groups:
