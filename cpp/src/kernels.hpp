@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "fusedopt/cpu/init.hpp"
 #include "fusedopt/cpu/tensor_list.hpp"
 #include "fusedopt/rules/adagrad.hpp"
 #include "fusedopt/rules/adam.hpp"
@@ -24,6 +25,7 @@ struct KernelTable {
   Kernel<RmspropHyper> rmsprop[2];
   Kernel<AdamHyper> adam[2];
   Kernel<double> stream_adam_pattern[2];  // benchmarks' bandwidth ceiling
+  Kernel<InitHyper> init_fill[4];         // indexed by OutKind
 };
 
 // One per build of kernels_isa.cpp (see CMakeLists.txt).

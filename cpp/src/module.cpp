@@ -6,11 +6,13 @@ namespace py = pybind11;
 namespace fusedopt {
 void register_optimizers(py::module_& m);
 void register_runtime(py::module_& m);
+void register_init(py::module_& m);
 }  // namespace fusedopt
 
 PYBIND11_MODULE(_core, m) {
-  m.doc() = "fusedopt compiled core: fused CPU optimizer kernels";
+  m.doc() = "fusedopt compiled core: fused CPU optimizer kernels and random fills";
   m.attr("__version__") = FUSEDOPT_VERSION;
   fusedopt::register_runtime(m);
   fusedopt::register_optimizers(m);
+  fusedopt::register_init(m);
 }

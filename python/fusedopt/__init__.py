@@ -10,13 +10,14 @@ from __future__ import annotations
 import os as _os
 from typing import Any, Dict
 
-from . import functional, reference
+from . import functional, init, reference
 from ._core import __version__, get_num_threads, set_num_threads
+from .init import manual_seed
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Optimizer",
-    "functional", "reference",
+    "functional", "init", "reference", "manual_seed",
     "cpu_info", "set_num_threads", "get_num_threads", "get_include", "__version__",
 ]
 

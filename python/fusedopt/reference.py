@@ -18,7 +18,9 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "momentum_textbook", "nesterov_textbook"]
+__all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "momentum_textbook", "nesterov_textbook",
+           "fan_in_and_fan_out", "gain", "xavier_uniform_bound", "xavier_normal_std", "kaiming_std",
+           "kaiming_uniform_bound", "lecun_uniform_bound", "lecun_normal_std"]
 
 
 def _grad(param: np.ndarray, grad: np.ndarray, weight_decay: float, maximize: bool) -> np.ndarray:
@@ -132,3 +134,50 @@ def nesterov_textbook(param, grad_fn: Callable[[np.ndarray], np.ndarray], state,
     v = momentum * v_old - lr * grad_fn(param + momentum * v_old)
     state["velocity"] = v
     param += v
+
+
+# Initializers: the statistics side (bound or std of each distribution), straight from the
+# torch.nn.init documentation, for shape (out, in, *kernel) or, with layout="in_out", (*kernel, in, out).
+
+
+def fan_in_and_fan_out(shape, layout="out_in"):
+    receptive = int(np.prod(shape[2:])) if layout == "out_in" else int(np.prod(shape[:-2]))
+    fan_in = (shape[1] if layout == "out_in" else shape[-2]) * receptive
+    fan_out = (shape[0] if layout == "out_in" else shape[-1]) * receptive
+    return fan_in, fan_out
+
+
+def gain(nonlinearity, param=None):
+    table = {"linear": 1.0, "sigmoid": 1.0, "conv1d": 1.0, "conv2d": 1.0, "conv3d": 1.0, "tanh": 5.0 / 3,
+             "relu": np.sqrt(2.0), "selu": 0.75}
+    if nonlinearity == "leaky_relu":
+        slope = 0.01 if param is None else param
+        return float(np.sqrt(2.0 / (1 + slope * slope)))
+    return float(table[nonlinearity])
+
+
+def xavier_uniform_bound(shape, gain_=1.0, layout="out_in"):
+    fan_in, fan_out = fan_in_and_fan_out(shape, layout)
+    return gain_ * np.sqrt(6.0 / (fan_in + fan_out))
+
+
+def xavier_normal_std(shape, gain_=1.0, layout="out_in"):
+    fan_in, fan_out = fan_in_and_fan_out(shape, layout)
+    return gain_ * np.sqrt(2.0 / (fan_in + fan_out))
+
+
+def kaiming_std(shape, a=0.0, mode="fan_in", nonlinearity="leaky_relu", layout="out_in"):
+    fan = fan_in_and_fan_out(shape, layout)[0 if mode == "fan_in" else 1]
+    return gain(nonlinearity, a) / np.sqrt(fan)
+
+
+def kaiming_uniform_bound(shape, a=0.0, mode="fan_in", nonlinearity="leaky_relu", layout="out_in"):
+    return np.sqrt(3.0) * kaiming_std(shape, a, mode, nonlinearity, layout)
+
+
+def lecun_uniform_bound(shape, layout="out_in"):
+    return np.sqrt(3.0 / fan_in_and_fan_out(shape, layout)[0])
+
+
+def lecun_normal_std(shape, layout="out_in"):
+    return np.sqrt(1.0 / fan_in_and_fan_out(shape, layout)[0])

@@ -1,0 +1,252 @@
+// Random initializers, one Philox block at a time. Host and device, with only +, −, ×, ÷, √ and
+// explicit FMA (no libm transcendental), so every CPU ISA and the GPU produce the same bits.
+//
+// Element i of a fill with seed s on stream k is made from Philox4x32-10 with
+//   key = (s mod 2^32, s div 2^32),  counter = (block mod 2^32, block div 2^32, k mod 2^32, k div 2^32)
+// where block = i / 4 for float outputs (4 values per block) and i / 2 for double outputs.
+//
+//   uniform [a, b):  u = (top 24 bits) · 2^−24  (53 bits for double), x = a + (b − a)·u, kept < b
+//   normal:          Box–Muller: r = √(−2 ln u1), u1 ∈ (0, 1]; z = (r cos 2πu2, r sin 2πu2); x = μ + σz
+//   truncated:       inverse CDF: y uniform in (2Φ(α) − 1, 2Φ(β) − 1); x = μ + σ√2·erfinv(y), clamped to [a, b]
+//                    (erfinv: M. Giles, "Approximating the erfinv function", GPU Gems/2010, single-precision form)
+#pragma once
+#include "../common.hpp"
+#include "../philox.hpp"
+
+namespace fusedopt {
+enum class Distribution : int { Uniform = 0, Normal = 1, TruncatedNormal = 2 };
+
+// Per-fill constants, computed on the host.
+struct InitHyper {
+  Distribution distribution;
+  double a, b;          // uniform: [a, b); truncated: clamp bounds
+  double mean, std;     // normal and truncated
+  double y_lo, y_hi;    // truncated: erfinv's argument range 2Φ(α)−1, 2Φ(β)−1
+  double upper_below;   // uniform: the largest value < b the output keeps (in the output's precision)
+  unsigned long long seed, stream;
+};
+}  // namespace fusedopt
+
+FUSEDOPT_NAMESPACE_BEGIN
+namespace rules {
+
+template <typename T> struct FloatBits;
+template <> struct FloatBits<float> { using U = unsigned int; static constexpr int mantissa = 23, bias = 127; };
+template <> struct FloatBits<double> { using U = unsigned long long; static constexpr int mantissa = 52, bias = 1023; };
+
+template <typename T>
+FUSEDOPT_HD typename FloatBits<T>::U bits_of(T x) {
+  typename FloatBits<T>::U u;
+  __builtin_memcpy(&u, &x, sizeof(T));
+  return u;
+}
+template <typename T>
+FUSEDOPT_HD T from_bits(typename FloatBits<T>::U u) {
+  T x;
+  __builtin_memcpy(&x, &u, sizeof(T));
+  return x;
+}
+
+// ln x for a positive normal x: x = 2^e·m with m ∈ [√½, √2), ln m = 2·atanh(t), t = (m−1)/(m+1).
+template <typename T>
+FUSEDOPT_HD T log_positive(T x) {
+  using B = FloatBits<T>;
+  using U = typename B::U;
+  const U u = bits_of(x);
+  const U mantissa_mask = (U(1) << B::mantissa) - 1;
+  const U sqrt2_mantissa = bits_of(T(1.4142135623730951)) & mantissa_mask;
+  const U mant = u & mantissa_mask;
+  const bool high = mant > sqrt2_mantissa;                         // m ≥ √2: use m/2, e + 1
+  const T e = T(static_cast<long long>(u >> B::mantissa) - B::bias + (high ? 1 : 0));
+  const U exponent_bits = static_cast<U>(high ? B::bias - 1 : B::bias) << B::mantissa;
+  const T m = from_bits<T>(mant | exponent_bits);
+  const T t = (m - T(1)) / (m + T(1));
+  const T t2 = t * t;
+  T series;  // 1 + t²/3 + t⁴/5 + ... (|t| ≤ 0.1716: enough terms for the type's precision)
+  if (sizeof(T) == 4) {
+    series = T(0.1111111111111111);
+    series = fused_mul_add(series, t2, T(0.14285714285714285));
+    series = fused_mul_add(series, t2, T(0.2));
+    series = fused_mul_add(series, t2, T(0.3333333333333333));
+    series = fused_mul_add(series, t2, T(1.0));
+  } else {
+    series = T(0.043478260869565216);
+    series = fused_mul_add(series, t2, T(0.047619047619047616));
+    series = fused_mul_add(series, t2, T(0.05263157894736842));
+    series = fused_mul_add(series, t2, T(0.058823529411764705));
+    series = fused_mul_add(series, t2, T(0.06666666666666667));
+    series = fused_mul_add(series, t2, T(0.07692307692307693));
+    series = fused_mul_add(series, t2, T(0.09090909090909091));
+    series = fused_mul_add(series, t2, T(0.1111111111111111));
+    series = fused_mul_add(series, t2, T(0.14285714285714285));
+    series = fused_mul_add(series, t2, T(0.2));
+    series = fused_mul_add(series, t2, T(0.3333333333333333));
+    series = fused_mul_add(series, t2, T(1.0));
+  }
+  const T ln2_hi = T(0.693145751953125), ln2_lo = T(1.4286068203094172e-06);  // ln 2 = hi + lo
+  return fused_mul_add(e, ln2_hi, fused_mul_add(e, ln2_lo, T(2) * t * series));
+}
+
+// sin and cos of x ∈ [0, π/4] by Taylor polynomials (error below the type's rounding).
+template <typename T>
+FUSEDOPT_HD void sincos_first_octant(T x, T& s, T& c) {
+  const T x2 = x * x;
+  T ps, pc;
+  if (sizeof(T) == 4) {  // errors x^11/11! and x^12/12! at π/4: below 2e-9
+    ps = T(2.7557319223985893e-06);
+    ps = fused_mul_add(ps, x2, T(-0.0001984126984126984));
+    ps = fused_mul_add(ps, x2, T(0.008333333333333333));
+    ps = fused_mul_add(ps, x2, T(-0.16666666666666666));
+    ps = fused_mul_add(ps, x2, T(1.0));
+    pc = T(-2.755731922398589e-07);
+    pc = fused_mul_add(pc, x2, T(2.48015873015873e-05));
+    pc = fused_mul_add(pc, x2, T(-0.001388888888888889));
+    pc = fused_mul_add(pc, x2, T(0.041666666666666664));
+    pc = fused_mul_add(pc, x2, T(-0.5));
+    pc = fused_mul_add(pc, x2, T(1.0));
+  } else {  // errors below 1e-17
+    ps = T(2.8114572543455206e-15);
+    ps = fused_mul_add(ps, x2, T(-7.647163731819816e-13));
+    ps = fused_mul_add(ps, x2, T(1.6059043836821613e-10));
+    ps = fused_mul_add(ps, x2, T(-2.505210838544172e-08));
+    ps = fused_mul_add(ps, x2, T(2.7557319223985893e-06));
+    ps = fused_mul_add(ps, x2, T(-0.0001984126984126984));
+    ps = fused_mul_add(ps, x2, T(0.008333333333333333));
+    ps = fused_mul_add(ps, x2, T(-0.16666666666666666));
+    ps = fused_mul_add(ps, x2, T(1.0));
+    pc = T(4.779477332387385e-14);
+    pc = fused_mul_add(pc, x2, T(-1.1470745597729725e-11));
+    pc = fused_mul_add(pc, x2, T(2.08767569878681e-09));
+    pc = fused_mul_add(pc, x2, T(-2.755731922398589e-07));
+    pc = fused_mul_add(pc, x2, T(2.48015873015873e-05));
+    pc = fused_mul_add(pc, x2, T(-0.001388888888888889));
+    pc = fused_mul_add(pc, x2, T(0.041666666666666664));
+    pc = fused_mul_add(pc, x2, T(-0.5));
+    pc = fused_mul_add(pc, x2, T(1.0));
+  }
+  s = ps * x;
+  c = pc;
+}
+
+// cos 2πu and sin 2πu for u ∈ [0, 1): octant k = ⌊8u⌋ (exact), then symmetry.
+template <typename T>
+FUSEDOPT_HD void sincos_turns(T u, T& s, T& c) {
+  const T q = u * T(8);
+  const int k = static_cast<int>(q);
+  const T f = q - T(k);
+  const T x = ((k & 1) ? T(1) - f : f) * T(0.78539816339744830962);  // π/4
+  T sx, cx;
+  sincos_first_octant(x, sx, cx);
+  const bool swap = ((k + 1) >> 1) & 1;          // octants 1, 2, 5, 6
+  T cos_v = swap ? sx : cx, sin_v = swap ? cx : sx;
+  if (k >= 2 && k <= 5) cos_v = -cos_v;
+  if (k >= 4) sin_v = -sin_v;
+  s = sin_v;
+  c = cos_v;
+}
+
+// erfinv(y), |y| < 1 (Giles' single-precision polynomials; relative error about 4e−7).
+template <typename T>
+FUSEDOPT_HD T erfinv(T y) {
+  T w = -log_positive((T(1) - y) * (T(1) + y));
+  T p;
+  if (w < T(5)) {
+    w = w - T(2.5);
+    p = T(2.81022636e-08);
+    p = fused_mul_add(p, w, T(3.43273939e-07));
+    p = fused_mul_add(p, w, T(-3.5233877e-06));
+    p = fused_mul_add(p, w, T(-4.39150654e-06));
+    p = fused_mul_add(p, w, T(0.00021858087));
+    p = fused_mul_add(p, w, T(-0.00125372503));
+    p = fused_mul_add(p, w, T(-0.00417768164));
+    p = fused_mul_add(p, w, T(0.246640727));
+    p = fused_mul_add(p, w, T(1.50140941));
+  } else {
+    w = square_root(w) - T(3);
+    p = T(-0.000200214257);
+    p = fused_mul_add(p, w, T(0.000100950558));
+    p = fused_mul_add(p, w, T(0.00134934322));
+    p = fused_mul_add(p, w, T(-0.00367342844));
+    p = fused_mul_add(p, w, T(0.00573950773));
+    p = fused_mul_add(p, w, T(-0.0076224613));
+    p = fused_mul_add(p, w, T(0.00943887047));
+    p = fused_mul_add(p, w, T(1.00167406));
+    p = fused_mul_add(p, w, T(2.83297682));
+  }
+  return p * y;
+}
+
+// Uniform in [0, 1) and (0, 1] from one (float) or two (double) 32-bit words.
+FUSEDOPT_HD float unit_float(unsigned int w) { return float(w >> 8) * 5.9604644775390625e-08f; }  // 2^-24
+FUSEDOPT_HD double unit_double(unsigned int hi, unsigned int lo) {
+  const unsigned long long bits53 = ((static_cast<unsigned long long>(hi) << 32) | lo) >> 11;
+  return double(bits53) * 1.1102230246251565e-16;  // 2^-53
+}
+
+// Values per Philox block: 4 for float math, 2 for double.
+template <typename T> struct PerBlock { static constexpr int value = sizeof(T) == 4 ? 4 : 2; };
+
+// The PerBlock<T> values of one block, in the computation type T (float or double).
+template <typename T>
+FUSEDOPT_HD void init_block(const InitHyper& h, unsigned long long block, T out[4]) {
+  const PhiloxBlock r = philox4x32_10(static_cast<unsigned int>(block), static_cast<unsigned int>(block >> 32),
+                                      static_cast<unsigned int>(h.stream), static_cast<unsigned int>(h.stream >> 32),
+                                      static_cast<unsigned int>(h.seed), static_cast<unsigned int>(h.seed >> 32));
+  T u[4];  // uniforms in [0, 1)
+  if (sizeof(T) == 4) {
+    for (int j = 0; j < 4; ++j) u[j] = T(unit_float(r.v[j]));
+  } else {
+    u[0] = T(unit_double(r.v[0], r.v[1]));
+    u[1] = T(unit_double(r.v[2], r.v[3]));
+  }
+  const int n = PerBlock<T>::value;
+  if (h.distribution == Distribution::Uniform) {
+    for (int j = 0; j < n; ++j) {
+      const T x = fused_mul_add(u[j], T(h.b - h.a), T(h.a));
+      out[j] = x < T(h.upper_below) ? x : T(h.upper_below);      // never b itself
+    }
+  } else if (h.distribution == Distribution::Normal) {
+    for (int j = 0; j < n; j += 2) {
+      const T u1 = T(1) - u[j];                                   // (0, 1]: ln defined
+      const T radius = square_root(T(-2) * log_positive(u1));
+      T s, c;
+      sincos_turns(u[j + 1], s, c);
+      out[j] = fused_mul_add(T(h.std), radius * c, T(h.mean));
+      out[j + 1] = fused_mul_add(T(h.std), radius * s, T(h.mean));
+    }
+  } else {
+    for (int j = 0; j < n; ++j) {
+      const T y = fused_mul_add(u[j], T(h.y_hi - h.y_lo), T(h.y_lo));
+      const T x = fused_mul_add(T(h.std * 1.4142135623730951), erfinv(y), T(h.mean));
+      out[j] = x < T(h.a) ? T(h.a) : (x > T(h.b) ? T(h.b) : x);
+    }
+  }
+}
+
+// Round-to-nearest-even conversions to the 16-bit storage types.
+FUSEDOPT_HD unsigned short to_bfloat16_bits(float f) {
+  const unsigned int x = bits_of(f);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<unsigned short>((x >> 16) | 0x40u);  // quiet NaN
+  return static_cast<unsigned short>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+FUSEDOPT_HD unsigned short to_float16_bits(float f) {
+  unsigned int x = bits_of(f);
+  const unsigned int sign = (x >> 16) & 0x8000u;
+  x &= 0x7fffffffu;
+  unsigned int h;
+  if (x >= 0x47800000u) {                         // ≥ 65536 (rounds to inf), inf or NaN
+    h = x > 0x7f800000u ? 0x7e00u : 0x7c00u;
+  } else if (x < 0x38800000u) {                   // below 2^-14: subnormal half (or zero)
+    const float shifted = from_bits<float>(x) + 0.5f;  // the float add rounds to nearest even
+    h = bits_of(shifted) - 0x3f000000u;
+  } else {
+    const unsigned int odd = (x >> 13) & 1u;
+    x += 0xc8000fffu + odd;                       // rebias exponent (−112 << 23) and round
+    h = x >> 13;
+  }
+  return static_cast<unsigned short>(h | sign);
+}
+
+}  // namespace rules
+FUSEDOPT_NAMESPACE_END
