@@ -25,6 +25,7 @@ struct KernelTable {
   Kernel<RmspropHyper> rmsprop[2];
   Kernel<AdamHyper> adam[2];
   Kernel<double> stream_adam_pattern[2];  // benchmarks' bandwidth ceiling
+  Kernel<double> stream_write[2];         // the initializers' ceiling
   Kernel<InitHyper> init_fill[4];         // indexed by OutKind
 };
 

@@ -23,6 +23,7 @@ const KernelTable& FUSEDOPT_CAT(kernel_table_, FUSEDOPT_ISA_NAMESPACE)() {
       {&cpu::rmsprop<float>, &cpu::rmsprop<double>},
       {&cpu::adam<float>, &cpu::adam<double>},
       {&cpu::stream_adam_pattern<float>, &cpu::stream_adam_pattern<double>},
+      {&cpu::stream_write<float>, &cpu::stream_write<double>},
       {&cpu::init_fill<OutKind::Float32>, &cpu::init_fill<OutKind::Float64>, &cpu::init_fill<OutKind::Float16>,
        &cpu::init_fill<OutKind::BFloat16>},
   };

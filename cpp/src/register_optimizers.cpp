@@ -82,6 +82,11 @@ void stream_adam_pattern(py::handle params, py::handle grads, py::handle exp_avg
   run(active_kernels().stream_adam_pattern, lists, 0.0);
 }
 
+void stream_write(py::handle arrays, double value) {
+  const CheckedLists lists({{"arrays", arrays, true}});
+  run(active_kernels().stream_write, lists, value);
+}
+
 // The checks of a step without the step: lets an optimizer check all its calls before the first writes.
 void check_lists(py::handle params, py::handle grads, const py::args& buffers) {
   static const char* const names[] = {"buffers[0]", "buffers[1]", "buffers[2]"};
@@ -98,6 +103,8 @@ void register_optimizers(py::module_& m) {
         "Checks params, grads and state lists as a step would, and writes nothing.");
   m.def("stream_adam_pattern", &stream_adam_pattern, "params"_a, "grads"_a, "exp_avgs"_a, "exp_avg_sqs"_a,
         "Bandwidth probe for benchmarks: Adam's traffic (read 4 arrays, write 3), values unchanged.");
+  m.def("stream_write", &stream_write, "arrays"_a, "value"_a,
+        "Bandwidth probe for benchmarks: fills arrays with value (write-only traffic).");
   m.def("sgd", &sgd, "params"_a, "grads"_a, "momentum_buffers"_a, py::kw_only(), "lr"_a, "momentum"_a,
         "dampening"_a, "weight_decay"_a, "nesterov"_a, "maximize"_a, "first_step"_a,
         "Fused SGD step over lists of arrays, in place (see fusedopt.functional.sgd).");

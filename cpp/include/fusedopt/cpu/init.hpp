@@ -24,6 +24,45 @@ inline typename OutType<K>::type convert_out(M x) {
   else return x;
 }
 
+// One distribution over the blocks [first, last) of a range: Philox for a tile of blocks in one
+// SIMD loop, the distribution in a second, then the stores, so that each loop vectorizes.
+template <OutKind K, Distribution D>
+void fill_blocks(typename OutType<K>::type* out, int64_t first, int64_t last, const InitHyper& h) {
+  using M = typename OutType<K>::math;
+  constexpr int per_block = rules::PerBlock<M>::value;
+  constexpr int64_t kTile = 256;
+  alignas(64) unsigned int w[4][kTile];
+  alignas(64) M v[4][kTile];
+  for (int64_t tile = first; tile < last; tile += kTile) {
+    const int64_t n = last - tile < kTile ? last - tile : kTile;
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) {
+      const PhiloxBlock r = rules::init_philox<M>(h, static_cast<unsigned long long>(tile + j));
+      w[0][j] = r.v[0];
+      w[1][j] = r.v[1];
+      w[2][j] = r.v[2];
+      w[3][j] = r.v[3];
+    }
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) {
+      const PhiloxBlock r{{w[0][j], w[1][j], w[2][j], w[3][j]}};
+      M u[4];
+      rules::block_uniforms<M>(r, u);
+      if constexpr (D == Distribution::Uniform) {
+        for (int k = 0; k < per_block; ++k) v[k][j] = rules::uniform_value(u[k], h);
+      } else if constexpr (D == Distribution::Normal) {
+        for (int k = 0; k < per_block; k += 2) rules::normal_pair(u[k], u[k + 1], h, v[k][j], v[k + 1][j]);
+      } else {
+        for (int k = 0; k < per_block; ++k) v[k][j] = rules::truncated_value(u[k], h);
+      }
+    }
+    typename OutType<K>::type* dst = out + tile * per_block;
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j)
+      for (int k = 0; k < per_block; ++k) dst[j * per_block + k] = convert_out<K>(v[k][j]);
+  }
+}
+
 template <OutKind K>
 void init_fill(const TensorListView& list, const InitHyper& h) {
   using Out = typename OutType<K>::type;
@@ -31,8 +70,6 @@ void init_fill(const TensorListView& list, const InitHyper& h) {
   constexpr int64_t per_block = rules::PerBlock<M>::value;
   for_each_range(list, [&](int64_t t, int64_t begin, int64_t end) {
     Out* out = slot<Out>(list, 0, t);
-    const int64_t first_full = (begin + per_block - 1) / per_block;  // blocks wholly inside [begin, end)
-    const int64_t last_full = end / per_block;
     auto partial = [&](int64_t block) {  // a block cut by the range: keep its elements inside
       M v[4];
       rules::init_block<M>(h, static_cast<unsigned long long>(block), v);
@@ -41,16 +78,19 @@ void init_fill(const TensorListView& list, const InitHyper& h) {
         if (i >= begin && i < end) out[i] = convert_out<K>(v[j]);
       }
     };
+    const int64_t first_full = (begin + per_block - 1) / per_block;  // blocks wholly inside [begin, end)
+    const int64_t last_full = end / per_block;
     if (first_full > last_full) {  // the whole range sits inside one block
       partial(begin / per_block);
       return;
     }
     if (begin % per_block) partial(begin / per_block);
-#pragma omp simd
-    for (int64_t block = first_full; block < last_full; ++block) {
-      M v[4];
-      rules::init_block<M>(h, static_cast<unsigned long long>(block), v);
-      for (int64_t j = 0; j < per_block; ++j) out[block * per_block + j] = convert_out<K>(v[j]);
+    switch (h.distribution) {
+      case Distribution::Uniform: fill_blocks<K, Distribution::Uniform>(out, first_full, last_full, h); break;
+      case Distribution::Normal: fill_blocks<K, Distribution::Normal>(out, first_full, last_full, h); break;
+      case Distribution::TruncatedNormal:
+        fill_blocks<K, Distribution::TruncatedNormal>(out, first_full, last_full, h);
+        break;
     }
     if (end % per_block) partial(last_full);
   });

@@ -24,5 +24,15 @@ void stream_adam_pattern(const TensorListView& list, const double& scale) {
   });
 }
 
+// Write-only probe: the ceiling for the initializers (one store stream per element).
+template <typename T>
+void stream_write(const TensorListView& list, const double& value) {
+  const T c = T(value);
+  for_each_range(list, [&](int64_t t, int64_t begin, int64_t end) {
+    T* out = slot<T>(list, 0, t);
+    simd_for(begin, end, [&](int64_t i) { out[i] = c; });
+  });
+}
+
 }  // namespace cpu
 FUSEDOPT_NAMESPACE_END

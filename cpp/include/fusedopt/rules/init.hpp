@@ -186,40 +186,60 @@ FUSEDOPT_HD double unit_double(unsigned int hi, unsigned int lo) {
 // Values per Philox block: 4 for float math, 2 for double.
 template <typename T> struct PerBlock { static constexpr int value = sizeof(T) == 4 ? 4 : 2; };
 
-// The PerBlock<T> values of one block, in the computation type T (float or double).
 template <typename T>
-FUSEDOPT_HD void init_block(const InitHyper& h, unsigned long long block, T out[4]) {
-  const PhiloxBlock r = philox4x32_10(static_cast<unsigned int>(block), static_cast<unsigned int>(block >> 32),
-                                      static_cast<unsigned int>(h.stream), static_cast<unsigned int>(h.stream >> 32),
-                                      static_cast<unsigned int>(h.seed), static_cast<unsigned int>(h.seed >> 32));
-  T u[4];  // uniforms in [0, 1)
+FUSEDOPT_HD PhiloxBlock init_philox(const InitHyper& h, unsigned long long block) {
+  return philox4x32_10(static_cast<unsigned int>(block), static_cast<unsigned int>(block >> 32),
+                       static_cast<unsigned int>(h.stream), static_cast<unsigned int>(h.stream >> 32),
+                       static_cast<unsigned int>(h.seed), static_cast<unsigned int>(h.seed >> 32));
+}
+
+// The block's uniforms in [0, 1): 4 floats from the top 24 bits of each word, or 2 doubles from
+// the top 53 bits of each pair of words.
+template <typename T>
+FUSEDOPT_HD void block_uniforms(const PhiloxBlock& r, T u[4]) {
   if (sizeof(T) == 4) {
     for (int j = 0; j < 4; ++j) u[j] = T(unit_float(r.v[j]));
   } else {
     u[0] = T(unit_double(r.v[0], r.v[1]));
     u[1] = T(unit_double(r.v[2], r.v[3]));
   }
+}
+
+template <typename T>
+FUSEDOPT_HD T uniform_value(T u, const InitHyper& h) {
+  const T x = fused_mul_add(u, T(h.b - h.a), T(h.a));
+  return x < T(h.upper_below) ? x : T(h.upper_below);            // never b itself
+}
+
+// Box–Muller: a pair of uniforms -> a pair of normals.
+template <typename T>
+FUSEDOPT_HD void normal_pair(T u_radius, T u_angle, const InitHyper& h, T& z0, T& z1) {
+  const T radius = square_root(T(-2) * log_positive(T(1) - u_radius));  // 1 − u ∈ (0, 1]: ln defined
+  T s, c;
+  sincos_turns(u_angle, s, c);
+  z0 = fused_mul_add(T(h.std), radius * c, T(h.mean));
+  z1 = fused_mul_add(T(h.std), radius * s, T(h.mean));
+}
+
+template <typename T>
+FUSEDOPT_HD T truncated_value(T u, const InitHyper& h) {
+  const T y = fused_mul_add(u, T(h.y_hi - h.y_lo), T(h.y_lo));
+  const T x = fused_mul_add(T(h.std * 1.4142135623730951), erfinv(y), T(h.mean));
+  return x < T(h.a) ? T(h.a) : (x > T(h.b) ? T(h.b) : x);
+}
+
+// The PerBlock<T> values of one block, in the computation type T (float or double).
+template <typename T>
+FUSEDOPT_HD void init_block(const InitHyper& h, unsigned long long block, T out[4]) {
+  T u[4];
+  block_uniforms<T>(init_philox<T>(h, block), u);
   const int n = PerBlock<T>::value;
   if (h.distribution == Distribution::Uniform) {
-    for (int j = 0; j < n; ++j) {
-      const T x = fused_mul_add(u[j], T(h.b - h.a), T(h.a));
-      out[j] = x < T(h.upper_below) ? x : T(h.upper_below);      // never b itself
-    }
+    for (int j = 0; j < n; ++j) out[j] = uniform_value(u[j], h);
   } else if (h.distribution == Distribution::Normal) {
-    for (int j = 0; j < n; j += 2) {
-      const T u1 = T(1) - u[j];                                   // (0, 1]: ln defined
-      const T radius = square_root(T(-2) * log_positive(u1));
-      T s, c;
-      sincos_turns(u[j + 1], s, c);
-      out[j] = fused_mul_add(T(h.std), radius * c, T(h.mean));
-      out[j + 1] = fused_mul_add(T(h.std), radius * s, T(h.mean));
-    }
+    for (int j = 0; j < n; j += 2) normal_pair(u[j], u[j + 1], h, out[j], out[j + 1]);
   } else {
-    for (int j = 0; j < n; ++j) {
-      const T y = fused_mul_add(u[j], T(h.y_hi - h.y_lo), T(h.y_lo));
-      const T x = fused_mul_add(T(h.std * 1.4142135623730951), erfinv(y), T(h.mean));
-      out[j] = x < T(h.a) ? T(h.a) : (x > T(h.b) ? T(h.b) : x);
-    }
+    for (int j = 0; j < n; ++j) out[j] = truncated_value(u[j], h);
   }
 }
 
