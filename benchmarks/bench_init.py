@@ -55,7 +55,7 @@ def implementations(n, have_torch):
 def agrees(fn, arr, mean, std) -> bool:
     fn()
     sample = arr.ravel()[:: 97].astype(np.float64)
-    return abs(sample.mean() - mean) < 6 * std / math.sqrt(sample.size) and abs(sample.std() / std - 1) < 0.02
+    return bool(abs(sample.mean() - mean) < 6 * std / math.sqrt(sample.size) and abs(sample.std() / std - 1) < 0.02)
 
 
 def main(argv=None):

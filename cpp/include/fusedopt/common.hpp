@@ -6,7 +6,7 @@
 #define FUSEDOPT_HD __host__ __device__ __forceinline__
 #define FUSEDOPT_DEVICE_COMPILE 1
 #else
-#define FUSEDOPT_HD inline
+#define FUSEDOPT_HD inline __attribute__((always_inline))  // SIMD loops need the rules inlined
 #include <cmath>
 #include <cstdint>
 #endif

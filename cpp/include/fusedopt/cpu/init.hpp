@@ -25,16 +25,17 @@ inline typename OutType<K>::type convert_out(M x) {
 }
 
 // One distribution over the blocks [first, last) of a range: Philox for a tile of blocks in one
-// SIMD loop, the distribution in a second, then the stores, so that each loop vectorizes.
+// SIMD loop, then the distribution and the stores in a second, so that each loop vectorizes.
 template <OutKind K, Distribution D>
 void fill_blocks(typename OutType<K>::type* out, int64_t first, int64_t last, const InitHyper& h) {
   using M = typename OutType<K>::math;
   constexpr int per_block = rules::PerBlock<M>::value;
   constexpr int64_t kTile = 256;
   alignas(64) unsigned int w[4][kTile];
-  alignas(64) M v[4][kTile];
+  using Out = typename OutType<K>::type;
   for (int64_t tile = first; tile < last; tile += kTile) {
     const int64_t n = last - tile < kTile ? last - tile : kTile;
+    Out* dst = out + tile * per_block;
 #pragma omp simd
     for (int64_t j = 0; j < n; ++j) {
       const PhiloxBlock r = rules::init_philox<M>(h, static_cast<unsigned long long>(tile + j));
@@ -45,21 +46,43 @@ void fill_blocks(typename OutType<K>::type* out, int64_t first, int64_t last, co
     }
 #pragma omp simd
     for (int64_t j = 0; j < n; ++j) {
-      const PhiloxBlock r{{w[0][j], w[1][j], w[2][j], w[3][j]}};
-      M u[4];
-      rules::block_uniforms<M>(r, u);
-      if constexpr (D == Distribution::Uniform) {
-        for (int k = 0; k < per_block; ++k) v[k][j] = rules::uniform_value(u[k], h);
-      } else if constexpr (D == Distribution::Normal) {
-        for (int k = 0; k < per_block; k += 2) rules::normal_pair(u[k], u[k + 1], h, v[k][j], v[k + 1][j]);
+      // scalars, not a u[4] array: GCC does not vectorize per-iteration arrays
+      M u0, u1, u2 = M(0), u3 = M(0);
+      if constexpr (per_block == 4) {
+        u0 = M(rules::unit_float(w[0][j]));
+        u1 = M(rules::unit_float(w[1][j]));
+        u2 = M(rules::unit_float(w[2][j]));
+        u3 = M(rules::unit_float(w[3][j]));
       } else {
-        for (int k = 0; k < per_block; ++k) v[k][j] = rules::truncated_value(u[k], h);
+        u0 = M(rules::unit_double(w[0][j], w[1][j]));
+        u1 = M(rules::unit_double(w[2][j], w[3][j]));
+      }
+      M x0, x1, x2 = M(0), x3 = M(0);
+      if constexpr (D == Distribution::Uniform) {
+        x0 = rules::uniform_value(u0, h);
+        x1 = rules::uniform_value(u1, h);
+        if constexpr (per_block == 4) {
+          x2 = rules::uniform_value(u2, h);
+          x3 = rules::uniform_value(u3, h);
+        }
+      } else if constexpr (D == Distribution::Normal) {
+        rules::normal_pair(u0, u1, h, x0, x1);
+        if constexpr (per_block == 4) rules::normal_pair(u2, u3, h, x2, x3);
+      } else {
+        x0 = rules::truncated_value(u0, h);
+        x1 = rules::truncated_value(u1, h);
+        if constexpr (per_block == 4) {
+          x2 = rules::truncated_value(u2, h);
+          x3 = rules::truncated_value(u3, h);
+        }
+      }
+      dst[j * per_block] = convert_out<K>(x0);
+      dst[j * per_block + 1] = convert_out<K>(x1);
+      if constexpr (per_block == 4) {
+        dst[j * per_block + 2] = convert_out<K>(x2);
+        dst[j * per_block + 3] = convert_out<K>(x3);
       }
     }
-    typename OutType<K>::type* dst = out + tile * per_block;
-#pragma omp simd
-    for (int64_t j = 0; j < n; ++j)
-      for (int k = 0; k < per_block; ++k) dst[j * per_block + k] = convert_out<K>(v[k][j]);
   }
 }
 

@@ -36,15 +36,19 @@ template <> struct FloatBits<double> { using U = unsigned long long; static cons
 
 template <typename T>
 FUSEDOPT_HD typename FloatBits<T>::U bits_of(T x) {
-  typename FloatBits<T>::U u;
-  __builtin_memcpy(&u, &x, sizeof(T));
-  return u;
+  return __builtin_bit_cast(typename FloatBits<T>::U, x);
 }
 template <typename T>
 FUSEDOPT_HD T from_bits(typename FloatBits<T>::U u) {
-  T x;
-  __builtin_memcpy(&x, &u, sizeof(T));
-  return x;
+  return __builtin_bit_cast(T, u);
+}
+
+// c ? a : b through bit masks: GCC keeps some float selects as branches, which stop SIMD loops.
+template <typename T>
+FUSEDOPT_HD T pick(int c, T a, T b) {
+  using U = typename FloatBits<T>::U;
+  const U mask = U(0) - static_cast<U>(c);
+  return from_bits<T>((bits_of(a) & mask) | (bits_of(b) & ~mask));
 }
 
 // ln x for a positive normal x: x = 2^e·m with m ∈ [√½, √2), ln m = 2·atanh(t), t = (m−1)/(m+1).
@@ -56,14 +60,17 @@ FUSEDOPT_HD T log_positive(T x) {
   const U mantissa_mask = (U(1) << B::mantissa) - 1;
   const U sqrt2_mantissa = bits_of(T(1.4142135623730951)) & mantissa_mask;
   const U mant = u & mantissa_mask;
-  const bool high = mant > sqrt2_mantissa;                         // m ≥ √2: use m/2, e + 1
-  const T e = T(static_cast<long long>(u >> B::mantissa) - B::bias + (high ? 1 : 0));
-  const U exponent_bits = static_cast<U>(high ? B::bias - 1 : B::bias) << B::mantissa;
+  // m ≥ √2: use m/2 and e + 1. Written as arithmetic on a 0/1 integer rather than a select, which
+  // GCC would keep as a branch (and then not vectorize); int, not long long, for the same reason
+  // (AVX2 converts 32-bit integers to floats in SIMD registers, not 64-bit ones).
+  const int high = static_cast<int>(mant > sqrt2_mantissa);
+  const T e = T(static_cast<int>(u >> B::mantissa) - B::bias + high);
+  const U exponent_bits = static_cast<U>(B::bias - high) << B::mantissa;
   const T m = from_bits<T>(mant | exponent_bits);
   const T t = (m - T(1)) / (m + T(1));
   const T t2 = t * t;
   T series;  // 1 + t²/3 + t⁴/5 + ... (|t| ≤ 0.1716: enough terms for the type's precision)
-  if (sizeof(T) == 4) {
+  if constexpr (sizeof(T) == 4) {
     series = T(0.1111111111111111);
     series = fused_mul_add(series, t2, T(0.14285714285714285));
     series = fused_mul_add(series, t2, T(0.2));
@@ -92,7 +99,7 @@ template <typename T>
 FUSEDOPT_HD void sincos_first_octant(T x, T& s, T& c) {
   const T x2 = x * x;
   T ps, pc;
-  if (sizeof(T) == 4) {  // errors x^11/11! and x^12/12! at π/4: below 2e-9
+  if constexpr (sizeof(T) == 4) {  // errors x^11/11! and x^12/12! at π/4: below 2e-9
     ps = T(2.7557319223985893e-06);
     ps = fused_mul_add(ps, x2, T(-0.0001984126984126984));
     ps = fused_mul_add(ps, x2, T(0.008333333333333333));
@@ -134,46 +141,42 @@ FUSEDOPT_HD void sincos_turns(T u, T& s, T& c) {
   const T q = u * T(8);
   const int k = static_cast<int>(q);
   const T f = q - T(k);
-  const T x = ((k & 1) ? T(1) - f : f) * T(0.78539816339744830962);  // π/4
+  const T x = pick(k & 1, T(1) - f, f) * T(0.78539816339744830962);  // π/4
   T sx, cx;
   sincos_first_octant(x, sx, cx);
-  const bool swap = ((k + 1) >> 1) & 1;          // octants 1, 2, 5, 6
-  T cos_v = swap ? sx : cx, sin_v = swap ? cx : sx;
-  if (k >= 2 && k <= 5) cos_v = -cos_v;
-  if (k >= 4) sin_v = -sin_v;
-  s = sin_v;
-  c = cos_v;
+  const int swap = ((k + 1) >> 1) & 1;           // octants 1, 2, 5, 6
+  const int cos_negative = (k >= 2) & (k <= 5);
+  const int sin_negative = k >= 4;
+  c = pick(cos_negative, T(-1), T(1)) * pick(swap, sx, cx);
+  s = pick(sin_negative, T(-1), T(1)) * pick(swap, cx, sx);
 }
 
 // erfinv(y), |y| < 1 (Giles' single-precision polynomials; relative error about 4e−7).
 template <typename T>
 FUSEDOPT_HD T erfinv(T y) {
-  T w = -log_positive((T(1) - y) * (T(1) + y));
-  T p;
-  if (w < T(5)) {
-    w = w - T(2.5);
-    p = T(2.81022636e-08);
-    p = fused_mul_add(p, w, T(3.43273939e-07));
-    p = fused_mul_add(p, w, T(-3.5233877e-06));
-    p = fused_mul_add(p, w, T(-4.39150654e-06));
-    p = fused_mul_add(p, w, T(0.00021858087));
-    p = fused_mul_add(p, w, T(-0.00125372503));
-    p = fused_mul_add(p, w, T(-0.00417768164));
-    p = fused_mul_add(p, w, T(0.246640727));
-    p = fused_mul_add(p, w, T(1.50140941));
-  } else {
-    w = square_root(w) - T(3);
-    p = T(-0.000200214257);
-    p = fused_mul_add(p, w, T(0.000100950558));
-    p = fused_mul_add(p, w, T(0.00134934322));
-    p = fused_mul_add(p, w, T(-0.00367342844));
-    p = fused_mul_add(p, w, T(0.00573950773));
-    p = fused_mul_add(p, w, T(-0.0076224613));
-    p = fused_mul_add(p, w, T(0.00943887047));
-    p = fused_mul_add(p, w, T(1.00167406));
-    p = fused_mul_add(p, w, T(2.83297682));
-  }
-  return p * y;
+  const T w = -log_positive((T(1) - y) * (T(1) + y));
+  // both of Giles' branches, then a select: no control flow in SIMD loops
+  const T a = w - T(2.5);
+  T p = T(2.81022636e-08);
+  p = fused_mul_add(p, a, T(3.43273939e-07));
+  p = fused_mul_add(p, a, T(-3.5233877e-06));
+  p = fused_mul_add(p, a, T(-4.39150654e-06));
+  p = fused_mul_add(p, a, T(0.00021858087));
+  p = fused_mul_add(p, a, T(-0.00125372503));
+  p = fused_mul_add(p, a, T(-0.00417768164));
+  p = fused_mul_add(p, a, T(0.246640727));
+  p = fused_mul_add(p, a, T(1.50140941));
+  const T b = square_root(w) - T(3);
+  T q = T(-0.000200214257);
+  q = fused_mul_add(q, b, T(0.000100950558));
+  q = fused_mul_add(q, b, T(0.00134934322));
+  q = fused_mul_add(q, b, T(-0.00367342844));
+  q = fused_mul_add(q, b, T(0.00573950773));
+  q = fused_mul_add(q, b, T(-0.0076224613));
+  q = fused_mul_add(q, b, T(0.00943887047));
+  q = fused_mul_add(q, b, T(1.00167406));
+  q = fused_mul_add(q, b, T(2.83297682));
+  return pick(w < T(5), p, q) * y;
 }
 
 // Uniform in [0, 1) and (0, 1] from one (float) or two (double) 32-bit words.
@@ -197,7 +200,7 @@ FUSEDOPT_HD PhiloxBlock init_philox(const InitHyper& h, unsigned long long block
 // the top 53 bits of each pair of words.
 template <typename T>
 FUSEDOPT_HD void block_uniforms(const PhiloxBlock& r, T u[4]) {
-  if (sizeof(T) == 4) {
+  if constexpr (sizeof(T) == 4) {
     for (int j = 0; j < 4; ++j) u[j] = T(unit_float(r.v[j]));
   } else {
     u[0] = T(unit_double(r.v[0], r.v[1]));
@@ -208,7 +211,7 @@ FUSEDOPT_HD void block_uniforms(const PhiloxBlock& r, T u[4]) {
 template <typename T>
 FUSEDOPT_HD T uniform_value(T u, const InitHyper& h) {
   const T x = fused_mul_add(u, T(h.b - h.a), T(h.a));
-  return x < T(h.upper_below) ? x : T(h.upper_below);            // never b itself
+  return pick(x < T(h.upper_below), x, T(h.upper_below));       // never b itself
 }
 
 // Box–Muller: a pair of uniforms -> a pair of normals.
@@ -225,7 +228,7 @@ template <typename T>
 FUSEDOPT_HD T truncated_value(T u, const InitHyper& h) {
   const T y = fused_mul_add(u, T(h.y_hi - h.y_lo), T(h.y_lo));
   const T x = fused_mul_add(T(h.std * 1.4142135623730951), erfinv(y), T(h.mean));
-  return x < T(h.a) ? T(h.a) : (x > T(h.b) ? T(h.b) : x);
+  return pick(x < T(h.a), T(h.a), pick(x > T(h.b), T(h.b), x));
 }
 
 // The PerBlock<T> values of one block, in the computation type T (float or double).
