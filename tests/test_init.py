@@ -249,3 +249,17 @@ def test_read_only_target_is_refused():
     with pytest.raises(ValueError, match="read-only"):
         init.uniform_(a)
     assert not a.any()
+
+
+@pytest.mark.parametrize("name,dtype", [("uniform", np.float32), ("normal", np.float32), ("normal", np.float64),
+                                        ("trunc_normal", np.float64), ("normal", np.float16)])
+def test_same_bits_on_every_isa(name, dtype):
+    info = _core.cpu_info()
+    try:
+        results = {}
+        for isa in info["available_isas"]:
+            _core.set_isa(isa)
+            results[isa] = getattr(init, name)((10_001,), dtype=dtype, seed=33).tobytes()
+    finally:
+        _core.set_isa(info["isa"])
+    assert all(r == results["baseline"] for r in results.values())
