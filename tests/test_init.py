@@ -170,14 +170,6 @@ def test_aliases():
 
 # --- reproducibility -------------------------------------------------------------------------------
 
-@pytest.fixture
-def restore_runtime():
-    info = _core.cpu_info()
-    yield
-    fusedopt.set_num_threads(info["num_threads"])
-    _core.set_serial_threshold(info["serial_threshold"])
-
-
 @pytest.mark.parametrize("name,dtype", [("uniform", np.float32), ("normal", np.float32), ("normal", np.float64),
                                         ("trunc_normal", np.float32), ("normal", np.float16)])
 def test_same_bits_for_any_thread_count_and_split(name, dtype, restore_runtime):
@@ -253,13 +245,9 @@ def test_read_only_target_is_refused():
 
 @pytest.mark.parametrize("name,dtype", [("uniform", np.float32), ("normal", np.float32), ("normal", np.float64),
                                         ("trunc_normal", np.float64), ("normal", np.float16)])
-def test_same_bits_on_every_isa(name, dtype):
-    info = _core.cpu_info()
-    try:
-        results = {}
-        for isa in info["available_isas"]:
-            _core.set_isa(isa)
-            results[isa] = getattr(init, name)((10_001,), dtype=dtype, seed=33).tobytes()
-    finally:
-        _core.set_isa(info["isa"])
+def test_same_bits_on_every_isa(name, dtype, restore_runtime):
+    results = {}
+    for isa in _core.cpu_info()["available_isas"]:
+        _core.set_isa(isa)
+        results[isa] = getattr(init, name)((10_001,), dtype=dtype, seed=33).tobytes()
     assert all(r == results["baseline"] for r in results.values())

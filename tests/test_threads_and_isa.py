@@ -19,15 +19,6 @@ def trajectory(name, kwargs, dtype, steps=3):
     return [p.tobytes() for p in params]
 
 
-@pytest.fixture
-def restore_runtime():
-    info = _core.cpu_info()
-    yield
-    fusedopt.set_num_threads(info["num_threads"])
-    _core.set_isa(info["isa"])
-    _core.set_serial_threshold(info["serial_threshold"])
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
 def test_one_and_two_threads_give_identical_bits(case, dtype, restore_runtime):
