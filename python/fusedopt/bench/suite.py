@@ -1,0 +1,166 @@
+"""The benchmark cases shared by ``fusedopt bench`` and ``benchmarks/*.py``: build each available
+implementation on the same data, check its first step against the reference, then time them all
+interleaved (harness.time_interleaved) and turn the medians into rows."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .. import _core, init, reference
+from . import harness, impls
+
+OPTIMIZERS = {
+    "sgd": dict(lr=0.01, momentum=0.9),
+    "adagrad": dict(lr=0.01),
+    "rmsprop": dict(lr=0.01),
+    "adam": dict(lr=1e-3),
+    "adamw": dict(lr=1e-3, weight_decay=1e-2),
+}
+INITIALIZERS = ("uniform", "normal", "kaiming_uniform", "xavier_normal")
+QUICK_INITIALIZERS = ("uniform", "normal", "kaiming_uniform")
+CPU_BACKENDS = ("fusedopt", "numpy", "torch-default", "torch-foreach", "torch-fused")
+GPU_BACKENDS = ("cuda", "torch-cuda")
+_REFERENCE = {"sgd": reference.sgd, "adagrad": reference.adagrad, "rmsprop": reference.rmsprop,
+              "adam": reference.adam, "adamw": reference.adamw}
+
+# An implementation factory: (optimizer, kwargs, params, grads) -> impls.Impl
+Factory = Callable[[str, dict, List[np.ndarray], List[np.ndarray]], impls.Impl]
+
+
+def torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def available_backends() -> List[str]:
+    """The backends this machine can run (the CUDA ones need the CUDA backend of a later release)."""
+    return [b for b in CPU_BACKENDS if not b.startswith("torch") or torch_available()]
+
+
+def model_shapes(total: int, count: int = 200, seed: int = 0):
+    """A model-like list: sizes log-uniform over three decades, scaled to ~total elements."""
+    rng = np.random.default_rng(seed)
+    sizes = np.exp(rng.uniform(np.log(1e3), np.log(1e6), count))
+    sizes = np.maximum(1, np.round(sizes * total / sizes.sum())).astype(int)
+    return [(int(s),) for s in sizes]
+
+
+def shapes_for(size: str):
+    """'1e6' -> one tensor; 'model200' -> 200 tensors of ~1e7 elements in all."""
+    if size.startswith("model"):
+        return model_shapes(10_000_000, int(size[5:]))
+    return [(int(float(size)),)]
+
+
+def factories(backends: Sequence[str]) -> Dict[str, Factory]:
+    out: Dict[str, Factory] = {}
+    for b in backends:
+        if b == "fusedopt":
+            out[b] = impls.fusedopt_impl
+        elif b == "numpy":
+            out[b] = impls.numpy_impl
+        elif b.startswith("torch-"):
+            out[b] = (lambda variant: lambda o, kw, p, g: impls.torch_impl(o, kw, p, g, variant))(b[6:])
+    return out
+
+
+def reference_after_one_step(optimizer, params, grads):
+    out = []
+    for p, g in zip(params, grads):
+        p64 = p.astype(np.float64)
+        _REFERENCE[optimizer](p64, g.astype(np.float64), {}, **OPTIMIZERS[optimizer])
+        out.append(p64)
+    return out
+
+
+def agrees(impl: impls.Impl, expected, dtype) -> bool:
+    rtol = 1e-4 if np.dtype(dtype) == np.float32 else 1e-9
+    return all(np.allclose(p, e, rtol=rtol, atol=rtol * 1e-2) for p, e in zip(impl.params, expected))
+
+
+def optimizer_case(optimizer: str, size: str, dtype, threads: int, backends: Sequence[str], repeats: int,
+                   extra: Optional[Dict[str, Factory]] = None) -> List[dict]:
+    """Rows for one optimizer at one size: each backend's median time, throughput, GB/s by the byte
+    model, fraction of the bandwidth probe measured in the same rounds, speedup vs the fastest other
+    implementation, and whether its first step agreed with the reference."""
+    shapes = shapes_for(size)
+    n = sum(int(np.prod(s)) for s in shapes)
+    params, grads = impls.make_data(shapes, dtype)
+    probe, probe_bytes = harness.stream_probe(n, dtype)
+    kw = OPTIMIZERS[optimizer]
+    built = {}
+    for name, make in {**factories(backends), **(extra or {})}.items():
+        impl = make(optimizer, kw, params, grads)
+        if impl is not None:
+            built[name] = impl
+    expected = reference_after_one_step(optimizer, params, grads)
+    ok = {}
+    for name, impl in built.items():
+        impl.step()
+        ok[name] = agrees(impl, expected, dtype)
+    times = harness.time_interleaved({**{k: v.step for k, v in built.items()}, "probe": probe}, repeats)
+    ceiling = probe_bytes / times["probe"]
+    per_param = harness.bytes_per_param(optimizer, kw, np.dtype(dtype).itemsize)
+    return _rows(times, built, ok, ceiling, n * per_param,
+                 dict(kind="optimizer", name=optimizer, size=size, n=n, dtype=np.dtype(dtype).name, threads=threads))
+
+
+def initializer_case(name: str, n: int, dtype, threads: int, backends: Sequence[str], repeats: int) -> List[dict]:
+    """Rows for one initializer over n elements (a 2-D weight), with a write-only probe as ceiling."""
+    rows_cols = (max(1, n // 1000), 1000) if n >= 1000 else (1, n)
+    out = np.empty(rows_cols, dtype)
+    g = init.Generator(0)
+    fan_in, fan_out = rows_cols[1], rows_cols[0]
+    target = {"uniform": (0.5, math.sqrt(1 / 12)), "normal": (0.0, 1.0),
+              "kaiming_uniform": (0.0, math.sqrt(2.0 / fan_in)),
+              "xavier_normal": (0.0, math.sqrt(2.0 / (fan_in + fan_out)))}[name]
+    calls: Dict[str, Callable[[], object]] = {}
+    if "fusedopt" in backends:
+        calls["fusedopt"] = {"uniform": lambda: init.uniform_(out, generator=g),
+                             "normal": lambda: init.normal_(out, generator=g),
+                             "kaiming_uniform": lambda: init.kaiming_uniform_(out, generator=g),
+                             "xavier_normal": lambda: init.xavier_normal_(out, generator=g)}[name]
+    if "numpy" in backends and name in ("uniform", "normal") and np.dtype(dtype) in (np.float32, np.float64):
+        rng = np.random.default_rng(0)
+        calls["numpy"] = {"uniform": lambda: rng.random(out.shape, out.dtype, out=out),
+                          "normal": lambda: rng.standard_normal(out.shape, out.dtype, out=out)}[name]
+    if any(b.startswith("torch") for b in backends) and torch_available():
+        import torch
+
+        t = torch.from_numpy(out)
+        calls["torch"] = {"uniform": lambda: t.uniform_(), "normal": lambda: t.normal_(),
+                          "kaiming_uniform": lambda: torch.nn.init.kaiming_uniform_(t, a=0),
+                          "xavier_normal": lambda: torch.nn.init.xavier_normal_(t)}[name]
+    ok = {}
+    for k, fn in calls.items():
+        fn()
+        sample = out.ravel()[::7].astype(np.float64)
+        mean, std = target
+        ok[k] = bool(abs(sample.mean() - mean) < 6 * std / math.sqrt(sample.size) + 1e-12
+                     and abs(sample.std() / std - 1) < 6 / math.sqrt(sample.size) + 0.01)
+    probe_arr = [np.empty(out.size, dtype)]
+    times = harness.time_interleaved({**calls, "probe": lambda: _core.stream_write(probe_arr, 0.0)}, repeats)
+    nbytes = out.size * out.dtype.itemsize
+    ceiling = nbytes / times["probe"]
+    built = {k: None for k in calls}
+    return _rows(times, built, ok, ceiling, nbytes,
+                 dict(kind="initializer", name=name, size=str(out.size), n=out.size, dtype=out.dtype.name,
+                      threads=threads))
+
+
+def _rows(times, built, ok, ceiling, nbytes, common) -> List[dict]:
+    rows = []
+    for name in built:
+        t = times[name]
+        others = [times[o] for o in built if o != name]
+        rows.append(dict(common, backend=name, ms=t * 1e3, gitems=common["n"] / t / 1e9, gbs=nbytes / t / 1e9,
+                         ceiling_gbs=ceiling / 1e9, frac_ceiling=nbytes / t / ceiling,
+                         agrees_with_reference=ok[name],
+                         speedup_vs_best_other=(min(others) / t) if others else None))
+    return rows

@@ -1,0 +1,190 @@
+"""The ``fusedopt`` command: ``fusedopt bench`` (how fast, and still correct, on this machine) and
+``fusedopt info`` (what to paste into a bug report). Bad options exit with status 2 and a message."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from typing import List, Optional
+
+import numpy as np
+
+QUICK = dict(sizes=["1e4", "1e5", "1e6"], repeats=10)
+FULL = dict(sizes=["1e4", "1e5", "1e6", "1e7", "model200"], repeats=20)
+
+
+class UsageError(Exception):
+    """A bad option: reported on stderr, exit status 2, no traceback."""
+
+
+def _size(text: str) -> str:
+    if text.startswith("model"):
+        if not text[5:].isdigit() or int(text[5:]) < 1:
+            raise argparse.ArgumentTypeError(f"invalid size {text!r}: expected modelN with N >= 1")
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}: expected a number of elements such as 1e6") from None
+    if not (1 <= value <= 2e9) or value != int(value):
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}: expected a whole number of elements in [1, 2e9]")
+    return text
+
+
+def _csv(text: str) -> List[str]:
+    return [t for t in text.replace(",", " ").split() if t]
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .bench import suite
+
+    ap = argparse.ArgumentParser(prog="fusedopt", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("bench", help="time every optimizer and initializer on every backend here, after checking them")
+    b.add_argument("--optimizers", type=_csv, default=list(suite.OPTIMIZERS),
+                   help=f"comma-separated, from {', '.join(suite.OPTIMIZERS)} (default: all)")
+    b.add_argument("--initializers", type=_csv, default=list(suite.QUICK_INITIALIZERS),
+                   help=f"comma-separated, from {', '.join(suite.INITIALIZERS)}; 'none' to skip")
+    b.add_argument("--sizes", type=_size, nargs="+", default=None, help="elements per case, e.g. 1e5 1e6 model200")
+    b.add_argument("--dtypes", type=_csv, default=["float32"], help="float32 and/or float64")
+    b.add_argument("--threads", type=int, nargs="+", default=None, help="thread counts (default: all cores)")
+    b.add_argument("--backends", type=_csv, default=None,
+                   help=f"comma-separated, from {', '.join(suite.CPU_BACKENDS + suite.GPU_BACKENDS)} "
+                        "(default: all available)")
+    b.add_argument("--repeats", type=int, default=None, help="timed rounds per case (median reported)")
+    b.add_argument("--json", metavar="PATH", help="write the rows and the machine description here")
+    b.add_argument("--plot", metavar="PATH", help="write a throughput plot here (needs matplotlib)")
+    mode = b.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="a suite of about a minute (default)")
+    mode.add_argument("--full", action="store_true", help="larger sizes and more rounds")
+    sub.add_parser("info", help="version, build, instruction set, threads, optional frameworks")
+    return ap
+
+
+def _check_choices(args) -> None:
+    from .bench import suite
+
+    for opt in args.optimizers:
+        if opt not in suite.OPTIMIZERS:
+            raise UsageError(f"--optimizers: unknown optimizer {opt!r}; choose from {', '.join(suite.OPTIMIZERS)}")
+    if args.initializers == ["none"]:
+        args.initializers = []
+    for name in args.initializers:
+        if name not in suite.INITIALIZERS:
+            raise UsageError(f"--initializers: unknown initializer {name!r}; choose from {', '.join(suite.INITIALIZERS)}")
+    for dt in args.dtypes:
+        if dt not in ("float32", "float64"):
+            raise UsageError(f"--dtypes: {dt!r} is not benchmarked; choose float32 and/or float64")
+    available = suite.available_backends()
+    if args.backends is None:
+        args.backends = available
+    for b in args.backends:
+        if b not in suite.CPU_BACKENDS + suite.GPU_BACKENDS:
+            raise UsageError(f"--backends: unknown backend {b!r}; choose from "
+                             f"{', '.join(suite.CPU_BACKENDS + suite.GPU_BACKENDS)}")
+        if b not in available:
+            raise UsageError(f"--backends: {b!r} is not available on this machine (available: {', '.join(available)})")
+    if args.threads is not None and any(t < 1 for t in args.threads):
+        raise UsageError("--threads: thread counts must be >= 1")
+    if args.repeats is not None and args.repeats < 1:
+        raise UsageError("--repeats: must be >= 1")
+    if args.plot:
+        try:
+            importlib.import_module("matplotlib")
+        except ImportError:
+            raise UsageError("--plot: needs matplotlib (pip install 'fusedopt[bench]')") from None
+
+
+def _progress(total: int):
+    """A tqdm bar on stderr when it is a terminal and tqdm is installed; otherwise nothing."""
+    if not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, file=sys.stderr, leave=False, desc="fusedopt bench")
+
+
+def bench(args) -> int:
+    from . import _core
+    from .bench import harness, report, suite
+
+    _check_choices(args)
+    preset = FULL if args.full else QUICK
+    sizes = args.sizes or preset["sizes"]
+    repeats = args.repeats or preset["repeats"]
+    threads = args.threads or [_core.cpu_info()["num_procs"]]
+    cases = [(t, "opt", name, s, dt) for t in threads for dt in args.dtypes for name in args.optimizers for s in sizes]
+    cases += [(t, "init", name, s, dt) for t in threads for dt in args.dtypes for name in args.initializers
+              for s in sizes if not s.startswith("model")]
+    bar = _progress(len(cases))
+    rows = []
+    for t, kind, name, size, dt in cases:
+        report.set_threads(t)
+        if kind == "opt":
+            new = suite.optimizer_case(name, size, np.dtype(dt), t, args.backends, repeats)
+        else:
+            new = suite.initializer_case(name, int(float(size)), np.dtype(dt), t, args.backends, repeats)
+        rows += new
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    machine = harness.machine_info()
+    print(f"fusedopt {machine['fusedopt_cpu']['isa']} build on {machine['cpu']}, {repeats} rounds, medians")
+    print(report.table(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine, "repeats": repeats, "rows": rows}, f, indent=1)
+    if args.plot:
+        report.plot(rows, args.plot)
+    bad = [r for r in rows if not r["agrees_with_reference"]]
+    if bad:
+        print(f"{len(bad)} implementation(s) disagreed with the reference: marked MISMATCH above", file=sys.stderr)
+    return 1 if any(r["backend"] == "fusedopt" for r in bad) else 0
+
+
+def info(args) -> int:
+    import platform
+
+    import fusedopt
+
+    from .bench import harness
+
+    cpu = fusedopt.cpu_info()
+    print(f"fusedopt {fusedopt.__version__}")
+    print(f"python {platform.python_version()}, numpy {np.__version__}, {platform.platform()}")
+    print(f"cpu: {harness.machine_info()['cpu']}")
+    print(f"isa: {cpu['isa']} (available: {', '.join(cpu['available_isas'])})")
+    print(f"threads: {cpu['num_threads']} of {cpu['num_procs']} processors; serial below {cpu['serial_threshold']} elements")
+    print(f"build: {cpu['compiler']}, OpenMP {cpu['openmp']}")
+    for module in ("torch", "cupy", "jax"):
+        try:
+            mod = importlib.import_module(module)
+            extra = ""
+            if module == "cupy":
+                try:
+                    extra = f", CUDA devices: {mod.cuda.runtime.getDeviceCount()}"
+                except Exception as e:  # noqa: BLE001 - report any driver error as text
+                    extra = f", no usable CUDA device ({type(e).__name__})"
+            print(f"{module}: {getattr(mod, '__version__', '?')}{extra}")
+        except ImportError:
+            print(f"{module}: not installed")
+    print("cuda backend: not in this release")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"bench": bench, "info": info}[args.command](args)
+    except UsageError as e:
+        print(f"fusedopt {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
