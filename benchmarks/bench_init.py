@@ -10,12 +10,11 @@ Each implementation's output is checked first (sample mean and std against the t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import numpy as np
 
-from fusedopt.bench import harness, report, suite
+from fusedopt.bench import report, suite
 
 
 def main(argv=None):
@@ -34,8 +33,7 @@ def main(argv=None):
             print(report.table(new), flush=True)
             rows += new
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": harness.machine_info(), "repeats": args.repeats, "rows": rows}, f, indent=1)
+        report.write_json(args.json, rows, args.repeats)
     return 0 if all(r["agrees_with_reference"] for r in rows) else 1
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 from typing import List, Optional
 
@@ -137,8 +136,7 @@ def bench(args) -> int:
     print(f"fusedopt {machine['fusedopt_cpu']['isa']} build on {machine['cpu']}, {repeats} rounds, medians")
     print(report.table(rows))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": machine, "repeats": repeats, "rows": rows}, f, indent=1)
+        report.write_json(args.json, rows, repeats)
     if args.plot:
         report.plot(rows, args.plot)
     bad = [r for r in rows if not r["agrees_with_reference"]]

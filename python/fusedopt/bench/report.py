@@ -7,6 +7,16 @@ from typing import List
 import fusedopt
 
 
+def write_json(path: str, rows: List[dict], repeats: int) -> None:
+    """The rows with the machine they were measured on."""
+    import json
+
+    from .harness import machine_info
+
+    with open(path, "w") as f:
+        json.dump({"machine": machine_info(), "repeats": repeats, "rows": rows}, f, indent=1)
+
+
 def set_threads(n: int) -> None:
     fusedopt.set_num_threads(n)
     try:
