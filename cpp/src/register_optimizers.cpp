@@ -87,6 +87,19 @@ void stream_write(py::handle arrays, double value) {
   run(active_kernels().stream_write, lists, value);
 }
 
+// Adam's per-step scalars as the rules header computes them, in struct order (for GPU kernels and tests).
+py::tuple adam_scalars(bool float64, long long step, double lr, double beta1, double beta2, double eps,
+                       double weight_decay, bool amsgrad, bool maximize, bool decoupled_weight_decay) {
+  check_step(step);
+  const AdamHyper h{lr, beta1, beta2, eps, weight_decay, step, amsgrad, maximize,
+                    decoupled_weight_decay ? WeightDecay::Decoupled : WeightDecay::L2};
+  auto pack = [](const auto& s) -> py::tuple {
+    return py::make_tuple(s.grad_sign, s.l2, s.decay, s.beta1, s.one_minus_beta1, s.beta2, s.one_minus_beta2,
+                          s.step_size, s.eps);
+  };
+  return float64 ? pack(rules::adam_scalars<double>(h)) : pack(rules::adam_scalars<float>(h));
+}
+
 // The checks of a step without the step: lets an optimizer check all its calls before the first writes.
 void check_lists(py::handle params, py::handle grads, const py::args& buffers) {
   static const char* const names[] = {"buffers[0]", "buffers[1]", "buffers[2]"};
@@ -105,6 +118,9 @@ void register_optimizers(py::module_& m) {
         "Bandwidth probe for benchmarks: Adam's traffic (read 4 arrays, write 3), values unchanged.");
   m.def("stream_write", &stream_write, "arrays"_a, "value"_a,
         "Bandwidth probe for benchmarks: fills arrays with value (write-only traffic).");
+  m.def("adam_scalars", &adam_scalars, py::kw_only(), "float64"_a, "step"_a, "lr"_a, "beta1"_a, "beta2"_a, "eps"_a,
+        "weight_decay"_a, "amsgrad"_a, "maximize"_a, "decoupled_weight_decay"_a,
+        "Adam's per-step scalars (grad_sign, l2, decay, beta1, 1-beta1, beta2, 1-beta2, step_size, eps).");
   m.def("sgd", &sgd, "params"_a, "grads"_a, "momentum_buffers"_a, py::kw_only(), "lr"_a, "momentum"_a,
         "dampening"_a, "weight_decay"_a, "nesterov"_a, "maximize"_a, "first_step"_a,
         "Fused SGD step over lists of arrays, in place (see fusedopt.functional.sgd).");

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole GPU check in one command, for a machine with a CUDA GPU and no internet (CuPy, pybind11
+# and scikit-build-core already installed): build, run the GPU tests, run the GPU benchmark when
+# there is one, and leave every log in one folder.
+#   bash benchmarks/gpu_check.sh [RESULTS_DIR]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-gpu_results}
+mkdir -p "$out"
+python3 -m pip install --no-build-isolation --no-deps . > "$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
+(nvidia-smi; cd /tmp && python3 -m fusedopt info) > "$out/machine.txt" 2>&1
+python3 -m pytest -q -m gpu -rs -p no:cacheprovider tests 2>&1 | tee "$out/pytest_gpu.log"
+status=${PIPESTATUS[0]}
+if [ -f benchmarks/bench_gpu.py ]; then
+  python3 benchmarks/bench_gpu.py --json "$out/bench_gpu.json" 2>&1 | tee "$out/bench_gpu.txt"
+fi
+exit "$status"
