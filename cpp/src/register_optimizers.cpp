@@ -100,6 +100,32 @@ py::tuple adam_scalars(bool float64, long long step, double lr, double beta1, do
   return float64 ? pack(rules::adam_scalars<double>(h)) : pack(rules::adam_scalars<float>(h));
 }
 
+py::tuple sgd_scalars(bool float64, double lr, double momentum, double dampening, double weight_decay,
+                      bool nesterov, bool maximize) {
+  const SgdHyper h{lr, momentum, dampening, weight_decay, nesterov, maximize, false};
+  auto pack = [](const auto& s) -> py::tuple {
+    return py::make_tuple(s.grad_sign, s.weight_decay, s.momentum, s.one_minus_dampening, s.lr);
+  };
+  return float64 ? pack(rules::sgd_scalars<double>(h)) : pack(rules::sgd_scalars<float>(h));
+}
+
+py::tuple adagrad_scalars(bool float64, long long step, double lr, double lr_decay, double weight_decay, double eps,
+                          bool maximize) {
+  check_step(step);
+  const AdagradHyper h{lr, lr_decay, weight_decay, eps, step, maximize};
+  auto pack = [](const auto& s) -> py::tuple { return py::make_tuple(s.grad_sign, s.weight_decay, s.clr, s.eps); };
+  return float64 ? pack(rules::adagrad_scalars<double>(h)) : pack(rules::adagrad_scalars<float>(h));
+}
+
+py::tuple rmsprop_scalars(bool float64, double lr, double alpha, double eps, double weight_decay, double momentum,
+                          bool centered, bool maximize) {
+  const RmspropHyper h{lr, alpha, eps, weight_decay, momentum, centered, maximize};
+  auto pack = [](const auto& s) -> py::tuple {
+    return py::make_tuple(s.grad_sign, s.weight_decay, s.alpha, s.one_minus_alpha, s.eps, s.momentum, s.lr);
+  };
+  return float64 ? pack(rules::rmsprop_scalars<double>(h)) : pack(rules::rmsprop_scalars<float>(h));
+}
+
 // The checks of a step without the step: lets an optimizer check all its calls before the first writes.
 void check_lists(py::handle params, py::handle grads, const py::args& buffers) {
   static const char* const names[] = {"buffers[0]", "buffers[1]", "buffers[2]"};
@@ -121,6 +147,13 @@ void register_optimizers(py::module_& m) {
   m.def("adam_scalars", &adam_scalars, py::kw_only(), "float64"_a, "step"_a, "lr"_a, "beta1"_a, "beta2"_a, "eps"_a,
         "weight_decay"_a, "amsgrad"_a, "maximize"_a, "decoupled_weight_decay"_a,
         "Adam's per-step scalars (grad_sign, l2, decay, beta1, 1-beta1, beta2, 1-beta2, step_size, eps).");
+  m.def("sgd_scalars", &sgd_scalars, py::kw_only(), "float64"_a, "lr"_a, "momentum"_a, "dampening"_a,
+        "weight_decay"_a, "nesterov"_a, "maximize"_a, "SGD's per-step scalars, in SgdScalars order.");
+  m.def("adagrad_scalars", &adagrad_scalars, py::kw_only(), "float64"_a, "step"_a, "lr"_a, "lr_decay"_a,
+        "weight_decay"_a, "eps"_a, "maximize"_a, "Adagrad's per-step scalars, in AdagradScalars order.");
+  m.def("rmsprop_scalars", &rmsprop_scalars, py::kw_only(), "float64"_a, "lr"_a, "alpha"_a, "eps"_a,
+        "weight_decay"_a, "momentum"_a, "centered"_a, "maximize"_a,
+        "RMSprop's per-step scalars, in RmspropScalars order.");
   m.def("sgd", &sgd, "params"_a, "grads"_a, "momentum_buffers"_a, py::kw_only(), "lr"_a, "momentum"_a,
         "dampening"_a, "weight_decay"_a, "nesterov"_a, "maximize"_a, "first_step"_a,
         "Fused SGD step over lists of arrays, in place (see fusedopt.functional.sgd).");

@@ -8,9 +8,12 @@ from . import cpu
 
 
 def backend_for(params) -> ModuleType:
-    """The backend module for ``params`` (its functions are named like the optimizers)."""
+    """The backend module for ``params`` (its functions are named like the optimizers): CUDA when
+    params[0] lives on a CUDA device, else the CPU. Each backend checks every array itself, so a
+    list mixing devices is refused there, naming the first array on the other device."""
     first = params[0] if isinstance(params, (list, tuple)) and params else None
     if first is not None and hasattr(first, "__cuda_array_interface__"):
-        raise TypeError(f"params[0]: {type(first).__name__} lives on a CUDA device; this build of fusedopt "
-                        "has no CUDA backend yet")
-    return cpu  # it checks every array itself and names any that is not a NumPy array
+        from . import cuda
+
+        return cuda
+    return cpu

@@ -19,6 +19,10 @@ _SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _check_param(p, where: str) -> None:
+    if hasattr(p, "__cuda_array_interface__"):  # a CUDA array: the CUDA backend checks the rest at each step
+        if str(p.dtype) not in ("float32", "float64"):
+            raise TypeError(f"{where}: dtype {p.dtype} is not supported; expected float32 or float64")
+        return
     if not isinstance(p, np.ndarray):
         raise TypeError(f"{where}: expected a numpy.ndarray, got {type(p).__name__}")
     if p.dtype not in _SUPPORTED_DTYPES:
@@ -27,6 +31,15 @@ def _check_param(p, where: str) -> None:
         raise ValueError(f"{where}: array is not C-contiguous; fusedopt updates in place and never copies")
     if not p.flags.writeable:
         raise ValueError(f"{where}: array is read-only; it is updated in place, so it must be writable")
+
+
+def _full_like(p, value):
+    """A state buffer on the param's device."""
+    if hasattr(p, "__cuda_array_interface__"):
+        import cupy
+
+        return cupy.full_like(p, value)
+    return np.full_like(p, value)
 
 
 class Optimizer:
@@ -164,7 +177,7 @@ class Optimizer:
         created = False
         for name in names:
             if name is not None and name not in state:
-                state[name] = np.full_like(param, self._initial_value(name, group))
+                state[name] = _full_like(param, self._initial_value(name, group))
                 created = True
         return created
 

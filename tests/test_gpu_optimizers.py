@@ -1,0 +1,89 @@
+"""The CUDA backend: every optimizer case on CuPy arrays, against the reference and bit for bit
+against the CPU kernels (same rules, no FMA contraction on either side); the chunk-table cache,
+streams and mixed-device refusal. Skipped without CuPy and a CUDA device."""
+
+import numpy as np
+import pytest
+
+import fusedopt
+from cases import CASES, ReferenceRun, case_id, make_optimizer, random_grads, random_params
+
+cupy = pytest.importorskip("cupy")
+try:
+    HAVE_DEVICE = cupy.cuda.runtime.getDeviceCount() > 0
+except Exception:  # noqa: BLE001 - no driver counts as no device
+    HAVE_DEVICE = False
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not HAVE_DEVICE, reason="no CUDA device")]
+
+SHAPES = [(0,), (1,), (7,), (1023,), (300, 129), (2_000_003,)] + [(int(n),) for n in range(11, 400, 37)]
+
+
+def trajectories(name, kwargs, dtype, steps=20):
+    params = random_params(SHAPES, dtype, 0)
+    gpu_params = [cupy.asarray(p) for p in params]
+    ref = ReferenceRun(name, params, kwargs)
+    cpu_opt, gpu_opt = make_optimizer(name, params, kwargs), make_optimizer(name, gpu_params, kwargs)
+    rng = np.random.default_rng(1)
+    for t in range(steps):
+        if t == steps // 2:
+            for opt in (cpu_opt, gpu_opt):
+                opt.param_groups[0]["lr"] *= 0.3
+            ref.kwargs["lr"] = cpu_opt.param_groups[0]["lr"]
+        grads = random_grads(SHAPES, dtype, rng)
+        cpu_opt.step(grads)
+        gpu_opt.step([cupy.asarray(g) for g in grads])
+        ref.step(grads)
+    return params, [cupy.asnumpy(p) for p in gpu_params], ref, cpu_opt, gpu_opt
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
+def test_gpu_matches_reference_and_cpu_bits(case, dtype):
+    from test_optimizers_vs_reference import assert_close
+
+    name, kwargs = case
+    cpu, gpu, ref, cpu_opt, gpu_opt = trajectories(name, kwargs, dtype)
+    for i, (c, g, r) in enumerate(zip(cpu, gpu, ref.params)):
+        assert_close(g, r, dtype, f"params[{i}]")
+        assert g.tobytes() == c.tobytes(), f"params[{i}]: GPU and CPU bits differ"
+    for i, state in cpu_opt.state.items():
+        for key, value in state.items():
+            if key != "step":
+                assert cupy.asnumpy(gpu_opt.state[i][key]).tobytes() == value.tobytes(), f"state[{i}][{key!r}]"
+
+
+def test_new_arrays_at_new_addresses_do_not_reuse_a_stale_chunk_table():
+    rng = np.random.default_rng(2)
+    for _ in range(3):  # same shapes each time, new allocations
+        host = [rng.standard_normal(s).astype(np.float32) for s in [(5000,), (70_000,)]]
+        grads = [rng.standard_normal(p.shape).astype(np.float32) for p in host]
+        dev = [cupy.asarray(p) for p in host]
+        m = [cupy.zeros_like(p) for p in dev]
+        v = [cupy.zeros_like(p) for p in dev]
+        fusedopt.functional.adam(dev, [cupy.asarray(g) for g in grads], m, v, step=1, lr=0.1)
+        fusedopt.functional.adam(host, grads, [np.zeros_like(p) for p in host], [np.zeros_like(p) for p in host],
+                                 step=1, lr=0.1)
+        for h, d in zip(host, dev):
+            assert cupy.asnumpy(d).tobytes() == h.tobytes()
+
+
+def test_runs_on_the_current_stream():
+    host = np.random.default_rng(3).standard_normal(1_000_000).astype(np.float32)
+    grad = np.ones_like(host)
+    stream = cupy.cuda.Stream(non_blocking=True)
+    with stream:
+        p = cupy.asarray(host)
+        opt = fusedopt.SGD([p], lr=0.5)
+        opt.step([cupy.asarray(grad)])
+    stream.synchronize()
+    np.testing.assert_array_equal(cupy.asnumpy(p), host - np.float32(0.5))
+
+
+def test_mixing_cpu_and_gpu_arrays_is_refused_and_changes_nothing():
+    p = cupy.zeros(4, cupy.float32)
+    with pytest.raises(TypeError, match=r"grads\[0\].*CUDA device"):
+        fusedopt.functional.sgd([p], [np.ones(4, np.float32)], step=1, lr=0.1)
+    assert not cupy.asnumpy(p).any()
+    with pytest.raises(TypeError, match="dtype"):
+        fusedopt.functional.sgd([p], [cupy.ones(4, cupy.float64)], step=1, lr=0.1)
+    assert not cupy.asnumpy(p).any()
