@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import _core, get_include
 
-CHUNK = 65536  # elements per chunk: one block walks one chunk
+CHUNK = 2048  # elements per chunk: one block walks one chunk (8 per thread), so even 1e6 fills the GPU
 _SUPPORTED = ("float32", "float64")
 
 
@@ -63,12 +63,12 @@ def _check(lists: Sequence[Tuple[str, object, bool]]):
             if dtype is None:
                 if a.dtype.name not in _SUPPORTED:
                     raise TypeError(f"params[0]: dtype {a.dtype} is not supported; expected float32 or float64")
-                dtype, device = a.dtype, a.device.id
+                dtype, device = a.dtype, a.data.device_id
             elif a.dtype != dtype:
                 raise TypeError(f"{name}[{i}]: dtype {a.dtype} does not match params[0] dtype {dtype} "
                                 "(all arrays of one call share a dtype)")
-            if a.device.id != device:
-                raise ValueError(f"{name}[{i}]: on device {a.device.id}, params[0] on device {device}")
+            if a.data.device_id != device:
+                raise ValueError(f"{name}[{i}]: on device {a.data.device_id}, params[0] on device {device}")
             if not a.flags.c_contiguous:
                 raise ValueError(f"{name}[{i}]: array is not C-contiguous; fusedopt updates in place and never copies")
             if name != name0 and a.shape != out[0][i].shape:
@@ -84,12 +84,12 @@ _tables: Dict[tuple, tuple] = {}
 def _chunk_table(arrays_per_slot):
     """The device chunk table for these arrays, built once and reused while their pointers and
     sizes stay the same (a new list at new addresses gets a new table)."""
-    cupy = _cupy()
     params = arrays_per_slot[0]
     key = tuple(tuple(a.data.ptr for a in arrays) if arrays is not None else None for arrays in arrays_per_slot)
-    key += (tuple(a.size for a in params), cupy.cuda.Device().id)
+    key += (tuple(a.size for a in params),)
     table = _tables.get(key)
     if table is None:
+        cupy = _cupy()
         sizes = np.array([a.size for a in params], np.int64)
         tensor, start = [], []
         for t, n in enumerate(sizes):
