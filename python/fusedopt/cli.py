@@ -171,7 +171,7 @@ def info(args) -> int:
             print(f"{module}: {getattr(mod, '__version__', '?')}{extra}")
         except ImportError:
             print(f"{module}: not installed")
-    print("cuda backend: not in this release")
+    print("cuda backend: optimizers on CuPy arrays (preview); not in `fusedopt bench` yet")
     return 0
 
 
