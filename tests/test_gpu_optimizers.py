@@ -8,12 +8,7 @@ import pytest
 import fusedopt
 from cases import CASES, ReferenceRun, case_id, make_optimizer, random_grads, random_params
 
-cupy = pytest.importorskip("cupy")
-try:
-    HAVE_DEVICE = cupy.cuda.runtime.getDeviceCount() > 0
-except Exception:  # noqa: BLE001 - no driver counts as no device
-    HAVE_DEVICE = False
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not HAVE_DEVICE, reason="no CUDA device")]
+from gpu_support import cupy, pytestmark  # noqa: F401 - pytestmark marks this module
 
 SHAPES = [(0,), (1,), (7,), (1023,), (300, 129), (2_000_003,)] + [(int(n),) for n in range(11, 400, 37)]
 

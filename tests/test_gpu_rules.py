@@ -7,12 +7,7 @@ import pytest
 import fusedopt
 from fusedopt import _core, init
 
-cupy = pytest.importorskip("cupy")
-try:
-    HAVE_DEVICE = cupy.cuda.runtime.getDeviceCount() > 0
-except Exception:  # noqa: BLE001 - no driver counts as no device
-    HAVE_DEVICE = False
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not HAVE_DEVICE, reason="no CUDA device")]
+from gpu_support import cupy, pytestmark  # noqa: F401 - pytestmark marks this module
 
 SOURCE = r'''
 #include "fusedopt/rules/adam.hpp"
