@@ -9,7 +9,8 @@ out=${1:-gpu_results}
 mkdir -p "$out"
 python3 -m pip install --no-build-isolation --no-deps . > "$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
 (nvidia-smi; cd /tmp && python3 -m fusedopt info) > "$out/machine.txt" 2>&1
-python3 -m pytest -q -m gpu -rs -p no:cacheprovider tests 2>&1 | tee "$out/pytest_gpu.log"
+# addopts overridden: the GPU machine has no pytest-rerunfailures (and no internet to get it)
+python3 -m pytest -q -m gpu -rs -p no:cacheprovider -o addopts="--strict-markers --strict-config" tests 2>&1 | tee "$out/pytest_gpu.log"
 status=${PIPESTATUS[0]}
 if [ -f benchmarks/bench_gpu.py ]; then
   python3 benchmarks/bench_gpu.py --json "$out/bench_gpu.json" 2>&1 | tee "$out/bench_gpu.txt"
