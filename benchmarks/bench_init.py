@@ -32,9 +32,7 @@ def main(argv=None):
                                          args.repeats)
             print(report.table(new), flush=True)
             rows += new
-    if args.json:
-        report.write_json(args.json, rows, args.repeats)
-    return 0 if all(r["agrees_with_reference"] for r in rows) else 1
+    return report.finish(rows, args.json, args.repeats)
 
 
 if __name__ == "__main__":

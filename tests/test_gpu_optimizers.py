@@ -82,3 +82,25 @@ def test_mixing_cpu_and_gpu_arrays_is_refused_and_changes_nothing():
     with pytest.raises(TypeError, match="dtype"):
         fusedopt.functional.sgd([p], [cupy.ones(4, cupy.float64)], step=1, lr=0.1)
     assert not cupy.asnumpy(p).any()
+
+
+@pytest.mark.parametrize("bad,error,words", [
+    ("shape", ValueError, r"grads\[1\].*shape"),
+    ("non-contiguous", ValueError, r"exp_avgs\[0\].*contiguous"),
+    ("count", ValueError, r"exp_avg_sqs.*expected 2"),
+])
+def test_bad_gpu_call_raises_and_changes_nothing(bad, error, words):
+    params = [cupy.arange(6, dtype=cupy.float32), cupy.ones((2, 3), cupy.float32)]
+    grads = [cupy.ones_like(p) for p in params]
+    m = [cupy.zeros_like(p) for p in params]
+    v = [cupy.zeros_like(p) for p in params]
+    if bad == "shape":
+        grads[1] = cupy.ones((3, 2), cupy.float32)
+    elif bad == "non-contiguous":
+        m[0] = cupy.zeros(12, cupy.float32)[::2]
+    else:
+        v.pop()
+    before = [cupy.asnumpy(a).tobytes() for a in params + m + v]
+    with pytest.raises(error, match=words):
+        fusedopt.functional.adam(params, grads, m, v, step=1)
+    assert [cupy.asnumpy(a).tobytes() for a in params + m + v] == before

@@ -17,6 +17,13 @@ def write_json(path: str, rows: List[dict], repeats: int) -> None:
         json.dump({"machine": machine_info(), "repeats": repeats, "rows": rows}, f, indent=1)
 
 
+def finish(rows: List[dict], json_path, repeats: int) -> int:
+    """The end of a benchmark script: JSON if asked, exit status 1 if any implementation disagreed."""
+    if json_path:
+        write_json(json_path, rows, repeats)
+    return 0 if all(r["agrees_with_reference"] for r in rows) else 1
+
+
 def set_threads(n: int) -> None:
     fusedopt.set_num_threads(n)
     try:
