@@ -6,14 +6,12 @@
 template <typename T>
 __device__ void adam(const fusedopt::cuda::ChunkTable& c, const fusedopt::rules::AdamScalars<T>& s, int amsgrad) {
   using namespace fusedopt;
-  cuda::for_each_element(c, [&](int t, long long i) {
-    T* p = cuda::slot<T>(c, 0, t);
-    const T* g = cuda::slot<T>(c, 1, t);
-    T* m = cuda::slot<T>(c, 2, t);
-    T* v = cuda::slot<T>(c, 3, t);
-    if (amsgrad) rules::adam_element<T, true>(p[i], g[i], m[i], v[i], cuda::slot<T>(c, 4, t)[i], s);
-    else rules::adam_element<T, false>(p[i], g[i], m[i], v[i], v[i], s);
-  });
+  if (amsgrad)
+    cuda::for_each_element<T, 5, 0b11101u>(
+        c, [&](T* x) { rules::adam_element<T, true>(x[0], x[1], x[2], x[3], x[4], s); });
+  else
+    cuda::for_each_element<T, 4, 0b1101u>(
+        c, [&](T* x) { rules::adam_element<T, false>(x[0], x[1], x[2], x[3], x[3], s); });
 }
 
 #define FUSEDOPT_ADAM_KERNEL(NAME, T)                                                               \

@@ -1,17 +1,18 @@
-// RMSprop on the GPU: slots {param, grad, square_avg, grad_avg, momentum_buffer}; the math is
-// rules/rmsprop.hpp.
+// RMSprop on the GPU: slots {param, grad, square_avg, grad_avg, momentum_buffer}, the last two
+// only when centered / momentum > 0 (so slot numbers shift when one is absent: the host passes
+// only the lists in use); the math is rules/rmsprop.hpp.
 #include "fusedopt/cuda/multi_tensor.cuh"
 #include "fusedopt/rules/rmsprop.hpp"
 
 template <typename T, bool Centered, bool Momentum>
 __device__ void rmsprop(const fusedopt::cuda::ChunkTable& c, const fusedopt::rules::RmspropScalars<T>& s) {
   using namespace fusedopt;
-  cuda::for_each_element(c, [&](int t, long long i) {
-    T* v = cuda::slot<T>(c, 2, t);
-    T* a = Centered ? cuda::slot<T>(c, 3, t) : v;  // unused slots are not touched
-    T* b = Momentum ? cuda::slot<T>(c, 4, t) : v;
-    rules::rmsprop_element<T, Centered, Momentum>(cuda::slot<T>(c, 0, t)[i], cuda::slot<T>(c, 1, t)[i], v[i], a[i],
-                                                  b[i], s);
+  constexpr int kSlots = 3 + Centered + Momentum;
+  constexpr unsigned kWritten = (1u << kSlots) - 1u - 0b10u;  // all but the grad
+  cuda::for_each_element<T, kSlots, kWritten>(c, [&](T* x) {
+    T& grad_avg = Centered ? x[3] : x[2];                // unused slots are not touched by the rule
+    T& momentum_buffer = Momentum ? x[kSlots - 1] : x[2];
+    rules::rmsprop_element<T, Centered, Momentum>(x[0], x[1], x[2], grad_avg, momentum_buffer, s);
   });
 }
 

@@ -5,11 +5,12 @@
 template <typename T, bool Momentum, bool Nesterov, bool FirstStep>
 __device__ void sgd(const fusedopt::cuda::ChunkTable& c, const fusedopt::rules::SgdScalars<T>& s) {
   using namespace fusedopt;
-  cuda::for_each_element(c, [&](int t, long long i) {
-    T* p = cuda::slot<T>(c, 0, t);
-    T* b = Momentum ? cuda::slot<T>(c, 2, t) : p;  // not touched without momentum
-    rules::sgd_element<T, Momentum, Nesterov, FirstStep>(p[i], cuda::slot<T>(c, 1, t)[i], b[i], s);
-  });
+  if constexpr (Momentum)
+    cuda::for_each_element<T, 3, 0b101u>(
+        c, [&](T* x) { rules::sgd_element<T, true, Nesterov, FirstStep>(x[0], x[1], x[2], s); });
+  else  // no buffer: the rule does not touch its third argument
+    cuda::for_each_element<T, 2, 0b1u>(
+        c, [&](T* x) { rules::sgd_element<T, false, false, false>(x[0], x[1], x[0], s); });
 }
 
 #define FUSEDOPT_SGD_KERNEL(NAME, T)                                                                 \

@@ -44,7 +44,7 @@ def constant_(tensor: np.ndarray, val: float) -> np.ndarray:
     """Fills with ``val``."""
     val = _real("val", val) if not (isinstance(val, float) and math.isinf(val)) else val
     _fill.check_target(tensor)
-    _fill.assign(tensor, np.full(tensor.shape, val))
+    _fill.assign(tensor, val)
     return tensor
 
 
@@ -110,7 +110,7 @@ def _kaiming_std(tensor, a, mode, nonlinearity, layout):
     fan_in, fan_out = fans(_fill.check_target(tensor).shape, layout)
     fan = fan_in if mode == "fan_in" else fan_out
     if fan == 0:
-        raise ValueError(f"tensor: {mode} is 0 for shape {tensor.shape}")
+        raise ValueError(f"tensor: {mode} is 0 for shape {tuple(tensor.shape)}")
     return calculate_gain(nonlinearity, a) / math.sqrt(fan)
 
 
@@ -152,10 +152,10 @@ def _symmetric_uniform(tensor, bound, generator, seed):
 
 def eye_(tensor: np.ndarray) -> np.ndarray:
     """The identity in a 2-D array (ones on the diagonal)."""
-    _fill.check_target(tensor)
-    if tensor.ndim != 2:
-        raise ValueError(f"tensor: eye_ needs 2 dimensions, got shape {tensor.shape}")
-    _fill.assign(tensor, np.eye(*tensor.shape))
+    view = _fill.check_target(tensor)
+    if view.ndim != 2:
+        raise ValueError(f"tensor: eye_ needs 2 dimensions, got shape {view.shape}")
+    _fill.assign(tensor, np.eye(*view.shape))
     return tensor
 
 
@@ -163,13 +163,13 @@ def orthogonal_(tensor: np.ndarray, gain: float = 1.0, *, generator: Optional[Ge
                 seed: Optional[int] = None) -> np.ndarray:
     """A (semi-)orthogonal matrix times gain, as torch: QR of a normal (rows, numel/rows) sample,
     Q's columns signed by diag(R)."""
-    _fill.check_target(tensor)
-    if tensor.ndim < 2:
-        raise ValueError(f"tensor: orthogonal_ needs at least 2 dimensions, got shape {tensor.shape}")
+    view = _fill.check_target(tensor)
+    if view.ndim < 2:
+        raise ValueError(f"tensor: orthogonal_ needs at least 2 dimensions, got shape {view.shape}")
     gain = _real("gain", gain)
-    rows = tensor.shape[0]
-    cols = tensor.size // rows if rows else 0
-    if tensor.size == 0:
+    rows = view.shape[0]
+    cols = view.size // rows if rows else 0
+    if view.size == 0:
         return tensor
     flat = normal_(np.empty((rows, cols), np.float64), generator=generator, seed=seed)
     if rows < cols:
@@ -178,5 +178,5 @@ def orthogonal_(tensor: np.ndarray, gain: float = 1.0, *, generator: Optional[Ge
     q *= np.sign(np.diag(r))
     if rows < cols:
         q = q.T
-    _fill.assign(tensor, (gain * q).reshape(tensor.shape))
+    _fill.assign(tensor, (gain * q).reshape(view.shape))
     return tensor

@@ -18,28 +18,51 @@ ParamsT = Union[Iterable[np.ndarray], Iterable[Dict[str, Any]]]
 _SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def _is_array(x) -> bool:
+    return isinstance(x, np.ndarray) or backends.is_cuda_array(x)
+
+
 def _check_param(p, where: str) -> None:
-    if hasattr(p, "__cuda_array_interface__"):  # a CUDA array: the CUDA backend checks the rest at each step
-        if str(p.dtype) not in ("float32", "float64"):
-            raise TypeError(f"{where}: dtype {p.dtype} is not supported; expected float32 or float64")
-        return
-    if not isinstance(p, np.ndarray):
+    if backends.is_cuda_array(p):
+        from ..backends import cuda
+
+        p = cuda.as_cupy(where, p)  # a view, to read dtype and flags the same way for every framework
+    elif not isinstance(p, np.ndarray):
         raise TypeError(f"{where}: expected a numpy.ndarray, got {type(p).__name__}")
     if p.dtype not in _SUPPORTED_DTYPES:
         raise TypeError(f"{where}: dtype {p.dtype} is not supported; expected float32 or float64")
     if not p.flags.c_contiguous:
         raise ValueError(f"{where}: array is not C-contiguous; fusedopt updates in place and never copies")
-    if not p.flags.writeable:
+    if isinstance(p, np.ndarray) and not p.flags.writeable:
         raise ValueError(f"{where}: array is read-only; it is updated in place, so it must be writable")
 
 
 def _full_like(p, value):
     """A state buffer on the param's device."""
-    if hasattr(p, "__cuda_array_interface__"):
+    if backends.is_cuda_array(p):
         import cupy
 
-        return cupy.full_like(p, value)
+        from ..backends import cuda
+
+        return cupy.full_like(cuda.as_cupy("params", p), value)
     return np.full_like(p, value)
+
+
+def _copy_like(v, p):
+    """A C-contiguous copy of saved state ``v`` with the dtype and device of param ``p``."""
+    if backends.is_cuda_array(p):
+        import cupy
+
+        from ..backends import cuda
+
+        view = cuda.as_cupy("params", p)
+        with cupy.cuda.Device(view.data.device_id):
+            return cupy.array(v, dtype=view.dtype, order="C", copy=True)
+    if backends.is_cuda_array(v):
+        from ..backends import cuda
+
+        v = cuda.as_cupy("state_dict", v).get()
+    return np.array(v, dtype=p.dtype, order="C", copy=True)
 
 
 class Optimizer:
@@ -61,7 +84,7 @@ class Optimizer:
         self.state: Dict[int, Dict[str, Any]] = {}
         self.param_groups: List[Dict[str, Any]] = []
         self._params: List[np.ndarray] = []
-        groups = [params] if isinstance(params, np.ndarray) else list(params)
+        groups = [params] if _is_array(params) else list(params)
         if not groups:
             raise ValueError("params: empty list, nothing to optimize")
         if not isinstance(groups[0], dict):
@@ -89,7 +112,7 @@ class Optimizer:
         if "params" not in param_group:
             raise ValueError("param_group: needs a 'params' entry")
         params = param_group["params"]
-        params = [params] if isinstance(params, np.ndarray) else list(params)
+        params = [params] if _is_array(params) else list(params)
         g = len(self.param_groups)
         if not params:
             raise ValueError(f"param_groups[{g}]: empty params list")
@@ -191,8 +214,7 @@ class Optimizer:
             saved["params"] = list(range(first, first + len(group["params"])))
             groups.append(saved)
             first += len(group["params"])
-        state = {i: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
-                 for i, s in self.state.items()}
+        state = {i: {k: (v.copy() if _is_array(v) else v) for k, v in s.items()} for i, s in self.state.items()}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
@@ -214,10 +236,10 @@ class Optimizer:
             p = self._params[i]
             entry = {}
             for k, v in s.items():
-                if isinstance(v, np.ndarray):
-                    if v.shape != p.shape:
+                if _is_array(v):
+                    if tuple(v.shape) != tuple(p.shape):
                         raise ValueError(f"state_dict: state[{saved_i}][{k!r}] has shape {v.shape}, param {i} has {p.shape}")
-                    v = np.array(v, dtype=p.dtype, order="C", copy=True)
+                    v = _copy_like(v, p)
                 entry[k] = v
             state[i] = entry
         for saved, group in zip(groups, self.param_groups):

@@ -1,0 +1,43 @@
+// Compiles the CUDA sources of python/fusedopt/cuda as plain C++ so a host without a GPU can run
+// their kernels (tests/test_cuda_kernels_on_host.py): the built-in index variables become globals
+// and a launch runs every (block, thread) pair in turn. Valid for kernels whose threads never talk
+// to each other (no shared memory, no __syncthreads), which is all of ours.
+#pragma once
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+#include <utility>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+
+struct HostDim3 {
+  unsigned x = 1, y = 1, z = 1;
+};
+inline HostDim3 threadIdx, blockIdx, blockDim, gridDim;
+
+namespace host_emulation {
+
+template <typename... Args, std::size_t... I>
+void call(void (*kernel)(Args...), void** args, std::index_sequence<I...>) {
+  kernel(*static_cast<std::remove_reference_t<Args>*>(args[I])...);
+}
+
+// The kernel over grid x block threads, one at a time; args as CuPy passes them (one pointer to
+// each argument's value).
+template <typename... Args>
+void launch(void (*kernel)(Args...), unsigned grid, unsigned block, void** args) {
+  gridDim.x = grid;
+  blockDim.x = block;
+  for (unsigned b = 0; b < grid; ++b) {
+    for (unsigned t = 0; t < block; ++t) {
+      blockIdx.x = b;
+      threadIdx.x = t;
+      call(kernel, args, std::index_sequence_for<Args...>{});
+    }
+  }
+}
+
+}  // namespace host_emulation
