@@ -1,139 +1,128 @@
-"""GPU benchmark: fusedopt's CUDA Adam and SGD-momentum vs torch (fused=True, foreach=True) vs a
-CuPy elementwise version, fp32, timed with CUDA events after warm-up, interleaved, medians; GB/s by
-the byte model and the fraction of a device-to-device copy measured in the same rounds.
+"""GPU benchmark (issue 6): fusedopt's CUDA Adam and SGD-momentum vs torch on CUDA (fused=True,
+foreach=True) vs a CuPy elementwise kernel, fp32, single tensors of 1e6 to 1e9 params and a
+200-tensor model of ~1e8; the initializers vs torch's and CuPy's; and a sweep of the CUDA chunk size.
+Timed with CUDA events after warm-up, interleaved, medians; GB/s by the byte model and the fraction
+of a device-to-device copy (a write-only fill for initializers) measured in the same rounds. Every
+implementation's first step is checked against fusedopt.reference first (fusedopt.bench.gpu).
 
-    python benchmarks/bench_gpu.py [--sizes 1e6 1e7 1e8 model200] [--repeats 20] [--json PATH]
+    python benchmarks/bench_gpu.py [--sizes 1e6 1e7 1e8 1e9 model200] [--repeats 20] [--json PATH]
 
-Every implementation's first step is checked against fusedopt.reference (on a sample of elements).
+Same cases as ``fusedopt bench --backends cuda,cupy,torch-cuda``, plus 1e9 and the chunk sweep.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
+import os
 import sys
+import traceback
 
 import numpy as np
 
-import fusedopt
-from fusedopt import reference
-from fusedopt.bench import harness, suite
-
-KW = {"adam": dict(lr=1e-3), "sgd": dict(lr=0.01, momentum=0.9)}
+from fusedopt.backends import cuda as cuda_backend
+from fusedopt.bench import gpu, report
 
 
-def gpu_time(steps, repeats, warmup=3):
+def chunk_sweep(size: str, chunks, repeats: int):
+    """fusedopt's Adam step at one size under several FUSEDOPT_CUDA_CHUNK values, interleaved."""
     import cupy
 
-    names = list(steps)
-    for _ in range(warmup):
-        for n in names:
-            steps[n]()
-    cupy.cuda.Device().synchronize()
-    samples = {n: [] for n in names}
-    start, end = cupy.cuda.Event(), cupy.cuda.Event()
-    for r in range(repeats):
-        for n in names[r % len(names):] + names[:r % len(names)]:
-            start.record()
-            steps[n]()
-            end.record()
-            end.synchronize()
-            samples[n].append(cupy.cuda.get_elapsed_time(start, end) * 1e-3)
-    return {n: statistics.median(s) for n, s in samples.items()}
+    import fusedopt
+    from fusedopt.bench import harness, impls
 
+    shapes = gpu.shapes_for(size)
+    n = sum(int(np.prod(s)) for s in shapes)
+    host_p, host_g = impls.make_data(shapes, np.float32)
+    ps, gs = [cupy.asarray(p) for p in host_p], [cupy.asarray(g) for g in host_g]
+    opt = fusedopt.Adam(ps, lr=1e-3)
 
-def build(optimizer, shapes):
-    import cupy
-    import torch
+    def with_chunk(chunk):
+        def step():
+            os.environ["FUSEDOPT_CUDA_CHUNK"] = str(chunk)
+            opt.step(gs)
+        return step
 
-    rng = np.random.default_rng(0)
-    host_p = [rng.standard_normal(s, dtype=np.float32) for s in shapes]
-    host_g = [rng.standard_normal(s, dtype=np.float32) for s in shapes]
-    impls = {}
-    ps = [cupy.asarray(p) for p in host_p]
-    gs = [cupy.asarray(g) for g in host_g]
-    opt = getattr(fusedopt, suite.impls.TORCH_CLASS[optimizer])(ps, **KW[optimizer])
-    impls["fusedopt-cuda"] = (lambda: opt.step(gs), ps)
-    for variant, flags in (("torch-fused", dict(fused=True)), ("torch-foreach", dict(foreach=True))):
-        ts = [torch.tensor(p, device="cuda", requires_grad=True) for p in host_p]
-        for t, g in zip(ts, host_g):
-            t.grad = torch.tensor(g, device="cuda")
-        topt = getattr(torch.optim, suite.impls.TORCH_CLASS[optimizer])(ts, **KW[optimizer], **flags)
-        impls[variant] = (topt.step, [cupy.asarray(t.detach()) for t in ts])
-    if optimizer == "adam":
-        cp = [cupy.asarray(p) for p in host_p]
-        cm = [cupy.zeros_like(p) for p in cp]
-        cv = [cupy.zeros_like(p) for p in cp]
-        step = cupy.ElementwiseKernel(
-            "T g, T c1, T c2", "T p, T m, T v",
-            "m = 0.9f * m + 0.1f * g; v = 0.999f * v + 0.001f * g * g; p -= c1 * m / (sqrt(v) / c2 + 1e-8f);",
-            "cupy_adam")
-        count = [0]
-
-        def cupy_step():
-            count[0] += 1
-            c1 = np.float32(1e-3 / (1 - 0.9 ** count[0]))
-            c2 = np.float32(np.sqrt(1 - 0.999 ** count[0]))
-            for p, g, m, v in zip(cp, gs, cm, cv):
-                step(g, c1, c2, p, m, v)
-
-        impls["cupy-elementwise"] = (cupy_step, cp)
-    return impls, host_p, host_g
-
-
-def check(optimizer, impls, host_p, host_g):
-    import cupy
-
-    idx = np.arange(0, host_p[0].size, max(1, host_p[0].size // 100_000))
-    p = host_p[0][idx].astype(np.float64)
-    getattr(reference, optimizer)(p, host_g[0][idx].astype(np.float64), {}, **KW[optimizer])
-    ok = {}
-    for name, (step, params) in impls.items():
-        step()
-        got = cupy.asnumpy(params[0])[idx]
-        ok[name] = bool(np.allclose(got, p, rtol=1e-4, atol=1e-6))
-    return ok
+    nbytes = n * harness.bytes_per_param("adam", {}, 4)
+    probe, probe_bytes = gpu.copy_probe(nbytes)
+    try:
+        times = gpu.time_events({**{c: with_chunk(c) for c in chunks}, "copy": probe}, repeats)
+    finally:
+        os.environ.pop("FUSEDOPT_CUDA_CHUNK", None)
+        cuda_backend._tables.clear()
+    copy_bw = probe_bytes / times["copy"]
+    rows = []
+    for c in chunks:
+        t = times[c]
+        rows.append(dict(size=size, n=n, chunk=c, ms=t * 1e3, gbs=nbytes / t / 1e9, frac_copy=nbytes / t / copy_bw))
+        print(f"chunk sweep  adam {size:>9} chunk {c:>6}  {t * 1e3:8.3f} ms  {nbytes / t / 1e9:7.1f} GB/s  "
+              f"{100 * nbytes / t / copy_bw:5.1f}% of copy", flush=True)
+    del ps, gs, opt
+    cupy.get_default_memory_pool().free_all_blocks()
+    return rows
 
 
 def main(argv=None):
-    import cupy
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", nargs="+", default=["1e6", "1e7", "1e8", "model200"])
+    ap.add_argument("--sizes", nargs="+", default=["1e6", "1e7", "1e8", "1e9", "model200"])
     ap.add_argument("--optimizers", nargs="+", default=["adam", "sgd"])
+    ap.add_argument("--initializers", nargs="+", default=["uniform", "normal", "kaiming_uniform"])
+    ap.add_argument("--init-sizes", nargs="+", default=["1e7", "1e8"])
+    ap.add_argument("--chunks", nargs="*", type=int, default=[2048, 4096, 8192, 16384, 65536],
+                    help="FUSEDOPT_CUDA_CHUNK values to sweep for Adam at 1e8 and model200 (none: skip)")
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    rows = []
+    backends = gpu.available_backends()
+    if "cuda" not in backends:
+        print("bench_gpu: no CUDA device visible to CuPy", file=sys.stderr)
+        return 2
+    print(f"GPU: {gpu.device_name()}; backends: {', '.join(backends)}; {args.repeats} rounds, medians")
+    rows, sweep, failures = [], [], []
+
+    def run(label, fn):
+        try:
+            new = fn()
+        except Exception:  # noqa: BLE001 - one failing case must not lose the others' figures
+            failures.append(label)
+            traceback.print_exc()
+            return
+        if new and "backend" in new[0]:
+            print(report.table(new, header=not rows), flush=True)
+            rows.extend(new)
+
     for size in args.sizes:
-        shapes = suite.model_shapes(100_000_000, int(size[5:])) if size.startswith("model") else [(int(float(size)),)]
-        n = sum(s[0] for s in shapes)
-        src, dst = cupy.empty(n * 7, cupy.float32), cupy.empty(n * 7, cupy.float32)  # copy as much as Adam moves
+        huge = float(size) >= 5e8 if not size.startswith("model") else False
         for optimizer in args.optimizers:
-            impls, host_p, host_g = build(optimizer, shapes)
-            ok = check(optimizer, impls, host_p, host_g)
-            times = gpu_time({**{k: v[0] for k, v in impls.items()}, "d2d-copy": lambda: dst.__setitem__(..., src)},
-                             args.repeats)
-            copy_bw = 2 * src.nbytes / times["d2d-copy"]  # read + write
-            nbytes = n * harness.bytes_per_param(optimizer, KW[optimizer], 4)
-            for name in impls:
-                t = times[name]
-                row = dict(size=size, n=n, optimizer=optimizer, backend=name, ms=t * 1e3, gbs=nbytes / t / 1e9,
-                           copy_gbs=copy_bw / 1e9, frac_copy=nbytes / t / copy_bw, agrees_with_reference=ok[name],
-                           speedup_fusedopt=t / times["fusedopt-cuda"])
-                rows.append(row)
-                print(f"{size:>9} {optimizer:5} {name:17} {row['ms']:9.3f} ms {row['gbs']:8.1f} GB/s "
-                      f"{100 * row['frac_copy']:5.1f}% of copy ({row['copy_gbs']:.0f} GB/s)  fusedopt is "
-                      f"{row['speedup_fusedopt']:5.2f}x{'' if ok[name] else '  MISMATCH'}", flush=True)
-            del impls
-            cupy.get_default_memory_pool().free_all_blocks()
+            # at 1e9 (16 GB per implementation) only fusedopt and torch fused fit beside each other
+            use = [b for b in backends if b != "cupy"] if huge else backends
+            variants = ("fused",) if huge else ("fused", "foreach")
+            run(f"{optimizer} {size}", lambda: gpu.optimizer_case(optimizer, size, np.float32, use, args.repeats,
+                                                                   torch_variants=variants))
+    for size in args.init_sizes:
+        for name in args.initializers:
+            run(f"{name} {size}", lambda: gpu.initializer_case(name, int(float(size)), np.float32, backends,
+                                                               args.repeats))
+    if args.chunks:
+        for size in ("1e8", "model200"):
+            try:
+                sweep += chunk_sweep(size, args.chunks, args.repeats)
+            except Exception:  # noqa: BLE001
+                failures.append(f"chunk sweep {size}")
+                traceback.print_exc()
     if args.json:
-        info = harness.machine_info()
-        info["gpu"] = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
-        with open(args.json, "w") as f:
-            json.dump({"machine": info, "repeats": args.repeats, "rows": rows}, f, indent=1)
-    return 0
+        report.write_json(args.json, rows, args.repeats)
+        if sweep:
+            import json
+
+            with open(args.json, encoding="utf-8") as f:
+                data = json.load(f)
+            data["chunk_sweep"] = sweep
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=1)
+    if failures:
+        print(f"bench_gpu: {len(failures)} case(s) failed: {', '.join(failures)}", file=sys.stderr)
+        return 1
+    return report.finish(rows, None, args.repeats)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # The whole GPU check in one command, for a machine with a CUDA GPU and no internet (CuPy, pybind11
-# and scikit-build-core already installed): build, run the GPU tests, run the GPU benchmark when
-# there is one, and leave every log in one folder.
+# and scikit-build-core already installed): build, run the GPU tests, the `fusedopt bench` GPU
+# backends and the GPU benchmark, and leave every log in one folder.
 #   bash benchmarks/gpu_check.sh [RESULTS_DIR]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-gpu_results}
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
 python3 -m pip install --no-build-isolation --no-deps . > "$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
 (nvidia-smi; cd /tmp && python3 -m fusedopt info) > "$out/machine.txt" 2>&1
 # addopts overridden: the GPU machine has no pytest-rerunfailures (and no internet to get it)
 python3 -m pytest -q -m gpu -rs -p no:cacheprovider -o addopts="--strict-markers --strict-config" tests 2>&1 | tee "$out/pytest_gpu.log"
 status=${PIPESTATUS[0]}
-if [ -f benchmarks/bench_gpu.py ]; then
-  python3 benchmarks/bench_gpu.py --json "$out/bench_gpu.json" 2>&1 | tee "$out/bench_gpu.txt"
-fi
+# the command users run (small sizes), then the full GPU benchmark with 1e9 and the chunk sweep
+(cd /tmp && python3 -m fusedopt bench --backends cuda,cupy,torch-cuda --sizes 1e6 1e7 --optimizers adam,sgd \
+  --initializers uniform,normal --json "$out/bench_cli.json") 2>&1 | tee "$out/bench_cli.txt"
+python3 benchmarks/bench_gpu.py --json "$out/bench_gpu.json" 2>&1 | tee "$out/bench_gpu.txt"
 exit "$status"

@@ -104,3 +104,36 @@ def test_bad_gpu_call_raises_and_changes_nothing(bad, error, words):
     with pytest.raises(error, match=words):
         fusedopt.functional.adam(params, grads, m, v, step=1)
     assert [cupy.asnumpy(a).tobytes() for a in params + m + v] == before
+
+
+def test_a_list_checked_before_is_checked_again_when_an_array_is_replaced():
+    params = [cupy.zeros(8, cupy.float32), cupy.zeros((2, 3), cupy.float32)]
+    grads = [cupy.ones_like(p) for p in params]
+    m, v = [cupy.zeros_like(p) for p in params], [cupy.zeros_like(p) for p in params]
+    fusedopt.functional.adam(params, grads, m, v, step=1)  # checked, and remembered
+    before = [cupy.asnumpy(a).tobytes() for a in params + m + v]
+    m[1] = cupy.zeros((3, 2), cupy.float32)  # same list object, one new array of the wrong shape
+    with pytest.raises(ValueError, match=r"exp_avgs\[1\].*shape"):
+        fusedopt.functional.adam(params, grads, m, v, step=2)
+    assert [cupy.asnumpy(a).tobytes() for a in params + m[:1] + v] == before[:3] + before[4:]
+
+
+def test_gpu_state_dict_is_a_copy_and_reloads_on_the_gpu():
+    rng = np.random.default_rng(4)
+    host = [rng.standard_normal(s).astype(np.float32) for s in [(1000,), (30, 7)]]
+    a = [cupy.asarray(p) for p in host]
+    opt = fusedopt.Adam(a, lr=0.01)
+    grads = [[cupy.asarray(rng.standard_normal(p.shape).astype(np.float32)) for p in host] for _ in range(6)]
+    for g in grads[:3]:
+        opt.step(g)
+    saved = opt.state_dict()
+    b = [p.copy() for p in a]
+    for g in grads[3:]:
+        opt.step(g)  # must not change the snapshot
+    opt2 = fusedopt.Adam(b, lr=0.01)
+    opt2.load_state_dict(saved)
+    assert isinstance(opt2.state[0]["exp_avg"], cupy.ndarray)
+    for g in grads[3:]:
+        opt2.step(g)
+    for x, y in zip(a, b):
+        assert cupy.asnumpy(x).tobytes() == cupy.asnumpy(y).tobytes()

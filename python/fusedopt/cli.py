@@ -109,31 +109,48 @@ def _progress(total: int):
 
 def bench(args) -> int:
     from . import _core
-    from .bench import harness, report, suite
+    from .bench import gpu, harness, report, suite
 
     _check_choices(args)
     preset = FULL if args.full else QUICK
     sizes = args.sizes or preset["sizes"]
     repeats = args.repeats or preset["repeats"]
     threads = args.threads or [_core.cpu_info()["num_procs"]]
-    cases = [(t, "opt", name, s, dt) for t in threads for dt in args.dtypes for name in args.optimizers for s in sizes]
-    cases += [(t, "init", name, s, dt) for t in threads for dt in args.dtypes for name in args.initializers
-              for s in sizes if not s.startswith("model")]
+    cpu_backends = [b for b in args.backends if b in suite.CPU_BACKENDS]
+    gpu_backends = [b for b in args.backends if b in suite.GPU_BACKENDS]
+    cases = []
+    if cpu_backends:
+        cases += [(t, "opt", name, s, dt) for t in threads for dt in args.dtypes for name in args.optimizers
+                  for s in sizes]
+        cases += [(t, "init", name, s, dt) for t in threads for dt in args.dtypes for name in args.initializers
+                  for s in sizes if not s.startswith("model")]
+    if gpu_backends:
+        cases += [(None, "gpu-opt", name, s, dt) for dt in args.dtypes for name in args.optimizers for s in sizes]
+        cases += [(None, "gpu-init", name, s, dt) for dt in args.dtypes for name in args.initializers
+                  for s in sizes if not s.startswith("model")]
     bar = _progress(len(cases))
     rows = []
     for t, kind, name, size, dt in cases:
-        report.set_threads(t)
         if kind == "opt":
-            new = suite.optimizer_case(name, size, np.dtype(dt), t, args.backends, repeats)
+            report.set_threads(t)
+            new = suite.optimizer_case(name, size, np.dtype(dt), t, cpu_backends, repeats)
+        elif kind == "init":
+            report.set_threads(t)
+            new = suite.initializer_case(name, int(float(size)), np.dtype(dt), t, cpu_backends, repeats)
+        elif kind == "gpu-opt":
+            new = gpu.optimizer_case(name, size, np.dtype(dt), gpu_backends, repeats)
         else:
-            new = suite.initializer_case(name, int(float(size)), np.dtype(dt), t, args.backends, repeats)
+            new = gpu.initializer_case(name, int(float(size)), np.dtype(dt), gpu_backends, repeats)
         rows += new
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
     machine = harness.machine_info()
-    print(f"fusedopt {machine['fusedopt_cpu']['isa']} build on {machine['cpu']}, {repeats} rounds, medians")
+    where = f"{machine['fusedopt_cpu']['isa']} build on {machine['cpu']}"
+    if gpu_backends:
+        where += f"; GPU: {gpu.device_name()}"
+    print(f"fusedopt {where}, {repeats} rounds, medians")
     print(report.table(rows))
     if args.json:
         report.write_json(args.json, rows, repeats)
@@ -142,7 +159,7 @@ def bench(args) -> int:
     bad = [r for r in rows if not r["agrees_with_reference"]]
     if bad:
         print(f"{len(bad)} implementation(s) disagreed with the reference: marked MISMATCH above", file=sys.stderr)
-    return 1 if any(r["backend"] == "fusedopt" for r in bad) else 0
+    return 1 if any(r["backend"] in ("fusedopt", "fusedopt-cuda") for r in bad) else 0
 
 
 def info(args) -> int:
@@ -171,7 +188,8 @@ def info(args) -> int:
             print(f"{module}: {getattr(mod, '__version__', '?')}{extra}")
         except ImportError:
             print(f"{module}: not installed")
-    print("cuda backend: optimizers on CuPy arrays (preview); not in `fusedopt bench` yet")
+    print("cuda backend: optimizers and initializers on CuPy (or other CUDA) arrays; "
+          "`fusedopt bench --backends cuda,cupy,torch-cuda` times them")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import sys
 import time
 from typing import Callable, Dict, List
 
@@ -69,6 +70,11 @@ def machine_info() -> dict:
         info["torch"] = torch.__version__
     except ImportError:
         pass
+    if "cupy" in sys.modules:  # a GPU case ran: name the device it ran on
+        from . import gpu
+
+        info["gpu"] = gpu.device_name()
+        info["cupy"] = sys.modules["cupy"].__version__
     return info
 
 

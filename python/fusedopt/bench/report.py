@@ -36,12 +36,13 @@ def set_threads(n: int) -> None:
 def table(rows: List[dict], header: bool = True) -> str:
     lines = []
     if header:
-        lines.append(f"{'case':36} {'backend':14} {'ms':>10} {'G/s':>8} {'GB/s':>8} {'%ceil':>6} {'vs best other':>13}")
+        lines.append(f"{'case':36} {'backend':18} {'ms':>10} {'G/s':>8} {'GB/s':>8} {'%ceil':>6} {'vs best other':>13}")
     for r in rows:
-        case = f"{r['name']} {r['size']} {r['dtype']} {r['threads']}T"
+        where = f"{r['threads']}T" if r.get("threads") else "gpu"
+        case = f"{r['name']} {r['size']} {r['dtype']} {where}"
         vs = "" if r["speedup_vs_best_other"] is None else f"{r['speedup_vs_best_other']:.2f}x"
         flag = "" if r["agrees_with_reference"] else "  MISMATCH vs reference"
-        lines.append(f"{case:36} {r['backend']:14} {r['ms']:10.3f} {r['gitems']:8.3f} {r['gbs']:8.2f} "
+        lines.append(f"{case:36} {r['backend']:18} {r['ms']:10.3f} {r['gitems']:8.3f} {r['gbs']:8.2f} "
                      f"{100 * r['frac_ceiling']:5.1f}% {vs:>13}{flag}")
     return "\n".join(lines)
 
@@ -65,7 +66,8 @@ def plot(rows: List[dict], path: str) -> None:
         for backend in sorted({r["backend"] for r in sub}):
             pts = sorted((r["n"], r["gitems"]) for r in sub if r["backend"] == backend)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=backend)
-        ceil = sorted({(r["n"], r["gitems"] / r["frac_ceiling"]) for r in sub if r["backend"] == "fusedopt"})
+        ceil = sorted({(r["n"], r["gitems"] / r["frac_ceiling"]) for r in sub
+                       if r["backend"] in ("fusedopt", "fusedopt-cuda")})
         if ceil:
             ax.plot([c[0] for c in ceil], [c[1] for c in ceil], "k--", label="bandwidth ceiling")
         ax.set_xscale("log")

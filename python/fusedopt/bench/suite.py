@@ -22,8 +22,8 @@ OPTIMIZERS = {
 INITIALIZERS = ("uniform", "normal", "kaiming_uniform", "xavier_normal")
 QUICK_INITIALIZERS = ("uniform", "normal", "kaiming_uniform")
 CPU_BACKENDS = ("fusedopt", "numpy", "torch-default", "torch-foreach", "torch-fused")
-GPU_BACKENDS = ("cuda", "torch-cuda")
-_REFERENCE = {"sgd": reference.sgd, "adagrad": reference.adagrad, "rmsprop": reference.rmsprop,
+GPU_BACKENDS = ("cuda", "cupy", "torch-cuda")
+REFERENCE = {"sgd": reference.sgd, "adagrad": reference.adagrad, "rmsprop": reference.rmsprop,
               "adam": reference.adam, "adamw": reference.adamw}
 
 # An implementation factory: (optimizer, kwargs, params, grads) -> impls.Impl
@@ -39,8 +39,11 @@ def torch_available() -> bool:
 
 
 def available_backends() -> List[str]:
-    """The backends this machine can run (the CUDA ones need the CUDA backend of a later release)."""
-    return [b for b in CPU_BACKENDS if not b.startswith("torch") or torch_available()]
+    """The backends this machine can run: the CPU ones, then the GPU ones when CuPy sees a device."""
+    from . import gpu
+
+    cpu = [b for b in CPU_BACKENDS if not b.startswith("torch") or torch_available()]
+    return cpu + gpu.available_backends()
 
 
 def model_shapes(total: int, count: int = 200, seed: int = 0):
@@ -65,7 +68,7 @@ def factories(backends: Sequence[str]) -> Dict[str, Factory]:
             out[b] = impls.fusedopt_impl
         elif b == "numpy":
             out[b] = impls.numpy_impl
-        elif b.startswith("torch-"):
+        elif b in CPU_BACKENDS and b.startswith("torch-"):
             out[b] = (lambda variant: lambda o, kw, p, g: impls.torch_impl(o, kw, p, g, variant))(b[6:])
     return out
 
@@ -74,7 +77,7 @@ def reference_after_one_step(optimizer, params, grads):
     out = []
     for p, g in zip(params, grads):
         p64 = p.astype(np.float64)
-        _REFERENCE[optimizer](p64, g.astype(np.float64), {}, **OPTIMIZERS[optimizer])
+        REFERENCE[optimizer](p64, g.astype(np.float64), {}, **OPTIMIZERS[optimizer])
         out.append(p64)
     return out
 
@@ -107,7 +110,7 @@ def optimizer_case(optimizer: str, size: str, dtype, threads: int, backends: Seq
     times = harness.time_interleaved({**{k: v.step for k, v in built.items()}, "probe": probe}, repeats)
     ceiling = probe_bytes / times["probe"]
     per_param = harness.bytes_per_param(optimizer, kw, np.dtype(dtype).itemsize)
-    return _rows(times, built, ok, ceiling, n * per_param,
+    return rows_from_times(times, built, ok, ceiling, n * per_param,
                  dict(kind="optimizer", name=optimizer, size=size, n=n, dtype=np.dtype(dtype).name, threads=threads))
 
 
@@ -130,7 +133,7 @@ def initializer_case(name: str, n: int, dtype, threads: int, backends: Sequence[
         rng = np.random.default_rng(0)
         calls["numpy"] = {"uniform": lambda: rng.random(out.shape, out.dtype, out=out),
                           "normal": lambda: rng.standard_normal(out.shape, out.dtype, out=out)}[name]
-    if any(b.startswith("torch") for b in backends) and torch_available():
+    if any(b in CPU_BACKENDS and b.startswith("torch") for b in backends) and torch_available():
         import torch
 
         t = torch.from_numpy(out)
@@ -149,12 +152,14 @@ def initializer_case(name: str, n: int, dtype, threads: int, backends: Sequence[
     nbytes = out.size * out.dtype.itemsize
     ceiling = nbytes / times["probe"]
     built = {k: None for k in calls}
-    return _rows(times, built, ok, ceiling, nbytes,
+    return rows_from_times(times, built, ok, ceiling, nbytes,
                  dict(kind="initializer", name=name, size=str(out.size), n=out.size, dtype=out.dtype.name,
                       threads=threads))
 
 
-def _rows(times, built, ok, ceiling, nbytes, common) -> List[dict]:
+def rows_from_times(times, built, ok, ceiling, nbytes, common) -> List[dict]:
+    """One row per implementation: median ms, items/s, GB/s by the byte model, fraction of the
+    ceiling measured in the same rounds, speedup vs the fastest other, and the reference check."""
     rows = []
     for name in built:
         t = times[name]

@@ -1,0 +1,264 @@
+"""The GPU benchmark cases shared by ``fusedopt bench --backends cuda,cupy,torch-cuda`` and
+``benchmarks/bench_gpu.py``: fusedopt's CUDA kernels vs torch on CUDA (``fused=True`` and
+``foreach=True``) vs a CuPy elementwise kernel, on the same data, each checked against the reference
+first, then timed with CUDA events after warm-up, interleaved, medians. The ceiling is a
+device-to-device copy moving the case's bytes, measured in the same rounds.
+
+Backends: ``cuda`` (fusedopt on CuPy arrays), ``cupy`` (a CuPy ElementwiseKernel: Adam and SGD),
+``torch-cuda`` (torch's fused and foreach optimizers; torch's in-place fills for initializers)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Callable, Dict, List, Sequence
+
+import numpy as np
+
+from .. import init
+from . import harness, impls, suite
+
+BACKENDS = ("cuda", "cupy", "torch-cuda")
+
+
+def cuda_available() -> bool:
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # noqa: BLE001 - no CuPy, no driver or no device: no GPU backends
+        return False
+
+
+def torch_cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def available_backends() -> List[str]:
+    if not cuda_available():
+        return []
+    return ["cuda", "cupy"] + (["torch-cuda"] if torch_cuda_available() else [])
+
+
+def device_name() -> str:
+    import cupy
+
+    return cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["name"].decode()
+
+
+def time_events(steps: Dict[str, Callable[[], object]], repeats: int, warmup: int = 3) -> Dict[str, float]:
+    """Median seconds per call, by CUDA events around each call (so the host's launch work counts,
+    as it does in a training loop), in an order that rotates from round to round."""
+    import cupy
+
+    names = list(steps)
+    for _ in range(warmup):
+        for name in names:
+            steps[name]()
+    cupy.cuda.Device().synchronize()
+    samples: Dict[str, List[float]] = {name: [] for name in names}
+    start, end = cupy.cuda.Event(), cupy.cuda.Event()
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            start.record()
+            steps[name]()
+            end.record()
+            end.synchronize()
+            samples[name].append(cupy.cuda.get_elapsed_time(start, end) * 1e-3)
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+PROBE_MAX_BYTES = 4_000_000_000  # 80x an H100's L2: large enough for the bandwidth, small enough to fit beside 1e9
+
+
+def copy_probe(nbytes: int):
+    """A device-to-device copy that reads and writes nbytes in all (at most PROBE_MAX_BYTES): the
+    bandwidth ceiling. Returns the callable and the bytes it moves."""
+    import cupy
+
+    nbytes = min(nbytes, PROBE_MAX_BYTES)
+    src = cupy.ones(max(1, nbytes // 8), cupy.float32)
+    dst = cupy.empty_like(src)
+    return (lambda: dst.__setitem__(Ellipsis, src)), 2 * src.nbytes
+
+
+def write_probe(nbytes: int):
+    """A fill of a separate buffer writing nbytes (the write-bandwidth ceiling of initializers)."""
+    import cupy
+
+    buf = cupy.empty(max(1, nbytes // 4), cupy.float32)
+    return lambda: buf.fill(0)
+
+
+def shapes_for(size: str):
+    """'1e8' -> one tensor; 'model200' -> 200 tensors of ~1e8 elements in all (the GPU-sized model)."""
+    if size.startswith("model"):
+        return suite.model_shapes(100_000_000, int(size[5:]))
+    return [(int(float(size)),)]
+
+
+# --- implementations ------------------------------------------------------------------------------
+
+def _fusedopt_cuda(optimizer, kw, host_p, host_g):
+    import cupy
+
+    import fusedopt
+
+    ps = [cupy.asarray(p) for p in host_p]
+    gs = [cupy.asarray(g) for g in host_g]
+    opt = getattr(fusedopt, impls.TORCH_CLASS[optimizer])(ps, **kw)
+    return {"fusedopt-cuda": impls.Impl(lambda: opt.step(gs), ps)}
+
+
+def _torch_cuda(optimizer, kw, host_p, host_g, variants=("fused", "foreach")):
+    import cupy
+    import torch
+
+    out = {}
+    for variant in variants:
+        flags = {variant: True}
+        if variant == "fused" and optimizer not in impls.TORCH_FUSED:
+            continue
+        ts = [torch.tensor(p, device="cuda", requires_grad=True) for p in host_p]
+        for t, g in zip(ts, host_g):
+            t.grad = torch.tensor(g, device="cuda")
+        opt = getattr(torch.optim, impls.TORCH_CLASS[optimizer])(ts, **kw, **flags)
+        out[f"torch-cuda-{variant}"] = impls.Impl(opt.step, [cupy.asarray(t.detach()) for t in ts])
+    return out
+
+
+_CUPY_STEPS = {
+    "adam": ("T g, T c1, T c2, T b1, T b2, T eps", "T p, T m, T v",
+             "m = b1 * m + (1 - b1) * g; v = b2 * v + (1 - b2) * g * g; p -= c1 * m / (sqrt(v) / c2 + eps);"),
+    "sgd": ("T g, T lr, T mu", "T p, T b", "b = mu * b + g; p -= lr * b;"),
+}
+
+
+def _cupy_elementwise(optimizer, kw, host_p, host_g):
+    """One ElementwiseKernel launch per tensor (what a CuPy user writes by hand): Adam and SGD
+    with momentum as in the benchmark's hyperparameters."""
+    import cupy
+
+    if optimizer not in _CUPY_STEPS or (optimizer == "sgd" and not kw.get("momentum")):
+        return {}
+    params, outs, body = _CUPY_STEPS[optimizer]
+    kernel = cupy.ElementwiseKernel(params, outs, body, f"fusedopt_bench_{optimizer}")
+    ps = [cupy.asarray(p) for p in host_p]
+    gs = [cupy.asarray(g) for g in host_g]
+    states = [[cupy.zeros_like(p) for p in ps] for _ in range(2 if optimizer == "adam" else 1)]
+    count = [0]
+    t = np.float32 if host_p[0].dtype == np.float32 else np.float64
+
+    def step():
+        count[0] += 1
+        if optimizer == "adam":
+            b1, b2 = (0.9, 0.999)
+            c1, c2 = t(kw["lr"] / (1 - b1 ** count[0])), t(math.sqrt(1 - b2 ** count[0]))
+            for p, g, m, v in zip(ps, gs, *states):
+                kernel(g, c1, c2, t(b1), t(b2), t(1e-8), p, m, v)
+        else:
+            for p, g, b in zip(ps, gs, states[0]):
+                if count[0] == 1:
+                    b[...] = 0  # torch's first step sets b = g: with b = 0, mu*b + g is that
+                kernel(g, t(kw["lr"]), t(kw["momentum"]), p, b)
+
+    return {"cupy-elementwise": impls.Impl(step, ps)}
+
+
+_BUILDERS = {"cuda": _fusedopt_cuda, "cupy": _cupy_elementwise, "torch-cuda": _torch_cuda}
+
+
+def _agrees_on_sample(impl, host_p, host_g, optimizer, kw, dtype) -> bool:
+    """After one step, params[0] on a sample of up to 1e5 elements against the float64 reference."""
+    import cupy
+
+    stride = max(1, host_p[0].size // 100_000)
+    expected = host_p[0].reshape(-1)[::stride].astype(np.float64)
+    suite.REFERENCE[optimizer](expected, host_g[0].reshape(-1)[::stride].astype(np.float64), {}, **kw)
+    got = cupy.asnumpy(impl.params[0].reshape(-1)[::stride])
+    rtol = 1e-4 if np.dtype(dtype) == np.float32 else 1e-9
+    return bool(np.allclose(got, expected, rtol=rtol, atol=rtol * 1e-2))
+
+
+def optimizer_case(optimizer: str, size: str, dtype, backends: Sequence[str], repeats: int,
+                   torch_variants: Sequence[str] = ("fused", "foreach")) -> List[dict]:
+    """Rows for one optimizer at one size on the GPU, in the format of suite.optimizer_case
+    (``torch_variants``: fewer torch optimizers where memory is short, as at 1e9)."""
+    import cupy
+
+    shapes = shapes_for(size)
+    n = sum(int(np.prod(s)) for s in shapes)
+    host_p, host_g = impls.make_data(shapes, dtype)
+    kw = suite.OPTIMIZERS[optimizer]
+    built: Dict[str, impls.Impl] = {}
+    for b in backends:
+        if b == "torch-cuda":
+            built.update(_torch_cuda(optimizer, kw, host_p, host_g, torch_variants))
+        else:
+            built.update(_BUILDERS[b](optimizer, kw, host_p, host_g))
+    ok = {}
+    for name, impl in built.items():
+        impl.step()
+        ok[name] = _agrees_on_sample(impl, host_p, host_g, optimizer, kw, dtype)
+    nbytes = n * harness.bytes_per_param(optimizer, kw, np.dtype(dtype).itemsize)
+    probe, probe_bytes = copy_probe(nbytes)
+    times = time_events({**{k: v.step for k, v in built.items()}, "copy": probe}, repeats)
+    ceiling = probe_bytes / times["copy"]
+    rows = suite.rows_from_times(times, built, ok, ceiling, nbytes,
+                                 dict(kind="optimizer", name=optimizer, size=size, n=n, dtype=np.dtype(dtype).name,
+                                      threads=None, device=device_name()))
+    del built
+    cupy.get_default_memory_pool().free_all_blocks()
+    return rows
+
+
+def initializer_case(name: str, n: int, dtype, backends: Sequence[str], repeats: int) -> List[dict]:
+    """Rows for one initializer over n elements on the GPU (a 2-D weight); the ceiling is a
+    write-only fill of as many bytes (cupy.ndarray.fill). cupy-random draws into a new array and
+    copies it, the usual CuPy way: its time includes that copy."""
+    import cupy
+
+    rows_cols = (max(1, n // 1000), 1000) if n >= 1000 else (1, n)
+    out = cupy.empty(rows_cols, dtype)
+    g = init.Generator(0)
+    fan_in, fan_out = rows_cols[1], rows_cols[0]
+    target = {"uniform": (0.5, math.sqrt(1 / 12)), "normal": (0.0, 1.0),
+              "kaiming_uniform": (0.0, math.sqrt(2.0 / fan_in)),
+              "xavier_normal": (0.0, math.sqrt(2.0 / (fan_in + fan_out)))}[name]
+    calls: Dict[str, Callable[[], object]] = {}
+    if "cuda" in backends:
+        calls["fusedopt-cuda"] = {"uniform": lambda: init.uniform_(out, generator=g),
+                                  "normal": lambda: init.normal_(out, generator=g),
+                                  "kaiming_uniform": lambda: init.kaiming_uniform_(out, generator=g),
+                                  "xavier_normal": lambda: init.xavier_normal_(out, generator=g)}[name]
+    if "torch-cuda" in backends:
+        import torch
+
+        t = torch.as_tensor(out, device="cuda")  # the same memory
+        calls["torch-cuda"] = {"uniform": lambda: t.uniform_(), "normal": lambda: t.normal_(),
+                               "kaiming_uniform": lambda: torch.nn.init.kaiming_uniform_(t, a=0),
+                               "xavier_normal": lambda: torch.nn.init.xavier_normal_(t)}[name]
+    if "cupy" in backends and name in ("uniform", "normal"):
+        def cupy_random(draw):  # CuPy's samplers return a new array: copied into `out` for the check
+            return lambda: out.__setitem__(Ellipsis, draw(out.shape, dtype=out.dtype))
+
+        calls["cupy-random"] = cupy_random(cupy.random.random_sample if name == "uniform"
+                                           else cupy.random.standard_normal)
+    ok = {}
+    for k, fn in calls.items():
+        fn()
+        sample = cupy.asnumpy(out.ravel()[::7]).astype(np.float64)
+        mean, std = target
+        ok[k] = bool(abs(sample.mean() - mean) < 6 * std / math.sqrt(sample.size) + 1e-12
+                     and abs(sample.std() / std - 1) < 6 / math.sqrt(sample.size) + 0.01)
+    nbytes = out.nbytes
+    probe = write_probe(nbytes)
+    times = time_events({**calls, "write": probe}, repeats)
+    ceiling = nbytes / times["write"]
+    return suite.rows_from_times(times, {k: None for k in calls}, ok, ceiling, nbytes,
+                                 dict(kind="initializer", name=name, size=str(out.size), n=out.size,
+                                      dtype=np.dtype(dtype).name, threads=None, device=device_name()))
