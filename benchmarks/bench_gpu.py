@@ -56,9 +56,13 @@ def chunk_sweep(size: str, chunks, repeats: int):
         rows.append(dict(size=size, n=n, chunk=c, ms=t * 1e3, gbs=nbytes / t / 1e9, frac_copy=nbytes / t / copy_bw))
         print(f"chunk sweep  adam {size:>9} chunk {c:>6}  {t * 1e3:8.3f} ms  {nbytes / t / 1e9:7.1f} GB/s  "
               f"{100 * nbytes / t / copy_bw:5.1f}% of copy", flush=True)
-    del ps, gs, opt
-    cupy.get_default_memory_pool().free_all_blocks()
     return rows
+
+
+def free_gpu_memory():
+    import cupy
+
+    cupy.get_default_memory_pool().free_all_blocks()
 
 
 def main(argv=None):
@@ -109,6 +113,7 @@ def main(argv=None):
             except Exception:  # noqa: BLE001
                 failures.append(f"chunk sweep {size}")
                 traceback.print_exc()
+            free_gpu_memory()
     if args.json:
         report.write_json(args.json, rows, args.repeats)
         if sweep:
