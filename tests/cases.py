@@ -67,3 +67,11 @@ class ReferenceRun:
     def step(self, grads):
         for p, g, s in zip(self.params, grads, self.states):
             self.fn(p, g.astype(np.float64), s, **self.kwargs)
+
+
+def assert_same_state(expected_opt, got_opt, to_numpy=np.asarray):
+    """Every state buffer of got_opt has the bits of expected_opt's (step counters excepted)."""
+    for i, state in expected_opt.state.items():
+        for key, value in state.items():
+            if key != "step":
+                assert to_numpy(got_opt.state[i][key]).tobytes() == value.tobytes(), f"state[{i}][{key!r}]"

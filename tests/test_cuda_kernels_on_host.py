@@ -18,7 +18,7 @@ import fusedopt
 from fusedopt import backends, init
 from fusedopt.backends import cuda
 from fusedopt.init import _fill
-from cases import CASES, ReferenceRun, case_id, make_optimizer, random_grads
+from cases import CASES, ReferenceRun, assert_same_state, case_id, make_optimizer, random_grads
 
 HERE = Path(__file__).resolve().parent
 
@@ -111,10 +111,7 @@ def test_cuda_kernels_match_the_cpu_bits(case, dtype, host_device):
     for i, (g, c, r) in enumerate(zip(params, cpu_params, ref.params)):
         assert_close(g, r, dtype, f"params[{i}]")
         assert g.tobytes() == c.tobytes(), f"params[{i}]: the CUDA kernel's bits differ from the CPU's"
-    for i, state in cpu_opt.state.items():
-        for key, value in state.items():
-            if key != "step":
-                assert gpu_opt.state[i][key].tobytes() == value.tobytes(), f"state[{i}][{key!r}]"
+    assert_same_state(cpu_opt, gpu_opt)
 
 
 FILLS = [

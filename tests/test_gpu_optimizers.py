@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fusedopt
-from cases import CASES, ReferenceRun, case_id, make_optimizer, random_grads, random_params
+from cases import CASES, ReferenceRun, assert_same_state, case_id, make_optimizer, random_grads, random_params
 
 from gpu_support import cupy, pytestmark  # noqa: F401 - pytestmark marks this module
 
@@ -41,10 +41,7 @@ def test_gpu_matches_reference_and_cpu_bits(case, dtype):
     for i, (c, g, r) in enumerate(zip(cpu, gpu, ref.params)):
         assert_close(g, r, dtype, f"params[{i}]")
         assert g.tobytes() == c.tobytes(), f"params[{i}]: GPU and CPU bits differ"
-    for i, state in cpu_opt.state.items():
-        for key, value in state.items():
-            if key != "step":
-                assert cupy.asnumpy(gpu_opt.state[i][key]).tobytes() == value.tobytes(), f"state[{i}][{key!r}]"
+    assert_same_state(cpu_opt, gpu_opt, cupy.asnumpy)
 
 
 def test_new_arrays_at_new_addresses_do_not_reuse_a_stale_chunk_table():

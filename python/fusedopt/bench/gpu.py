@@ -222,26 +222,15 @@ def initializer_case(name: str, n: int, dtype, backends: Sequence[str], repeats:
     copies it, the usual CuPy way: its time includes that copy."""
     import cupy
 
-    rows_cols = (max(1, n // 1000), 1000) if n >= 1000 else (1, n)
-    out = cupy.empty(rows_cols, dtype)
-    g = init.Generator(0)
-    fan_in, fan_out = rows_cols[1], rows_cols[0]
-    target = {"uniform": (0.5, math.sqrt(1 / 12)), "normal": (0.0, 1.0),
-              "kaiming_uniform": (0.0, math.sqrt(2.0 / fan_in)),
-              "xavier_normal": (0.0, math.sqrt(2.0 / (fan_in + fan_out)))}[name]
+    shape = suite.weight_shape(n)
+    out = cupy.empty(shape, dtype)
     calls: Dict[str, Callable[[], object]] = {}
     if "cuda" in backends:
-        calls["fusedopt-cuda"] = {"uniform": lambda: init.uniform_(out, generator=g),
-                                  "normal": lambda: init.normal_(out, generator=g),
-                                  "kaiming_uniform": lambda: init.kaiming_uniform_(out, generator=g),
-                                  "xavier_normal": lambda: init.xavier_normal_(out, generator=g)}[name]
+        calls["fusedopt-cuda"] = suite.fusedopt_fill(name, out, init.Generator(0))
     if "torch-cuda" in backends:
         import torch
 
-        t = torch.as_tensor(out, device="cuda")  # the same memory
-        calls["torch-cuda"] = {"uniform": lambda: t.uniform_(), "normal": lambda: t.normal_(),
-                               "kaiming_uniform": lambda: torch.nn.init.kaiming_uniform_(t, a=0),
-                               "xavier_normal": lambda: torch.nn.init.xavier_normal_(t)}[name]
+        calls["torch-cuda"] = suite.torch_fill(name, torch.as_tensor(out, device="cuda"))  # the same memory
     if "cupy" in backends and name in ("uniform", "normal"):
         def cupy_random(draw):  # CuPy's samplers return a new array: copied into `out` for the check
             return lambda: out.__setitem__(Ellipsis, draw(out.shape, dtype=out.dtype))
@@ -251,10 +240,7 @@ def initializer_case(name: str, n: int, dtype, backends: Sequence[str], repeats:
     ok = {}
     for k, fn in calls.items():
         fn()
-        sample = cupy.asnumpy(out.ravel()[::7]).astype(np.float64)
-        mean, std = target
-        ok[k] = bool(abs(sample.mean() - mean) < 6 * std / math.sqrt(sample.size) + 1e-12
-                     and abs(sample.std() / std - 1) < 6 / math.sqrt(sample.size) + 0.01)
+        ok[k] = suite.fill_looks_right(name, shape, cupy.asnumpy(out.ravel()[::7]).astype(np.float64))
     nbytes = out.nbytes
     probe = write_probe(nbytes)
     times = time_events({**calls, "write": probe}, repeats)

@@ -111,24 +111,47 @@ def optimizer_case(optimizer: str, size: str, dtype, threads: int, backends: Seq
     ceiling = probe_bytes / times["probe"]
     per_param = harness.bytes_per_param(optimizer, kw, np.dtype(dtype).itemsize)
     return rows_from_times(times, built, ok, ceiling, n * per_param,
-                 dict(kind="optimizer", name=optimizer, size=size, n=n, dtype=np.dtype(dtype).name, threads=threads))
+                           dict(kind="optimizer", name=optimizer, size=size, n=n, dtype=np.dtype(dtype).name,
+                                threads=threads))
+
+
+def weight_shape(n: int):
+    """The 2-D weight an initializer case fills: (n / 1000, 1000), or (1, n) below 1000."""
+    return (max(1, n // 1000), 1000) if n >= 1000 else (1, n)
+
+
+def fusedopt_fill(name: str, out, generator) -> Callable[[], object]:
+    return {"uniform": lambda: init.uniform_(out, generator=generator),
+            "normal": lambda: init.normal_(out, generator=generator),
+            "kaiming_uniform": lambda: init.kaiming_uniform_(out, generator=generator),
+            "xavier_normal": lambda: init.xavier_normal_(out, generator=generator)}[name]
+
+
+def torch_fill(name: str, t) -> Callable[[], object]:
+    import torch
+
+    return {"uniform": lambda: t.uniform_(), "normal": lambda: t.normal_(),
+            "kaiming_uniform": lambda: torch.nn.init.kaiming_uniform_(t, a=0),
+            "xavier_normal": lambda: torch.nn.init.xavier_normal_(t)}[name]
+
+
+def fill_looks_right(name: str, shape, sample: np.ndarray) -> bool:
+    """Mean and std of a sample (float64, every 7th value) against the initializer's, within 6σ."""
+    fan_in, fan_out = shape[1], shape[0]
+    mean, std = {"uniform": (0.5, math.sqrt(1 / 12)), "normal": (0.0, 1.0),
+                 "kaiming_uniform": (0.0, math.sqrt(2.0 / fan_in)),
+                 "xavier_normal": (0.0, math.sqrt(2.0 / (fan_in + fan_out)))}[name]
+    return bool(abs(sample.mean() - mean) < 6 * std / math.sqrt(sample.size) + 1e-12
+                and abs(sample.std() / std - 1) < 6 / math.sqrt(sample.size) + 0.01)
 
 
 def initializer_case(name: str, n: int, dtype, threads: int, backends: Sequence[str], repeats: int) -> List[dict]:
     """Rows for one initializer over n elements (a 2-D weight), with a write-only probe as ceiling."""
-    rows_cols = (max(1, n // 1000), 1000) if n >= 1000 else (1, n)
-    out = np.empty(rows_cols, dtype)
-    g = init.Generator(0)
-    fan_in, fan_out = rows_cols[1], rows_cols[0]
-    target = {"uniform": (0.5, math.sqrt(1 / 12)), "normal": (0.0, 1.0),
-              "kaiming_uniform": (0.0, math.sqrt(2.0 / fan_in)),
-              "xavier_normal": (0.0, math.sqrt(2.0 / (fan_in + fan_out)))}[name]
+    shape = weight_shape(n)
+    out = np.empty(shape, dtype)
     calls: Dict[str, Callable[[], object]] = {}
     if "fusedopt" in backends:
-        calls["fusedopt"] = {"uniform": lambda: init.uniform_(out, generator=g),
-                             "normal": lambda: init.normal_(out, generator=g),
-                             "kaiming_uniform": lambda: init.kaiming_uniform_(out, generator=g),
-                             "xavier_normal": lambda: init.xavier_normal_(out, generator=g)}[name]
+        calls["fusedopt"] = fusedopt_fill(name, out, init.Generator(0))
     if "numpy" in backends and name in ("uniform", "normal") and np.dtype(dtype) in (np.float32, np.float64):
         rng = np.random.default_rng(0)
         calls["numpy"] = {"uniform": lambda: rng.random(out.shape, out.dtype, out=out),
@@ -136,25 +159,19 @@ def initializer_case(name: str, n: int, dtype, threads: int, backends: Sequence[
     if any(b in CPU_BACKENDS and b.startswith("torch") for b in backends) and torch_available():
         import torch
 
-        t = torch.from_numpy(out)
-        calls["torch"] = {"uniform": lambda: t.uniform_(), "normal": lambda: t.normal_(),
-                          "kaiming_uniform": lambda: torch.nn.init.kaiming_uniform_(t, a=0),
-                          "xavier_normal": lambda: torch.nn.init.xavier_normal_(t)}[name]
+        calls["torch"] = torch_fill(name, torch.from_numpy(out))
     ok = {}
     for k, fn in calls.items():
         fn()
-        sample = out.ravel()[::7].astype(np.float64)
-        mean, std = target
-        ok[k] = bool(abs(sample.mean() - mean) < 6 * std / math.sqrt(sample.size) + 1e-12
-                     and abs(sample.std() / std - 1) < 6 / math.sqrt(sample.size) + 0.01)
+        ok[k] = fill_looks_right(name, shape, out.ravel()[::7].astype(np.float64))
     probe_arr = [np.empty(out.size, dtype)]
     times = harness.time_interleaved({**calls, "probe": lambda: _core.stream_write(probe_arr, 0.0)}, repeats)
     nbytes = out.size * out.dtype.itemsize
     ceiling = nbytes / times["probe"]
     built = {k: None for k in calls}
     return rows_from_times(times, built, ok, ceiling, nbytes,
-                 dict(kind="initializer", name=name, size=str(out.size), n=out.size, dtype=out.dtype.name,
-                      threads=threads))
+                           dict(kind="initializer", name=name, size=str(out.size), n=out.size, dtype=out.dtype.name,
+                                threads=threads))
 
 
 def rows_from_times(times, built, ok, ceiling, nbytes, common) -> List[dict]:
