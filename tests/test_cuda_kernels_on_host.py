@@ -72,6 +72,7 @@ def host_device(request, host_kernels, monkeypatch):
     monkeypatch.setattr(cuda, "_kernel", lambda source, name: HostKernel(host_kernels, name))
     monkeypatch.setattr(cuda, "_max_blocks", lambda device: grid)
     monkeypatch.setattr(cuda, "_device_id", lambda array: 0)
+    monkeypatch.setattr(cuda, "_check_current_device", lambda device: None)
     monkeypatch.setattr(cuda, "_tables", {})
 
 

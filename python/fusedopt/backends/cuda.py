@@ -177,7 +177,16 @@ def _check(lists: Sequence[Tuple[str, object]]) -> Tuple[str, List[Optional[_Lis
                 raise ValueError(f"{name}[{i}]: shape {info.shapes[i]} does not match params[{i}] shape "
                                  f"{first.shapes[i]}")
         infos.append(info)
+    _check_current_device(infos[0].device)
     return infos[0].dtype.name, infos
+
+
+def _check_current_device(device: int) -> None:
+    """Kernels are compiled for, and launched on, the current device: the arrays must live there."""
+    current = _cupy().cuda.runtime.getDevice()
+    if device != current:
+        raise ValueError(f"params[0]: on CUDA device {device}, but the current device is {current}; "
+                         f"call inside `with cupy.cuda.Device({device}):`")
 
 
 # --- chunk table and launch -----------------------------------------------------------------------
@@ -288,6 +297,7 @@ def init_fill(out, *, out_kind, distribution, a, b, mean, std, y_lo, y_hi, upper
     n = out.size
     if n == 0:
         return
+    _check_current_device(_device_id(out))
     threads = THREADS
     per_block = 2 if out_kind == 1 else 4  # values per Philox block
     blocks = min(-(-n // (per_block * threads)), _max_blocks(_device_id(out)))
