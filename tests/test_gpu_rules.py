@@ -50,7 +50,10 @@ extern "C" __global__ void uniform_f64(double* out, long long n_blocks, unsigned
 
 @pytest.fixture(scope="module")
 def module():
-    return cupy.RawModule(code=SOURCE, options=("-std=c++17", "--fmad=false", f"-I{fusedopt.get_include()}"))
+    from fusedopt.backends import cuda  # the headers' hash in the source: CuPy's disk cache sees header changes
+
+    return cupy.RawModule(code=f"// {cuda._headers_digest()}\n{SOURCE}",
+                          options=("-std=c++17", "--fmad=false", f"-I{fusedopt.get_include()}"))
 
 
 def test_adam_float32_trajectory_is_bitwise_equal_on_cpu_and_gpu(module):

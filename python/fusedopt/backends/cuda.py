@@ -10,6 +10,7 @@ at the same id), and the device chunk table is built once per (pointers, sizes) 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import weakref
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -51,11 +52,24 @@ def as_cupy(name: str, a):
 
 
 @functools.lru_cache(maxsize=None)
+def _headers_digest() -> str:
+    """A hash of the installed headers. CuPy's on-disk kernel cache is keyed by the source text
+    only, so the source carries this: a new version of an included header compiles anew."""
+    digest = hashlib.sha256()
+    root = get_include()
+    for folder, _, files in sorted(os.walk(root)):
+        for name in sorted(files):
+            with open(os.path.join(folder, name), "rb") as f:
+                digest.update(name.encode() + f.read())
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
 def _kernel(source: str, name: str):
     cupy = _cupy()
     path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "cuda", f"{source}.cu")
     with open(path) as f:
-        code = f.read()
+        code = f"// fusedopt headers {_headers_digest()}\n" + f.read()
     module = cupy.RawModule(code=code, options=("-std=c++17", "--fmad=false", f"-I{get_include()}"))
     return module.get_function(name)
 
