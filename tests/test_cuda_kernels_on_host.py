@@ -21,6 +21,7 @@ from fusedopt.init import _fill
 from cases import CASES, ReferenceRun, assert_same_state, case_id, make_optimizer, random_grads
 
 HERE = Path(__file__).resolve().parent
+REAL_CHECK_CURRENT_DEVICE = cuda._check_current_device  # before any fixture replaces it
 
 
 @pytest.fixture(scope="session")
@@ -152,3 +153,25 @@ def test_a_bad_chunk_override_is_refused(value, monkeypatch):
     monkeypatch.setenv("FUSEDOPT_CUDA_CHUNK", value)
     with pytest.raises(ValueError, match="FUSEDOPT_CUDA_CHUNK"):
         cuda.chunk_size()
+
+
+
+def test_arrays_on_another_device_than_the_current_one_are_refused_and_unchanged(host_device, monkeypatch):
+    class FakeCupy:  # the current device is 1; the host emulation's arrays are on device 0
+        class cuda:
+            class runtime:
+                @staticmethod
+                def getDevice():
+                    return 1
+
+    monkeypatch.setattr(cuda, "_cupy", lambda: FakeCupy)
+    monkeypatch.setattr(cuda, "_check_current_device", REAL_CHECK_CURRENT_DEVICE)
+    params = [np.ones(10, np.float32)]
+    m, v = [np.zeros(10, np.float32)], [np.zeros(10, np.float32)]
+    with pytest.raises(ValueError, match=r"device 0.*current device is 1.*cupy.cuda.Device\(0\)"):
+        fusedopt.functional.adam(params, [np.ones(10, np.float32)], m, v, step=1)
+    assert (params[0] == 1).all() and not m[0].any() and not v[0].any()
+    target = np.zeros(10, np.float32)
+    with pytest.raises(ValueError, match="current device is 1"):
+        init.normal_(target, seed=0)
+    assert not target.any()
