@@ -64,13 +64,31 @@ def _headers_digest() -> str:
     return digest.hexdigest()
 
 
-@functools.lru_cache(maxsize=None)
-def _kernel(source: str, name: str):
-    cupy = _cupy()
-    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "cuda", f"{source}.cu")
+FAMILIES = ("sgd", "adagrad", "rmsprop", "adam", "init")
+
+
+def kernel_source(family: str) -> str:
+    """The text NVRTC compiles for fusedopt/cuda/<family>.cu."""
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "cuda", f"{family}.cu")
     with open(path) as f:
-        code = f"// fusedopt headers {_headers_digest()}\n" + f.read()
-    module = cupy.RawModule(code=code, options=("-std=c++17", "--fmad=false", f"-I{get_include()}"))
+        return f"// fusedopt headers {_headers_digest()}\n" + f.read()
+
+
+def compile_options() -> Tuple[str, ...]:
+    """NVRTC options: no implicit contraction (--fmad=false), so the bits equal the CPU build's."""
+    return ("-std=c++17", "--fmad=false", f"-I{get_include()}")
+
+
+def kernel_names(family: str) -> Tuple[str, ...]:
+    """The kernels of one family that this backend launches."""
+    if family == "init":
+        return tuple(FILL_KERNELS.values())
+    return tuple(f"{family}_{dtype}" for dtype in _SUPPORTED)
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel(family: str, name: str):
+    module = _cupy().RawModule(code=kernel_source(family), options=compile_options())
     return module.get_function(name)
 
 

@@ -70,11 +70,12 @@ def machine_info() -> dict:
         info["torch"] = torch.__version__
     except ImportError:
         pass
-    if "cupy" in sys.modules:  # a GPU case ran: name the device it ran on
+    if "cupy" in sys.modules:  # CuPy was imported, so a GPU case may have run: name the device
         from . import gpu
 
-        info["gpu"] = gpu.device_name()
-        info["cupy"] = sys.modules["cupy"].__version__
+        if gpu.cuda_available():  # CuPy without a driver or device: a CPU-only run
+            info["gpu"] = gpu.device_name()
+            info["cupy"] = sys.modules["cupy"].__version__
     return info
 
 
