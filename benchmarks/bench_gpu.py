@@ -6,6 +6,7 @@ of a device-to-device copy (a write-only fill for initializers) measured in the 
 implementation's first step is checked against fusedopt.reference first (fusedopt.bench.gpu).
 
     python benchmarks/bench_gpu.py [--sizes 1e6 1e7 1e8 1e9 model200] [--repeats 20] [--json PATH]
+                                   [--backends cuda,cupy,torch-cuda] [--chunks 2048 4096 ...] [--sweep-sizes 1e8]
 
 Same cases as ``fusedopt bench --backends cuda,cupy,torch-cuda``, plus 1e9 and the chunk sweep.
 """
@@ -72,7 +73,10 @@ def main(argv=None):
     ap.add_argument("--initializers", nargs="+", default=["uniform", "normal", "kaiming_uniform"])
     ap.add_argument("--init-sizes", nargs="+", default=["1e7", "1e8"])
     ap.add_argument("--chunks", nargs="*", type=int, default=[2048, 4096, 8192, 16384, 65536],
-                    help="FUSEDOPT_CUDA_CHUNK values to sweep for Adam at 1e8 and model200 (none: skip)")
+                    help="FUSEDOPT_CUDA_CHUNK values to sweep for Adam (none: skip)")
+    ap.add_argument("--sweep-sizes", nargs="+", default=["1e8", "model200"], help="sizes of the chunk sweep")
+    ap.add_argument("--backends", default=None,
+                    help="comma-separated subset of cuda,cupy,torch-cuda (default: every one available)")
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
@@ -80,6 +84,12 @@ def main(argv=None):
     if "cuda" not in backends:
         print("bench_gpu: no CUDA device visible to CuPy", file=sys.stderr)
         return 2
+    if args.backends:
+        missing = set(args.backends.split(",")) - set(backends)
+        if missing:
+            print(f"bench_gpu: backends not available here: {', '.join(sorted(missing))}", file=sys.stderr)
+            return 2
+        backends = args.backends.split(",")
     print(f"GPU: {gpu.device_name()}; backends: {', '.join(backends)}; {args.repeats} rounds, medians")
     rows, sweep, failures = [], [], []
 
@@ -107,7 +117,7 @@ def main(argv=None):
             run(f"{name} {size}", lambda: gpu.initializer_case(name, int(float(size)), np.float32, backends,
                                                                args.repeats))
     if args.chunks:
-        for size in ("1e8", "model200"):
+        for size in args.sweep_sizes:
             try:
                 sweep += chunk_sweep(size, args.chunks, args.repeats)
             except Exception:  # noqa: BLE001

@@ -1,0 +1,137 @@
+"""RawModule of the host emulation: the CUDA source compiled as C++ (g++) with the built-in index
+variables emulated; a launch runs every (block, thread) pair in turn and returns when done.
+
+The NVRTC options fusedopt passes are mapped to the host compiler's (--fmad=false is
+-ffp-contract=off); any other option is an error, so a new one cannot go unnoticed. Each launch checks
+the argument count and each argument's size against the kernel's parameters, as a wrong one would
+read garbage on a GPU."""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+HOST_EMULATION = Path(__file__).resolve().parents[2] / "cuda"  # tests/cuda/host_emulation.hpp
+_MAX_PARAMS = 64
+
+_LAUNCHER = r'''
+#include "host_emulation.hpp"
+#include "module.cu"
+#include <cstring>
+
+namespace {
+template <typename... Args>
+int param_sizes(void (*)(Args...), int* sizes) {
+  int i = 0;
+  ((sizes[i++] = static_cast<int>(sizeof(Args))), ...);
+  return static_cast<int>(sizeof...(Args));
+}
+}  // namespace
+
+// launch != 0: run the kernel; else write its parameter sizes and return their count (-1: no such kernel).
+extern "C" int fake_kernel(const char* name, int launch, unsigned grid, unsigned block, void** args, int* sizes) {
+#define FAKE_KERNEL(k)                                                          \
+  if (std::strcmp(name, #k) == 0) {                                             \
+    if (!launch) return param_sizes(k, sizes);                                  \
+    host_emulation::launch(k, grid, block, args);                               \
+    return 0;                                                                   \
+  }
+  KERNELS
+  return -1;
+}
+'''
+
+
+def _compiler() -> str:
+    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    if compiler is None:
+        raise RuntimeError("fake cupy: no C++ compiler for the host emulation")
+    return compiler
+
+
+def _host_flags(options) -> list:
+    flags = []
+    for option in options:
+        if option == "--fmad=false":
+            flags.append("-ffp-contract=off")
+        elif option.startswith("-I") or option == "-std=c++17":
+            flags.append(option)
+        else:
+            raise ValueError(f"fake cupy: NVRTC option {option!r} has no host equivalent here")
+    return flags
+
+
+class RawModule:
+    def __init__(self, code: str, options=(), **kwargs):
+        if kwargs:
+            raise TypeError(f"fake cupy: RawModule keywords {sorted(kwargs)} are not emulated")
+        flags = _host_flags(options)
+        key = hashlib.sha256((code + "\0" + " ".join(flags)).encode()).hexdigest()[:24]
+        folder = Path(tempfile.gettempdir()) / f"fusedopt_fake_cupy_{os.getuid()}" / key
+        lib = folder / "module.so"
+        if not lib.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "module.cu").write_text(code)
+            base = [_compiler(), *flags, f"-I{HOST_EMULATION}", f"-I{folder}"]
+            expanded = subprocess.run(base + ["-x", "c++", "-E", "-include", "host_emulation.hpp", str(folder / "module.cu")],
+                                      check=True, capture_output=True, text=True).stdout
+            names = sorted(set(re.findall(r'extern\s+"C"\s+void\s+(\w+)\s*\(', expanded)))
+            launcher = _LAUNCHER.replace("KERNELS", " ".join(f"FAKE_KERNEL({n})" for n in names))
+            (folder / "launcher.cpp").write_text(launcher)
+            partial = folder / f"module.{os.getpid()}.so"
+            subprocess.run(base + ["-O2", "-fno-strict-aliasing", "-fPIC", "-shared", "-o", str(partial),
+                                   str(folder / "launcher.cpp")], check=True)
+            os.replace(partial, lib)  # whole or absent, for other processes sharing the folder
+        self._dll = ctypes.CDLL(str(lib))
+        self._dll.fake_kernel.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
+                                          ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int)]
+        self._dll.fake_kernel.restype = ctypes.c_int
+
+    def get_function(self, name: str) -> "RawKernel":
+        sizes = (ctypes.c_int * _MAX_PARAMS)()
+        count = self._dll.fake_kernel(name.encode(), 0, 0, 0, None, sizes)
+        if count < 0:
+            raise RuntimeError(f"fake cupy: no kernel named {name!r} in the module")
+        return RawKernel(self._dll, name, list(sizes[:count]))
+
+
+def _one_dimension(dims, what: str) -> int:
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    if any(d != 1 for d in dims[1:]) or not 0 < dims[0] < 2**31:
+        raise ValueError(f"fake cupy: {what} {dims} (only 1-D launches are emulated)")
+    return int(dims[0])
+
+
+class RawKernel:
+    def __init__(self, dll, name: str, param_sizes):
+        self._dll, self.name, self._param_sizes = dll, name, param_sizes
+
+    def __call__(self, grid, block, args, **kwargs):
+        from . import ndarray
+
+        if len(args) != len(self._param_sizes):
+            raise TypeError(f"fake cupy: {self.name} takes {len(self._param_sizes)} arguments, got {len(args)}")
+        values = []
+        for i, (a, size) in enumerate(zip(args, self._param_sizes)):
+            if isinstance(a, ndarray):
+                value = np.array(a.data.ptr, np.uint64)
+            elif isinstance(a, np.generic):
+                value = np.array(a)
+            else:  # CuPy guesses a C type for Python scalars; fusedopt always says which
+                raise TypeError(f"fake cupy: {self.name} argument {i} is a {type(a).__name__}; pass a NumPy scalar")
+            if value.itemsize != size:
+                raise TypeError(f"fake cupy: {self.name} argument {i} has {value.itemsize} bytes, the kernel's "
+                                f"parameter {size}")
+            values.append(value)
+        pointers = (ctypes.c_void_p * max(1, len(values)))(*[v.ctypes.data for v in values])
+        grid_x, block_x = _one_dimension(grid, "grid"), _one_dimension(block, "block")
+        if self._dll.fake_kernel(self.name.encode(), 1, grid_x, block_x, pointers, None) != 0:
+            raise RuntimeError(f"fake cupy: launch of {self.name} failed")

@@ -1,0 +1,52 @@
+"""The GPU test modules, run unchanged on a machine without a GPU against the host emulation of CuPy
+(tests/fake_cupy): every CUDA code path of fusedopt runs (routing, per-list checks and their cache,
+chunk tables, launches with their argument sizes checked, the fills, state_dict), with the kernels
+compiled as C++ and run on the host. Only the torch CUDA test is skipped there. On a GPU machine the
+same modules run against the real CuPy (pytest -m gpu). The GPU benchmark code runs here too, at tiny
+sizes, for its reference checks and output (its timings mean nothing on the host emulation)."""
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+GPU_MODULES = ["test_gpu_optimizers.py", "test_gpu_init.py", "test_gpu_rules.py"]
+SKIPPED_ON_HOST = {"test_torch_cuda_tensor_is_filled_through_a_view"}  # needs torch built with CUDA
+
+
+def fake_cupy_env(**extra):
+    path = os.pathsep.join([str(HERE / "fake_cupy"), os.environ.get("PYTHONPATH", "")])
+    return dict(os.environ, PYTHONPATH=path, **extra)
+
+
+def test_gpu_modules_pass_on_the_host_emulation_of_cupy(tmp_path):
+    env = fake_cupy_env(FUSEDOPT_GPU_TEST_LARGE="200003")  # 49 chunks for 32 blocks: still a grid-stride walk
+    report = tmp_path / "report.xml"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--strict-markers",
+         "-W", "error", f"--junitxml={report}", *(str(HERE / m) for m in GPU_MODULES)],
+        cwd=HERE.parent, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
+    cases = ET.parse(report).getroot().iter("testcase")
+    skipped = {c.get("name").split("[")[0] for c in cases if c.find("skipped") is not None}
+    assert skipped <= SKIPPED_ON_HOST, f"skipped on the host emulation: {skipped - SKIPPED_ON_HOST}\n{run.stdout[-3000:]}"
+
+
+def test_gpu_benchmark_runs_and_every_implementation_agrees_with_the_reference(tmp_path):
+    out = tmp_path / "bench_gpu.json"
+    run = subprocess.run(
+        [sys.executable, str(HERE.parent / "benchmarks" / "bench_gpu.py"), "--backends", "cuda", "--sizes", "1e4",
+         "--init-sizes", "1e4", "--chunks", "64", "4096", "--sweep-sizes", "1e4", "--repeats", "2",
+         "--json", str(out)],
+        cwd=tmp_path, env=fake_cupy_env(), capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    data = json.loads(out.read_text())
+    cases = {(r["name"], r["size"]) for r in data["rows"]}
+    assert cases == {("adam", "1e4"), ("sgd", "1e4"), ("uniform", "10000"), ("normal", "10000"),
+                     ("kaiming_uniform", "10000")}, cases
+    assert all(r["backend"] == "fusedopt-cuda" and r["agrees_with_reference"] for r in data["rows"]), data["rows"]
+    assert [r["chunk"] for r in data["chunk_sweep"]] == [64, 4096]
+    assert data["machine"]["gpu"] == "host emulation (fake CuPy)"
