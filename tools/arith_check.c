@@ -1,48 +1,93 @@
 // Compares 256-bit AVX2/FMA results (fma, sqrt, div) with the same operations done one element at a
-// time, on each CPU in turn, to look for a core or VM that computes wrong. IEEE makes both exact, so
-// any mismatch is the machine's. See "Open problem" in benchmarks/RESULTS.md.
+// time, and a copied buffer with its source, on each CPU in turn, to look for a core or VM that
+// computes or stores wrong. IEEE makes every result exact, so any mismatch is the machine's. Prints
+// the counts per CPU and operation, and the first mismatches with their operands and differing
+// bits. See "Open problem" in benchmarks/RESULTS.md.
 //   gcc -O2 -mavx2 -mfma -fopenmp -o arith_check tools/arith_check.c -lm && ./arith_check SECONDS
+// Exit status 1 when any mismatch was seen.
 #define _GNU_SOURCE
 #include <immintrin.h>
-#include <math.h>
 #include <omp.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
 #define N 4096
+#define MAX_CPUS 64
+#define SHOWN_PER_CPU 8
+enum { FMA, SQRT, DIV, COPY, OPS };
+static const char* kOpName[OPS] = {"fma", "sqrt", "div", "copy"};
+
+static double next_uniform(unsigned long long* x) {
+  *x ^= *x << 13;
+  *x ^= *x >> 7;
+  *x ^= *x << 17;
+  return (double)(*x >> 11) * 0x1p-53;
+}
+
 int main(int argc, char** argv) {
-  double seconds = argc > 1 ? atof(argv[1]) : 30;
-  time_t start = time(0);
-  long checked[64] = {0}, bad[64] = {0};
-  #pragma omp parallel num_threads(2)
+  const double seconds = argc > 1 ? atof(argv[1]) : 30;
+  const int cpus = omp_get_num_procs() < MAX_CPUS ? omp_get_num_procs() : MAX_CPUS;
+  const time_t start = time(0);
+  long checked[MAX_CPUS] = {0}, bad[MAX_CPUS][OPS] = {{0}};
+  int shown[MAX_CPUS] = {0};
+#pragma omp parallel num_threads(cpus)
   {
-    int t = omp_get_thread_num();
-    cpu_set_t set; CPU_ZERO(&set); CPU_SET(t, &set); sched_setaffinity(0, sizeof(set), &set);
-    double *a = aligned_alloc(32, N * 8), *b = aligned_alloc(32, N * 8), *c = aligned_alloc(32, N * 8), *v = aligned_alloc(32, N * 8), *s = aligned_alloc(32, N * 8);
-    unsigned long long x = 88172645463325252ull + t;
+    const int t = omp_get_thread_num();
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(t, &set);
+    sched_setaffinity(0, sizeof(set), &set);
+    double* buf = aligned_alloc(32, 7 * N * sizeof(double));
+    double *a = buf, *b = a + N, *c = b + N, *vf = c + N, *vs = vf + N, *vd = vs + N, *copy = vd + N;
+    unsigned long long x = 88172645463325252ull + (unsigned long long)t;
     while (difftime(time(0), start) < seconds) {
       for (int i = 0; i < N; ++i) {
-        x ^= x << 13; x ^= x >> 7; x ^= x << 17; a[i] = (double)(x >> 11) * 0x1p-53 + 0.5;
-        x ^= x << 13; x ^= x >> 7; x ^= x << 17; b[i] = (double)(x >> 11) * 0x1p-53 + 0.25;
-        x ^= x << 13; x ^= x >> 7; x ^= x << 17; c[i] = (double)(x >> 11) * 0x1p-53 - 0.5;
+        a[i] = next_uniform(&x) + 0.5;
+        b[i] = next_uniform(&x) + 0.25;
+        c[i] = next_uniform(&x) - 0.5;
       }
       for (int i = 0; i < N; i += 4) {
-        __m256d va = _mm256_load_pd(a + i), vb = _mm256_load_pd(b + i), vc = _mm256_load_pd(c + i);
-        __m256d r = _mm256_div_pd(_mm256_fmadd_pd(va, vb, vc), _mm256_add_pd(_mm256_sqrt_pd(vb), _mm256_set1_pd(1e-8)));
-        _mm256_store_pd(v + i, r);
+        const __m256d va = _mm256_load_pd(a + i), vb = _mm256_load_pd(b + i), vc = _mm256_load_pd(c + i);
+        _mm256_store_pd(vf + i, _mm256_fmadd_pd(va, vb, vc));
+        _mm256_store_pd(vs + i, _mm256_sqrt_pd(vb));
+        _mm256_store_pd(vd + i, _mm256_div_pd(va, vb));
       }
+      memcpy(copy, a, N * sizeof(double));
+      const int cpu = sched_getcpu();
       for (int i = 0; i < N; ++i) {
-        __m128d sa = _mm_set_sd(a[i]), sb = _mm_set_sd(b[i]), sc = _mm_set_sd(c[i]);
-        __m128d r = _mm_div_sd(_mm_fmadd_sd(sa, sb, sc), _mm_add_sd(_mm_sqrt_sd(sb, sb), _mm_set_sd(1e-8)));
-        s[i] = _mm_cvtsd_f64(r);
+        const __m128d sa = _mm_set_sd(a[i]), sb = _mm_set_sd(b[i]), sc = _mm_set_sd(c[i]);
+        const double want[OPS] = {_mm_cvtsd_f64(_mm_fmadd_sd(sa, sb, sc)), _mm_cvtsd_f64(_mm_sqrt_sd(sb, sb)),
+                                  _mm_cvtsd_f64(_mm_div_sd(sa, sb)), a[i]};
+        const double got[OPS] = {vf[i], vs[i], vd[i], copy[i]};
+        for (int op = 0; op < OPS; ++op) {
+          if (memcmp(&got[op], &want[op], sizeof(double)) == 0) continue;
+          bad[cpu][op]++;
+#pragma omp critical
+          if (shown[cpu] < SHOWN_PER_CPU) {
+            shown[cpu]++;
+            unsigned long long g, w;
+            memcpy(&g, &got[op], 8);
+            memcpy(&w, &want[op], 8);
+            printf("cpu %d %s lane %d: a=%a b=%a c=%a vector=%a scalar=%a differing bits %016llx\n", cpu,
+                   kOpName[op], i % 4, a[i], b[i], c[i], got[op], want[op], g ^ w);
+          }
+        }
       }
-      int cpu = sched_getcpu();
-      for (int i = 0; i < N; ++i) if (memcmp(v + i, s + i, 8)) bad[cpu]++;
       checked[cpu] += N;
     }
+    free(buf);
   }
-  for (int c = 0; c < 2; ++c) printf("cpu %d: checked %ld, mismatches %ld\n", c, checked[c], bad[c]);
-  return 0;
+  long total = 0;
+  for (int cpu = 0; cpu < cpus; ++cpu) {
+    printf("cpu %d: %ld checked, mismatches:", cpu, checked[cpu]);
+    for (int op = 0; op < OPS; ++op) {
+      printf(" %s %ld", kOpName[op], bad[cpu][op]);
+      total += bad[cpu][op];
+    }
+    printf("\n");
+  }
+  return total ? 1 : 0;
 }
