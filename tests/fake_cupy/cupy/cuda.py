@@ -15,7 +15,20 @@ runtime = types.SimpleNamespace(
 )
 
 
-class Device:
+class _Synchronous:
+    """Work here has always finished: synchronize() has nothing to wait for; usable in `with`."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def synchronize(self) -> None:
+        pass
+
+
+class Device(_Synchronous):
     def __init__(self, device: int = None):
         self.id = _current[0] if device is None else device
         if self.id != 0:
@@ -23,43 +36,22 @@ class Device:
         self.attributes = {"MultiProcessorCount": 4}
         self.compute_capability = "90"
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        return False
-
-    def synchronize(self) -> None:
-        pass
-
-
-class Stream:
+class Stream(_Synchronous):
     def __init__(self, null: bool = False, non_blocking: bool = False, ptr: int = 0):
         self.ptr = ptr
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def synchronize(self) -> None:
-        pass
 
 
 def get_current_stream() -> Stream:
     return Stream(null=True)
 
 
-class Event:
+class Event(_Synchronous):
     def __init__(self, block: bool = False, disable_timing: bool = False, interprocess: bool = False):
         self._time = None
 
     def record(self, stream=None) -> None:
         self._time = time.perf_counter()
-
-    def synchronize(self) -> None:
-        pass
 
 
 def get_elapsed_time(start: Event, end: Event) -> float:
