@@ -67,6 +67,14 @@ def test_non_contiguous_gpu_target_is_refused_and_unchanged():
         init.normal_(cupy.zeros(4, cupy.int32), seed=0)
 
 
+def test_array_of_another_framework_is_filled_in_place():
+    owner = cupy.zeros((64, 33), cupy.float32)
+    foreign = type("OtherFrameworkArray", (), {"__cuda_array_interface__": owner.__cuda_array_interface__})()
+    assert init.xavier_uniform_(foreign, seed=4) is foreign
+    expected = init.xavier_uniform_(np.empty((64, 33), np.float32), seed=4)
+    assert cupy.asnumpy(owner).tobytes() == expected.tobytes()
+
+
 def test_torch_cuda_tensor_is_filled_through_a_view():
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():

@@ -139,3 +139,26 @@ def test_gpu_state_dict_is_a_copy_and_reloads_on_the_gpu():
         opt2.step(g)
     for x, y in zip(a, b):
         assert cupy.asnumpy(x).tobytes() == cupy.asnumpy(y).tobytes()
+
+
+class OtherFrameworkArray:
+    """A CUDA array of some other framework: nothing but __cuda_array_interface__ (as Numba's)."""
+
+    def __init__(self, owner):
+        self.__cuda_array_interface__ = owner.__cuda_array_interface__
+        self.owner = owner  # keeps the memory alive
+
+
+def test_arrays_of_another_framework_are_updated_in_place_without_copies():
+    rng = np.random.default_rng(5)
+    host = [rng.standard_normal(s).astype(np.float32) for s in [(4000,), (7, 9)]]
+    grads = [rng.standard_normal(p.shape).astype(np.float32) for p in host]
+    owners = [cupy.asarray(p) for p in host]
+    opt = fusedopt.Adam([OtherFrameworkArray(o) for o in owners], lr=0.05)
+    cpu_opt = fusedopt.Adam(host, lr=0.05)
+    for _ in range(3):
+        opt.step([OtherFrameworkArray(cupy.asarray(g)) for g in grads])
+        cpu_opt.step(grads)
+    for o, h in zip(owners, host):
+        assert cupy.asnumpy(o).tobytes() == h.tobytes()
+    assert isinstance(opt.state[0]["exp_avg"], cupy.ndarray)

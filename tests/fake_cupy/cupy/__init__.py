@@ -150,9 +150,21 @@ def array(obj, dtype=None, copy=True, order="K") -> ndarray:
     return out
 
 
+class _HostInterface:
+    """The memory a __cuda_array_interface__ describes, as NumPy sees it (here it is host memory)."""
+
+    def __init__(self, cuda_interface: dict):
+        self.__array_interface__ = {k: cuda_interface[k] for k in ("shape", "typestr", "data", "strides")}
+        self.__array_interface__["version"] = 3
+
+
 def asarray(obj, dtype=None) -> ndarray:
+    """obj itself, a view of another framework's CUDA array (__cuda_array_interface__), or a copy of
+    host values."""
     if isinstance(obj, ndarray) and (dtype is None or np.dtype(dtype) == obj.dtype):
         return obj
+    if hasattr(obj, "__cuda_array_interface__") and dtype is None:
+        return ndarray(np.asarray(_HostInterface(obj.__cuda_array_interface__)))
     return array(obj, dtype)
 
 
