@@ -74,7 +74,8 @@ class RawModule:
         if kwargs:
             raise TypeError(f"fake cupy: RawModule keywords {sorted(kwargs)} are not emulated")
         flags = _host_flags(options)
-        key = hashlib.sha256((code + "\0" + " ".join(flags)).encode()).hexdigest()[:24]
+        emulation = (HOST_EMULATION / "host_emulation.hpp").read_text()
+        key = hashlib.sha256("\0".join([code, *flags, _compiler(), emulation, _LAUNCHER]).encode()).hexdigest()[:24]
         folder = Path(tempfile.gettempdir()) / f"fusedopt_fake_cupy_{os.getuid()}" / key
         lib = folder / "module.so"
         if not lib.exists():
