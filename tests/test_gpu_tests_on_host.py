@@ -1,9 +1,10 @@
 """The GPU test modules, run unchanged on a machine without a GPU against the host emulation of CuPy
 (tests/fake_cupy): fusedopt's CUDA code path runs (routing, per-list checks and their cache, chunk
 tables, launches with their argument sizes checked, the fills, state_dict), with the kernels compiled
-as C++ and run on the host; not DLPack input, streams or the hardware. Only the torch CUDA test is skipped there. On a GPU machine the
-same modules run against the real CuPy (pytest -m gpu). The GPU benchmark code runs here too, at tiny
-sizes, for its reference checks and output (its timings mean nothing on the host emulation)."""
+as C++ and run on the host; not DLPack input, streams or the hardware. Only the torch CUDA test is
+skipped there. On a GPU machine the same modules run against the real CuPy (pytest -m gpu). The GPU
+benchmark code runs here too, at tiny sizes, for its reference checks and output (its timings mean
+nothing on the host emulation)."""
 
 import json
 import os
