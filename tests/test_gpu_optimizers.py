@@ -120,6 +120,16 @@ def test_a_list_checked_before_is_checked_again_when_an_array_is_replaced():
     assert [cupy.asnumpy(a).tobytes() for a in params + m[:1] + v] == before[:3] + before[4:]
 
 
+def test_a_freed_array_whose_id_is_reused_is_checked_anew():
+    """Python reuses the id of a freed object for the next one of its size: the check remembered
+    for the old array must not serve the new one (here of another length, at another address)."""
+    for n in range(1, 41):
+        p = cupy.zeros(n, cupy.float32)
+        fusedopt.functional.sgd([p], [cupy.ones(n, cupy.float32)], step=1, lr=0.5)
+        np.testing.assert_array_equal(cupy.asnumpy(p), np.full(n, -0.5, np.float32))
+        del p
+
+
 def test_gpu_state_dict_is_a_copy_and_reloads_on_the_gpu():
     rng = np.random.default_rng(4)
     host = [rng.standard_normal(s).astype(np.float32) for s in [(1000,), (30, 7)]]

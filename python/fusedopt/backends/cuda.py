@@ -132,7 +132,18 @@ class _ListInfo:
         self.dtype, self.device, self.shapes, self.ptrs = dtype, device, shapes, ptrs
 
 
-_checked: Dict[Tuple[int, ...], Tuple[list, _ListInfo]] = {}
+# The checked lists of CuPy arrays, by the arrays' ids. An entry lives only while all of its arrays
+# do: a weak reference to each drops it when one is freed, so an id reused by a new array never finds
+# an old entry, and a hit costs one tuple of ids and one lookup.
+_checked: Dict[Tuple[int, ...], _ListInfo] = {}
+_watching: Dict[Tuple[int, ...], list] = {}  # key -> the weak references that drop it
+
+
+def _forget(key: Tuple[int, ...]):
+    def dropped(_ref) -> None:
+        _checked.pop(key, None)
+        _watching.pop(key, None)
+    return dropped
 
 
 def _check_list(name: str, arrays) -> _ListInfo:
@@ -141,8 +152,8 @@ def _check_list(name: str, arrays) -> _ListInfo:
     those are checked every call)."""
     key = tuple(map(id, arrays))
     hit = _checked.get(key)
-    if hit is not None and all(r() is a for r, a in zip(hit[0], arrays)):
-        return hit[1]
+    if hit is not None:
+        return hit
     cupy = _cupy()
     shapes, ptrs = [], []
     dtype = device = None
@@ -167,12 +178,13 @@ def _check_list(name: str, arrays) -> _ListInfo:
     if not all_cupy:
         return info
     try:
-        refs = [weakref.ref(a) for a in arrays]
+        refs = [weakref.ref(a, _forget(key)) for a in arrays]
     except TypeError:  # a CuPy too old for weak references: checked every time
         return info
     if len(_checked) >= 256:
         _checked.clear()
-    _checked[key] = (refs, info)
+        _watching.clear()
+    _checked[key], _watching[key] = info, refs
     return info
 
 
