@@ -7,6 +7,8 @@ order of ``param_groups`` (the index torch uses in its ``state_dict``).
 from __future__ import annotations
 
 import copy
+import itertools
+import operator
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -16,6 +18,7 @@ from .. import backends
 ParamsT = Union[Iterable[np.ndarray], Iterable[Dict[str, Any]]]
 
 _SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_STEP = operator.itemgetter("step")
 
 
 def _is_array(x) -> bool:
@@ -143,20 +146,22 @@ class Optimizer:
 
     def _steady_step(self, grads) -> bool:
         """The common case, kept short: one group, every param has a gradient and state, all at the
-        same step. Returns False (having changed nothing) when the general path is needed."""
+        same step. Returns False (having changed nothing) when the general path is needed. The
+        per-param work runs in map() over the states rather than in a Python loop."""
         if len(self.param_groups) != 1 or len(self.state) != len(self._params):
             return False
         group = self.param_groups[0]
         names = self._buffer_names(group)
-        states = [self.state[i] for i in range(len(self._params))]
-        step = states[0]["step"] + 1
-        for g, s in zip(grads, states):
-            if g is None or s["step"] + 1 != step:
+        states = list(map(self.state.__getitem__, range(len(self._params))))
+        steps = set(map(_STEP, states))
+        if len(steps) != 1 or type(None) in set(map(type, grads)):
+            return False
+        for name in names:
+            if name is not None and not all(map(operator.contains, states, itertools.repeat(name))):
                 return False
-            for name in names:
-                if name is not None and name not in s:
-                    return False
-        self._functional(self._params, grads, *(None if name is None else [s[name] for s in states] for name in names),
+        step = steps.pop() + 1
+        self._functional(self._params, grads,
+                         *(None if name is None else list(map(operator.itemgetter(name), states)) for name in names),
                          step=step, **self._hyper(group))
         for s in states:
             s["step"] = step
