@@ -1,11 +1,12 @@
 """GPU benchmark (issue 6): fusedopt's CUDA Adam and SGD-momentum vs torch on CUDA (fused=True,
 foreach=True) vs a CuPy elementwise kernel, fp32, single tensors of 1e6 to 1e9 params and a
-200-tensor model of ~1e8; the initializers vs torch's and CuPy's; and a sweep of the CUDA chunk size.
+200-tensor model of ~1e8 (and one of ~1e6, small200, for the per-step launch and host cost); the
+initializers vs torch's and CuPy's; and a sweep of the CUDA chunk size.
 Timed with CUDA events after warm-up, interleaved, medians; GB/s by the byte model and the fraction
 of a device-to-device copy (a write-only fill for initializers) measured in the same rounds. Every
 implementation's first step is checked against fusedopt.reference first (fusedopt.bench.gpu).
 
-    python benchmarks/bench_gpu.py [--sizes 1e6 1e7 1e8 1e9 model200] [--repeats 20] [--json PATH]
+    python benchmarks/bench_gpu.py [--sizes 1e6 1e7 1e8 1e9 model200 small200] [--repeats 20] [--json PATH]
                                    [--backends cuda,cupy,torch-cuda] [--chunks 2048 4096 ...] [--sweep-sizes 1e8]
 
 Same cases as ``fusedopt bench --backends cuda,cupy,torch-cuda``, plus 1e9 and the chunk sweep.
@@ -68,7 +69,7 @@ def free_gpu_memory():
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", nargs="+", default=["1e6", "1e7", "1e8", "1e9", "model200"])
+    ap.add_argument("--sizes", nargs="+", default=["1e6", "1e7", "1e8", "1e9", "model200", "small200"])
     ap.add_argument("--optimizers", nargs="+", default=["adam", "sgd"])
     ap.add_argument("--initializers", nargs="+", default=["uniform", "normal", "kaiming_uniform"])
     ap.add_argument("--init-sizes", nargs="+", default=["1e7", "1e8"])
@@ -105,7 +106,7 @@ def main(argv=None):
             rows.extend(new)
 
     for size in args.sizes:
-        huge = float(size) >= 5e8 if not size.startswith("model") else False
+        huge = not size[0].isalpha() and float(size) >= 5e8
         for optimizer in args.optimizers:
             # at 1e9 (16 GB per implementation) only fusedopt and torch fused fit beside each other
             use = [b for b in backends if b != "cupy"] if huge else backends

@@ -95,9 +95,13 @@ def write_probe(nbytes: int):
 
 
 def shapes_for(size: str):
-    """'1e8' -> one tensor; 'model200' -> 200 tensors of ~1e8 elements in all (the GPU-sized model)."""
+    """'1e8' -> one tensor; 'model200' -> 200 tensors of ~1e8 elements in all (the GPU-sized model);
+    'small200' -> 200 tensors of ~1e6 in all, where the per-step cost of launching and of the host
+    work shows (it fits in the L2 cache, so read its milliseconds, not its bandwidth)."""
     if size.startswith("model"):
         return suite.model_shapes(100_000_000, int(size[5:]))
+    if size.startswith("small"):
+        return suite.model_shapes(1_000_000, int(size[5:]))
     return [(int(float(size)),)]
 
 
