@@ -69,6 +69,20 @@ def _host_flags(options) -> list:
     return flags
 
 
+def _build(code: str, flags, work: Path, lib: Path) -> None:
+    """Compiles code with a launcher for each of its extern "C" kernels into lib (renamed into place,
+    so other processes see it whole or not at all)."""
+    (work / "module.cu").write_text(code)
+    base = [_compiler(), *flags, f"-I{HOST_EMULATION}", f"-I{work}"]
+    expanded = subprocess.run(base + ["-x", "c++", "-E", "-include", "host_emulation.hpp", str(work / "module.cu")],
+                              check=True, capture_output=True, text=True).stdout
+    names = sorted(set(re.findall(r'extern\s+"C"\s+void\s+(\w+)\s*\(', expanded)))
+    (work / "launcher.cpp").write_text(_LAUNCHER.replace("KERNELS", " ".join(f"FAKE_KERNEL({n})" for n in names)))
+    subprocess.run(base + ["-O2", "-fno-strict-aliasing", "-fPIC", "-shared", "-o", str(work / "module.so"),
+                           str(work / "launcher.cpp")], check=True)
+    os.replace(work / "module.so", lib)
+
+
 class RawModule:
     def __init__(self, code: str, options=(), **kwargs):
         if kwargs:
@@ -76,21 +90,12 @@ class RawModule:
         flags = _host_flags(options)
         emulation = (HOST_EMULATION / "host_emulation.hpp").read_text()
         key = hashlib.sha256("\0".join([code, *flags, _compiler(), emulation, _LAUNCHER]).encode()).hexdigest()[:24]
-        folder = Path(tempfile.gettempdir()) / f"fusedopt_fake_cupy_{os.getuid()}" / key
-        lib = folder / "module.so"
+        cache = Path(tempfile.gettempdir()) / f"fusedopt_fake_cupy_{os.getuid()}"
+        lib = cache / f"{key}.so"
         if not lib.exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "module.cu").write_text(code)
-            base = [_compiler(), *flags, f"-I{HOST_EMULATION}", f"-I{folder}"]
-            expanded = subprocess.run(base + ["-x", "c++", "-E", "-include", "host_emulation.hpp", str(folder / "module.cu")],
-                                      check=True, capture_output=True, text=True).stdout
-            names = sorted(set(re.findall(r'extern\s+"C"\s+void\s+(\w+)\s*\(', expanded)))
-            launcher = _LAUNCHER.replace("KERNELS", " ".join(f"FAKE_KERNEL({n})" for n in names))
-            (folder / "launcher.cpp").write_text(launcher)
-            partial = folder / f"module.{os.getpid()}.so"
-            subprocess.run(base + ["-O2", "-fno-strict-aliasing", "-fPIC", "-shared", "-o", str(partial),
-                                   str(folder / "launcher.cpp")], check=True)
-            os.replace(partial, lib)  # whole or absent, for other processes sharing the folder
+            cache.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=cache) as work:  # this process's own files
+                _build(code, flags, Path(work), lib)
         self._dll = ctypes.CDLL(str(lib))
         self._dll.fake_kernel.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
                                           ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int)]
