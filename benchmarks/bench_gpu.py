@@ -1,15 +1,17 @@
 """GPU benchmark (issue 6): fusedopt's CUDA Adam and SGD-momentum vs torch on CUDA (fused=True,
 foreach=True) vs a CuPy elementwise kernel, fp32, single tensors of 1e6 to 1e9 params and a
 200-tensor model of ~1e8 (and one of ~1e6, small200, for the per-step launch and host cost); the
-initializers vs torch's and CuPy's; and a sweep of the CUDA chunk size.
+initializers vs torch's and CuPy's; and sweeps of the CUDA chunk size and of the blocks launched per
+multiprocessor.
 Timed with CUDA events after warm-up, interleaved, medians; GB/s by the byte model and the fraction
 of a device-to-device copy (a write-only fill for initializers) measured in the same rounds. Every
 implementation's first step is checked against fusedopt.reference first (fusedopt.bench.gpu).
 
     python benchmarks/bench_gpu.py [--sizes 1e6 1e7 1e8 1e9 model200 small200] [--repeats 20] [--json PATH]
-                                   [--backends cuda,cupy,torch-cuda] [--chunks 2048 4096 ...] [--sweep-sizes 1e8]
+                                   [--backends cuda,cupy,torch-cuda] [--chunks 2048 4096 ...] [--grid 2 4 8]
+                                   [--sweep-sizes 1e8]
 
-Same cases as ``fusedopt bench --backends cuda,cupy,torch-cuda``, plus 1e9 and the chunk sweep.
+Same cases as ``fusedopt bench --backends cuda,cupy,torch-cuda``, plus 1e9 and the sweeps.
 """
 
 from __future__ import annotations
@@ -25,38 +27,44 @@ from fusedopt.backends import cuda as cuda_backend
 from fusedopt.bench import gpu, report
 
 
-def chunk_sweep(size: str, chunks, repeats: int):
-    """fusedopt's Adam step at one size under several FUSEDOPT_CUDA_CHUNK values, interleaved."""
+SWEEPS = {"chunk": "FUSEDOPT_CUDA_CHUNK", "blocks_per_sm": "FUSEDOPT_CUDA_BLOCKS_PER_SM"}
+
+
+def launch_sweep(size: str, setting: str, values, repeats: int):
+    """fusedopt's Adam step at one size under several values of one launch setting (chunk size or
+    blocks per multiprocessor, set through its environment variable), interleaved."""
     import cupy
 
     import fusedopt
     from fusedopt.bench import harness, impls
 
+    variable = SWEEPS[setting]
     shapes = gpu.shapes_for(size)
     n = sum(int(np.prod(s)) for s in shapes)
     host_p, host_g = impls.make_data(shapes, np.float32)
     ps, gs = [cupy.asarray(p) for p in host_p], [cupy.asarray(g) for g in host_g]
     opt = fusedopt.Adam(ps, lr=1e-3)
 
-    def with_chunk(chunk):
+    def with_value(value):
         def step():
-            os.environ["FUSEDOPT_CUDA_CHUNK"] = str(chunk)
+            os.environ[variable] = str(value)
             opt.step(gs)
         return step
 
     nbytes = n * harness.bytes_per_param("adam", {}, 4)
     probe, probe_bytes = gpu.copy_probe(nbytes)
     try:
-        times = gpu.time_events({**{c: with_chunk(c) for c in chunks}, "copy": probe}, repeats)
+        times = gpu.time_events({**{v: with_value(v) for v in values}, "copy": probe}, repeats)
     finally:
-        os.environ.pop("FUSEDOPT_CUDA_CHUNK", None)
+        os.environ.pop(variable, None)
         cuda_backend._tables.clear()
     copy_bw = probe_bytes / times["copy"]
     rows = []
-    for c in chunks:
-        t = times[c]
-        rows.append(dict(size=size, n=n, chunk=c, ms=t * 1e3, gbs=nbytes / t / 1e9, frac_copy=nbytes / t / copy_bw))
-        print(f"chunk sweep  adam {size:>9} chunk {c:>6}  {t * 1e3:8.3f} ms  {nbytes / t / 1e9:7.1f} GB/s  "
+    for v in values:
+        t = times[v]
+        rows.append({"size": size, "n": n, setting: v, "ms": t * 1e3, "gbs": nbytes / t / 1e9,
+                     "frac_copy": nbytes / t / copy_bw})
+        print(f"{setting} sweep  adam {size:>9} {setting} {v:>6}  {t * 1e3:8.3f} ms  {nbytes / t / 1e9:7.1f} GB/s  "
               f"{100 * nbytes / t / copy_bw:5.1f}% of copy", flush=True)
     return rows
 
@@ -75,7 +83,9 @@ def main(argv=None):
     ap.add_argument("--init-sizes", nargs="+", default=["1e7", "1e8"])
     ap.add_argument("--chunks", nargs="*", type=int, default=[2048, 4096, 8192, 16384, 65536],
                     help="FUSEDOPT_CUDA_CHUNK values to sweep for Adam (none: skip)")
-    ap.add_argument("--sweep-sizes", nargs="+", default=["1e8", "model200"], help="sizes of the chunk sweep")
+    ap.add_argument("--grid", nargs="*", type=int, default=[2, 3, 4, 8, 16],
+                    help="FUSEDOPT_CUDA_BLOCKS_PER_SM values to sweep for Adam (none: skip)")
+    ap.add_argument("--sweep-sizes", nargs="+", default=["1e8", "model200"], help="sizes of the two sweeps")
     ap.add_argument("--backends", default=None,
                     help="comma-separated subset of cuda,cupy,torch-cuda (default: every one available)")
     ap.add_argument("--repeats", type=int, default=20)
@@ -92,7 +102,7 @@ def main(argv=None):
             return 2
         backends = args.backends.split(",")
     print(f"GPU: {gpu.device_name()}; backends: {', '.join(backends)}; {args.repeats} rounds, medians")
-    rows, sweep, failures = [], [], []
+    rows, failures = [], []
 
     def run(label, fn):
         try:
@@ -117,22 +127,23 @@ def main(argv=None):
         for name in args.initializers:
             run(f"{name} {size}", lambda: gpu.initializer_case(name, int(float(size)), np.float32, backends,
                                                                args.repeats))
-    if args.chunks:
-        for size in args.sweep_sizes:
+    sweeps = {"chunk": [], "blocks_per_sm": []}
+    for setting, values in (("chunk", args.chunks), ("blocks_per_sm", args.grid)):
+        for size in args.sweep_sizes if values else ():
             try:
-                sweep += chunk_sweep(size, args.chunks, args.repeats)
+                sweeps[setting] += launch_sweep(size, setting, values, args.repeats)
             except Exception:  # noqa: BLE001
-                failures.append(f"chunk sweep {size}")
+                failures.append(f"{setting} sweep {size}")
                 traceback.print_exc()
             free_gpu_memory()
     if args.json:
         report.write_json(args.json, rows, args.repeats)
-        if sweep:
+        if any(sweeps.values()):
             import json
 
             with open(args.json, encoding="utf-8") as f:
                 data = json.load(f)
-            data["chunk_sweep"] = sweep
+            data.update({f"{setting}_sweep": rows for setting, rows in sweeps.items() if rows})
             with open(args.json, "w", encoding="utf-8") as f:
                 json.dump(data, f, indent=1)
     if failures:

@@ -175,3 +175,21 @@ def test_arrays_on_another_device_than_the_current_one_are_refused_and_unchanged
     with pytest.raises(ValueError, match="current device is 1"):
         init.normal_(target, seed=0)
     assert not target.any()
+
+
+@pytest.mark.parametrize("variable,function", [("FUSEDOPT_CUDA_CHUNK", cuda.chunk_size),
+                                               ("FUSEDOPT_CUDA_BLOCKS_PER_SM", cuda.blocks_per_sm)])
+def test_launch_settings_from_the_environment_are_checked(variable, function, monkeypatch):
+    monkeypatch.setenv(variable, "8")
+    assert function() == 8
+    for bad in ["0", "6x", "-4", "2000000000"] + (["6"] if variable == "FUSEDOPT_CUDA_CHUNK" else []):
+        monkeypatch.setenv(variable, bad)
+        with pytest.raises(ValueError, match=variable):
+            function()
+
+
+def test_the_grid_is_blocks_per_sm_times_the_multiprocessors(monkeypatch):
+    monkeypatch.setattr(cuda, "_multiprocessors", lambda device: 132)
+    assert cuda._max_blocks(0) == 132 * cuda.BLOCKS_PER_SM
+    monkeypatch.setenv("FUSEDOPT_CUDA_BLOCKS_PER_SM", "3")
+    assert cuda._max_blocks(0) == 396

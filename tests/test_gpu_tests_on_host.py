@@ -40,7 +40,7 @@ def test_gpu_benchmark_runs_and_every_implementation_agrees_with_the_reference(t
     out = tmp_path / "bench_gpu.json"
     run = subprocess.run(
         [sys.executable, str(HERE.parent / "benchmarks" / "bench_gpu.py"), "--backends", "cuda", "--sizes", "1e4",
-         "small3", "--init-sizes", "1e4", "--chunks", "64", "4096", "--sweep-sizes", "1e4", "--repeats", "2",
+         "small3", "--init-sizes", "1e4", "--chunks", "64", "4096", "--grid", "1", "8", "--sweep-sizes", "1e4", "--repeats", "2",
          "--json", str(out)],
         cwd=tmp_path, env=fake_cupy_env(), capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -50,4 +50,5 @@ def test_gpu_benchmark_runs_and_every_implementation_agrees_with_the_reference(t
                      ("normal", "10000"), ("kaiming_uniform", "10000")}, cases
     assert all(r["backend"] == "fusedopt-cuda" and r["agrees_with_reference"] for r in data["rows"]), data["rows"]
     assert [r["chunk"] for r in data["chunk_sweep"]] == [64, 4096]
+    assert [r["blocks_per_sm"] for r in data["blocks_per_sm_sweep"]] == [1, 8]
     assert data["machine"]["gpu"] == "host emulation (fake CuPy)"

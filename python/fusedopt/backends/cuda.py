@@ -25,7 +25,10 @@ from . import DLPACK_CUDA
 # (benchmarks/bench_gpu.py --chunks sweeps it).
 DEFAULT_CHUNK = 4096
 THREADS = 256
-BLOCKS_PER_SM = 8  # 8 x 256 threads: a full H100 / A100 multiprocessor
+# Blocks launched per multiprocessor: 8 x 256 threads fill an H100 / A100 one, if registers allow
+# (the Adam kernels allow 3-4, see benchmarks/RESULTS.md). FUSEDOPT_CUDA_BLOCKS_PER_SM overrides it
+# (bench_gpu.py --grid sweeps it).
+BLOCKS_PER_SM = 8
 _SUPPORTED = ("float32", "float64")
 
 
@@ -93,10 +96,13 @@ def _kernel(family: str, name: str):
 
 
 @functools.lru_cache(maxsize=None)
+def _multiprocessors(device_id: int) -> int:
+    return _cupy().cuda.Device(device_id).attributes["MultiProcessorCount"]
+
+
 def _max_blocks(device_id: int) -> int:
     """The grid: enough blocks to fill every multiprocessor; the kernels stride over the rest."""
-    sms = _cupy().cuda.Device(device_id).attributes["MultiProcessorCount"]
-    return sms * BLOCKS_PER_SM
+    return _multiprocessors(device_id) * blocks_per_sm()
 
 
 def _device_id(array) -> int:
@@ -112,13 +118,22 @@ def _to_device(host_arrays):
     return out
 
 
-def chunk_size() -> int:
-    text = os.environ.get("FUSEDOPT_CUDA_CHUNK")
+def _setting(variable: str, default: int, lowest: int, highest: int, multiple_of: int = 1) -> int:
+    """An integer launch setting from the environment, or ValueError naming the variable."""
+    text = os.environ.get(variable)
     if text is None:
-        return DEFAULT_CHUNK
-    if not text.isdigit() or int(text) < 4 or int(text) % 4 or int(text) > 2**30:
-        raise ValueError(f"FUSEDOPT_CUDA_CHUNK: expected a multiple of 4 in [4, 2**30], got {text!r}")
+        return default
+    if not text.isdigit() or not lowest <= int(text) <= highest or int(text) % multiple_of:
+        raise ValueError(f"{variable}: expected a multiple of {multiple_of} in [{lowest}, {highest}], got {text!r}")
     return int(text)
+
+
+def chunk_size() -> int:
+    return _setting("FUSEDOPT_CUDA_CHUNK", DEFAULT_CHUNK, 4, 2**30, multiple_of=4)
+
+
+def blocks_per_sm() -> int:
+    return _setting("FUSEDOPT_CUDA_BLOCKS_PER_SM", BLOCKS_PER_SM, 1, 64)
 
 
 # --- checks ---------------------------------------------------------------------------------------
