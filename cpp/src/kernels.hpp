@@ -5,10 +5,7 @@
 
 #include "fusedopt/cpu/init.hpp"
 #include "fusedopt/cpu/tensor_list.hpp"
-#include "fusedopt/rules/adagrad.hpp"
-#include "fusedopt/rules/adam.hpp"
-#include "fusedopt/rules/rmsprop.hpp"
-#include "fusedopt/rules/sgd.hpp"
+#include "fusedopt/optimizers.hpp"
 
 namespace fusedopt {
 
@@ -17,16 +14,25 @@ enum DType : int { kFloat32 = 0, kFloat64 = 1 };
 template <typename Hyper>
 using Kernel = void (*)(const TensorListView&, const Hyper&);
 
-// Indexed by DType.
+// One optimizer step: scalars points to the rule's Scalars<T> for the kernel's T.
+using StepKernel = void (*)(const TensorListView&, const void* scalars);
+
+constexpr int kMaxVariants = 16;  // 4 flags per rule at most
+#define FUSEDOPT_COUNT_ONE(Rule) +1
+constexpr int kOptimizerCount = 0 FUSEDOPT_OPTIMIZERS(FUSEDOPT_COUNT_ONE);
+#undef FUSEDOPT_COUNT_ONE
+
+// Every compiled variant of one rule, indexed by [DType][flags].
+struct RuleKernels {
+  StepKernel variants[2][kMaxVariants];
+};
+
 struct KernelTable {
   const char* isa;
-  Kernel<SgdHyper> sgd[2];
-  Kernel<AdagradHyper> adagrad[2];
-  Kernel<RmspropHyper> rmsprop[2];
-  Kernel<AdamHyper> adam[2];
-  Kernel<double> stream_adam_pattern[2];  // benchmarks' bandwidth ceiling
-  Kernel<double> stream_write[2];         // the initializers' ceiling
-  Kernel<InitHyper> init_fill[4];         // indexed by OutKind
+  RuleKernels optimizers[kOptimizerCount];  // in FUSEDOPT_OPTIMIZERS order
+  Kernel<double> stream_adam_pattern[2];    // benchmarks' bandwidth ceiling
+  Kernel<double> stream_write[2];           // the initializers' ceiling
+  Kernel<InitHyper> init_fill[4];           // indexed by OutKind
 };
 
 // One per build of kernels_isa.cpp (see CMakeLists.txt).

@@ -2,8 +2,6 @@
 
 #include <pybind11/numpy.h>
 
-#include <string>
-
 namespace py = pybind11;
 
 namespace fusedopt {
@@ -14,8 +12,6 @@ int64_t g_serial_threshold = 8192;  // crossover measured by benchmarks/bench_th
 using py::detail::array_proxy;
 using py::detail::npy_api;
 
-std::string type_name(py::handle h) { return Py_TYPE(h.ptr())->tp_name; }
-
 std::string shape_of(py::handle arr) {
   const auto* a = array_proxy(arr.ptr());
   std::string s = "(";
@@ -23,11 +19,7 @@ std::string shape_of(py::handle arr) {
   return s + (a->nd == 1 ? ",)" : ")");
 }
 
-std::string dtype_of(py::handle arr) {
-  return py::str(py::reinterpret_borrow<py::array>(arr).dtype());
-}
-
-std::string at(const char* name, size_t i) { return std::string(name) + "[" + std::to_string(i) + "]"; }
+std::string dtype_of(py::handle arr) { return py::str(py::reinterpret_borrow<py::array>(arr).dtype()); }
 
 bool same_shape(py::handle a, py::handle b) {
   const auto* x = array_proxy(a.ptr());
@@ -38,29 +30,65 @@ bool same_shape(py::handle a, py::handle b) {
   return true;
 }
 
+Namer indexed(const char* name) {
+  return [name](size_t i) { return std::string(name) + "[" + std::to_string(i) + "]"; };
+}
+
 }  // namespace
+
+std::string type_name(py::handle h) { return Py_TYPE(h.ptr())->tp_name; }
 
 int64_t serial_threshold() { return g_serial_threshold; }
 void set_serial_threshold(int64_t n) { g_serial_threshold = n; }
 
-CheckedLists::CheckedLists(const ListArg* first, const ListArg* last) {
-  if (last - first > kMaxSlots) throw py::value_error("at most " + std::to_string(kMaxSlots) + " lists per call");
+DType call_dtype(py::handle first_param, const std::string& name) {
   const npy_api& api = npy_api::get();
-  const ListArg& params = *first;
+  if (!api.PyArray_Check_(first_param.ptr()))
+    throw py::type_error(name + ": expected a numpy.ndarray, got " + type_name(first_param) +
+                         " (other frameworks: use their fusedopt adapter)");
+  PyObject* descr = reinterpret_cast<PyObject*>(array_proxy(first_param.ptr())->descr);
+  static const py::dtype f32 = py::dtype::of<float>(), f64 = py::dtype::of<double>();
+  if (api.PyArray_EquivTypes_(descr, f32.ptr())) return kFloat32;
+  if (api.PyArray_EquivTypes_(descr, f64.ptr())) return kFloat64;
+  throw py::type_error(name + ": dtype " + dtype_of(first_param) +
+                       " is not supported; expected float32 or float64 (native byte order)");
+}
+
+void* check_array(py::handle a, const Namer& name, size_t i, bool writable, py::handle param,
+                  const Namer& param_name, size_t param_i, py::handle first_param,
+                  const std::string& first_param_name) {
+  const npy_api& api = npy_api::get();
+  if (!api.PyArray_Check_(a.ptr()))
+    throw py::type_error(name(i) + ": expected a numpy.ndarray, got " + type_name(a) +
+                         " (other frameworks: use their fusedopt adapter)");
+  PyObject* descr = reinterpret_cast<PyObject*>(array_proxy(a.ptr())->descr);
+  PyObject* first_descr = reinterpret_cast<PyObject*>(array_proxy(first_param.ptr())->descr);
+  if (!api.PyArray_EquivTypes_(descr, first_descr))
+    throw py::type_error(name(i) + ": dtype " + dtype_of(a) + " does not match " + first_param_name + " dtype " +
+                         dtype_of(first_param) + " (all arrays of one call share a dtype)");
+  const int flags = array_proxy(a.ptr())->flags;
+  if (!(flags & npy_api::NPY_ARRAY_C_CONTIGUOUS_))
+    throw py::value_error(name(i) + ": array is not C-contiguous; fusedopt updates in place and never copies, "
+                          "so pass a contiguous array (np.ascontiguousarray) and keep it");
+  if (!(flags & npy_api::NPY_ARRAY_ALIGNED_)) throw py::value_error(name(i) + ": array is not aligned to its dtype");
+  if (writable && !(flags & npy_api::NPY_ARRAY_WRITEABLE_))
+    throw py::value_error(name(i) + ": array is read-only; it is updated in place, so it must be writable");
+  if (param.ptr() != a.ptr() && !same_shape(a, param))
+    throw py::value_error(name(i) + ": shape " + shape_of(a) + " does not match " + param_name(param_i) +
+                          " shape " + shape_of(param));
+  return array_proxy(a.ptr())->data;
+}
+
+CheckedLists::CheckedLists(const std::vector<Arg>& lists) {
+  if (lists.size() > static_cast<size_t>(kMaxSlots))
+    throw py::value_error("at most " + std::to_string(kMaxSlots) + " lists per call");
+  const Arg& params = lists.front();
   size_t n = 0;
-  py::handle ref_dtype;  // params[0]'s descriptor
-  int k = 0;
-  for (const ListArg* it = first; it != last; ++it) {
-    const ListArg& list = *it;
-    if (list.obj.is_none()) {
-      ++k;
-      continue;
-    }
+  for (size_t k = 0; k < lists.size(); ++k) {
+    const Arg& list = lists[k];
     if (!PyList_Check(list.obj.ptr()) && !PyTuple_Check(list.obj.ptr()))
-      throw py::type_error(std::string(list.name) + ": expected a list of numpy arrays, got " +
-                           type_name(list.obj));
-    const auto seq = py::reinterpret_borrow<py::sequence>(list.obj);
-    const size_t len = seq.size();
+      throw py::type_error(std::string(list.name) + ": expected a list of numpy arrays, got " + type_name(list.obj));
+    const size_t len = static_cast<size_t>(PySequence_Fast_GET_SIZE(list.obj.ptr()));
     if (k == 0) {
       n = len;
       if (n == 0) throw py::value_error("params: empty list, nothing to update");
@@ -68,43 +96,20 @@ CheckedLists::CheckedLists(const ListArg* first, const ListArg* last) {
       throw py::value_error(std::string(list.name) + ": expected " + std::to_string(n) +
                             " arrays (one per param), got " + std::to_string(len));
     }
+  }
+  py::handle first = PySequence_Fast_GET_ITEM(params.obj.ptr(), 0);
+  dtype_ = call_dtype(first, "params[0]");
+  const Namer param_name = indexed("params");
+  held_.reserve(n * lists.size());
+  for (size_t k = 0; k < lists.size(); ++k) {
+    const Namer name = indexed(lists[k].name);
     pointers_[k].resize(n);
     for (size_t i = 0; i < n; ++i) {
-      py::handle a = PySequence_Fast_GET_ITEM(list.obj.ptr(), static_cast<Py_ssize_t>(i));
-      if (!api.PyArray_Check_(a.ptr()))
-        throw py::type_error(at(list.name, i) + ": expected a numpy.ndarray, got " + type_name(a) +
-                             " (other frameworks: use their fusedopt adapter)");
-      PyObject* descr = reinterpret_cast<PyObject*>(array_proxy(a.ptr())->descr);
-      if (k == 0 && i == 0) {
-        const py::dtype f32 = py::dtype::of<float>(), f64 = py::dtype::of<double>();
-        if (api.PyArray_EquivTypes_(descr, f32.ptr())) dtype_ = kFloat32;
-        else if (api.PyArray_EquivTypes_(descr, f64.ptr())) dtype_ = kFloat64;
-        else
-          throw py::type_error("params[0]: dtype " + dtype_of(a) +
-                               " is not supported; expected float32 or float64 (native byte order)");
-        ref_dtype = descr;
-      } else if (!api.PyArray_EquivTypes_(descr, ref_dtype.ptr())) {
-        throw py::type_error(at(list.name, i) + ": dtype " + dtype_of(a) + " does not match params[0] dtype " +
-                             dtype_of(PySequence_Fast_GET_ITEM(params.obj.ptr(), 0)) +
-                             " (all arrays of one call share a dtype)");
-      }
-      const int flags = array_proxy(a.ptr())->flags;
-      if (!(flags & npy_api::NPY_ARRAY_C_CONTIGUOUS_))
-        throw py::value_error(at(list.name, i) + ": array is not C-contiguous; fusedopt updates in place and "
-                              "never copies, so pass a contiguous array (np.ascontiguousarray) and keep it");
-      if (!(flags & npy_api::NPY_ARRAY_ALIGNED_))
-        throw py::value_error(at(list.name, i) + ": array is not aligned to its dtype");
-      if (list.writable && !(flags & npy_api::NPY_ARRAY_WRITEABLE_))
-        throw py::value_error(at(list.name, i) + ": array is read-only; it is updated in place, so it must be writable");
-      if (k > 0) {
-        py::handle p = PySequence_Fast_GET_ITEM(params.obj.ptr(), static_cast<Py_ssize_t>(i));
-        if (!same_shape(a, p))
-          throw py::value_error(at(list.name, i) + ": shape " + shape_of(a) + " does not match params[" +
-                                std::to_string(i) + "] shape " + shape_of(p));
-      }
-      pointers_[k][i] = array_proxy(a.ptr())->data;
+      py::handle a = PySequence_Fast_GET_ITEM(lists[k].obj.ptr(), static_cast<Py_ssize_t>(i));
+      py::handle p = PySequence_Fast_GET_ITEM(params.obj.ptr(), static_cast<Py_ssize_t>(i));
+      pointers_[k][i] = check_array(a, name, i, lists[k].writable, p, param_name, i, first, "params[0]");
+      held_.push_back(py::reinterpret_borrow<py::object>(a));
     }
-    ++k;
   }
   offsets_.resize(n + 1);
   offsets_[0] = 0;

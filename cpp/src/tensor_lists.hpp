@@ -1,26 +1,41 @@
-// Validation of the tensor lists a binding receives (DESIGN.md §5): every array of every list is
-// checked before anything is written, and the pointers are gathered into a TensorListView.
+// Validation of the arrays a binding receives (DESIGN.md §5): every array of every list is checked
+// before anything is written, the pointers are gathered into a TensorListView, and a reference to
+// every array is held until the kernel has finished (no array can be freed under a GIL-free step).
 #pragma once
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "kernels.hpp"
 
 namespace fusedopt {
 
-struct ListArg {
-  const char* name;     // as the user knows it: "params", "grads", "exp_avgs", ...
-  pybind11::handle obj; // a list/tuple of numpy arrays, or None for a slot this call does not use
-  bool writable;        // updated in place (everything but grads)
-};
+// The name the user knows array i of a list by: "exp_avgs[3]", "state[3]['exp_avg']", ...
+using Namer = std::function<std::string(size_t i)>;
 
-// The first list is the params; every other list must match it in length, dtype and shapes.
+// The checks of one array against the first param of its call (dtype) and its own param (shape).
+// Returns its data pointer; throws TypeError/ValueError naming it.
+void* check_array(pybind11::handle a, const Namer& name, size_t i, bool writable, pybind11::handle param,
+                  const Namer& param_name, size_t param_i, pybind11::handle first_param,
+                  const std::string& first_param_name);
+
+// The dtype of a call, from its first param (float32 or float64, native byte order), or TypeError.
+DType call_dtype(pybind11::handle first_param, const std::string& name);
+
+std::string type_name(pybind11::handle h);
+
+// Lists of arrays, one per slot in use: params first, grads second, then the state buffers.
 class CheckedLists {
  public:
-  CheckedLists(const ListArg* first, const ListArg* last);
-  CheckedLists(std::initializer_list<ListArg> lists) : CheckedLists(lists.begin(), lists.end()) {}
+  struct Arg {
+    const char* name;      // as the user knows it: "params", "grads", "exp_avgs", ...
+    pybind11::handle obj;  // a list/tuple of numpy arrays
+    bool writable;         // updated in place (everything but grads)
+  };
+  explicit CheckedLists(const std::vector<Arg>& lists);
   DType dtype() const { return dtype_; }
   TensorListView view() const;
 
@@ -28,6 +43,7 @@ class CheckedLists {
   DType dtype_ = kFloat32;
   std::vector<int64_t> offsets_;
   std::vector<void*> pointers_[kMaxSlots];
+  std::vector<pybind11::object> held_;
 };
 
 // Elements below which a kernel runs on the calling thread (no OpenMP region).

@@ -10,14 +10,14 @@ from __future__ import annotations
 import os as _os
 from typing import Any, Dict
 
-from . import functional, init, reference
+from . import functional, init, optim, reference
 from ._core import __version__, get_num_threads, set_num_threads
 from .init import manual_seed
-from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from .optim import *  # noqa: F401,F403 - the optimizer classes (fusedopt.Adam, ...)
 
 __all__ = [
-    "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Optimizer",
-    "functional", "init", "reference", "manual_seed",
+    *optim.__all__,
+    "functional", "init", "optim", "reference", "manual_seed",
     "cpu_info", "set_num_threads", "get_num_threads", "get_include", "__version__",
 ]
 

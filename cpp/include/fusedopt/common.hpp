@@ -55,6 +55,24 @@ FUSEDOPT_HD double square_root(double x) {
 #endif
 }
 
+// A rule's per-step scalars, one type T for every field, named once: the Python spec fills them by
+// these names (fusedopt._core.rules()), so a field it does not give is an error, never a zero.
+// Use inside `template <typename T> struct XScalars { FUSEDOPT_SCALARS(a, b, c) };`.
+#define FUSEDOPT_SCALARS(...) \
+  T __VA_ARGS__;              \
+  static constexpr const char* field_names = #__VA_ARGS__;
+
+// The number of names in a comma-separated list ("a, b, c" -> 3; "" -> 0), at compile time.
+FUSEDOPT_HD constexpr int count_names(const char* list) {
+  int n = 0;
+  bool in_name = false;
+  for (; *list != '\0'; ++list) {
+    if (*list == ',') in_name = false;
+    else if (*list != ' ' && !in_name) in_name = true, ++n;
+  }
+  return n;
+}
+
 // max that keeps a NaN coming from `b` (torch.maximum propagates NaN).
 template <typename T>
 FUSEDOPT_HD T max_propagating(T a, T b) {

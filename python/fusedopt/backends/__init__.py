@@ -1,12 +1,21 @@
-"""Routing of arrays to the kernels that can update them in place, without copies."""
+"""The one seam for everything device-specific (DESIGN.md §1): ``for_arrays(arrays)`` returns the
+backend that owns the arrays' device, a module with the same functions for every device:
+
+* ``step(spec, variant, names, lists, scalars)``: one fused step of a rule variant, checked first;
+* ``Plan(calls, n_params)``: an optimizer's params and state checked once, ``.step(grads, variants,
+  scalars)`` checking only the gradients (False, nothing written, when one is None);
+* ``check_param(p, where)``, ``full_like(p, value)``, ``copy_like(value, p)``: what an optimizer
+  needs to take a param and make or restore its state on the param's device;
+* ``fill_target(tensor)``, ``fill(target, **constants)``, ``assign(target, values)``: the
+  initializers' in-place writes.
+
+No other layer imports CuPy or branches on the device."""
 
 from __future__ import annotations
 
 from types import ModuleType
 
 import numpy as np
-
-from . import cpu
 
 DLPACK_CUDA = (2, 13)  # DLPack device types kDLCUDA and kDLCUDAManaged
 
@@ -29,13 +38,24 @@ def is_cuda_array(a) -> bool:
         return False
 
 
-def backend_for(params) -> ModuleType:
-    """The backend module for ``params`` (its functions are named like the optimizers): CUDA when
-    params[0] lives on a CUDA device, else the CPU. Each backend checks every array itself, so a
-    list mixing devices is refused there, naming the first array on the other device."""
-    first = params[0] if isinstance(params, (list, tuple)) and params else None
-    if first is not None and is_cuda_array(first):
+def is_array(a) -> bool:
+    """An array some backend can take (a NumPy array or a CUDA array)."""
+    return isinstance(a, np.ndarray) or is_cuda_array(a)
+
+
+def for_array(a) -> ModuleType:
+    """The backend of one array: CUDA for a CUDA array, else the CPU (which refuses non-arrays)."""
+    if is_cuda_array(a):
         from . import cuda
 
         return cuda
+    from . import cpu
+
     return cpu
+
+
+def for_arrays(arrays) -> ModuleType:
+    """The backend for a list of arrays: that of the first one. Each backend checks every array
+    itself, so a list mixing devices is refused there, naming the first array on the other device."""
+    first = arrays[0] if isinstance(arrays, (list, tuple)) and arrays else None
+    return for_array(first)

@@ -1,5 +1,60 @@
-"""CPU backend: the C++ kernels of fusedopt._core (NumPy arrays, float32/float64)."""
+"""CPU backend: the C++ kernels of fusedopt._core over NumPy arrays (float32 and float64)."""
 
-from .._core import adagrad, adam, check_lists, rmsprop, sgd
+from __future__ import annotations
 
-__all__ = ["check_lists", "sgd", "adagrad", "rmsprop", "adam"]
+import numpy as np
+
+from .._core import Plan, init_fill
+
+__all__ = ["step", "Plan", "check_param", "full_like", "copy_like", "fill_target", "fill", "assign"]
+
+_SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def step(spec, variant: int, names, lists, scalars: bytes) -> None:
+    from .. import _core
+
+    _core.step(spec.rule_index, variant, names, lists, scalars)
+
+
+def check_param(p, where: str) -> None:
+    if not isinstance(p, np.ndarray):
+        raise TypeError(f"{where}: expected a numpy.ndarray, got {type(p).__name__}")
+    if p.dtype not in _SUPPORTED_DTYPES:
+        raise TypeError(f"{where}: dtype {p.dtype} is not supported; expected float32 or float64")
+    if not p.flags.c_contiguous:
+        raise ValueError(f"{where}: array is not C-contiguous; fusedopt updates in place and never copies")
+    if not p.flags.writeable:
+        raise ValueError(f"{where}: array is read-only; it is updated in place, so it must be writable")
+
+
+def full_like(p, value):
+    return np.full_like(p, value)
+
+
+def copy_like(value, p):
+    """A C-contiguous copy of saved state ``value`` (from any device) with the dtype of param ``p``."""
+    from . import is_cuda_array
+
+    if is_cuda_array(value):
+        from . import cuda
+
+        value = cuda.to_host(value)
+    return np.array(value, dtype=p.dtype, order="C", copy=True)
+
+
+def fill_target(tensor):
+    if not isinstance(tensor, np.ndarray):
+        raise TypeError(f"tensor: expected a numpy.ndarray or a CUDA array, got {type(tensor).__name__}")
+    if not tensor.flags.c_contiguous:
+        raise ValueError("tensor: array is not C-contiguous; fusedopt fills in place and never copies")
+    if not tensor.flags.writeable:
+        raise ValueError("tensor: array is read-only; it is filled in place")
+    return tensor
+
+
+fill = init_fill
+
+
+def assign(target, values) -> None:
+    target[...] = values

@@ -67,12 +67,12 @@ def _headers_digest() -> str:
     return digest.hexdigest()
 
 
-FAMILIES = ("sgd", "adagrad", "rmsprop", "adam", "init")
+SOURCES = ("optimizers", "init")  # fusedopt/cuda/<source>.cu
 
 
-def kernel_source(family: str) -> str:
-    """The text NVRTC compiles for fusedopt/cuda/<family>.cu."""
-    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "cuda", f"{family}.cu")
+def kernel_source(source: str) -> str:
+    """The text NVRTC compiles for fusedopt/cuda/<source>.cu."""
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "cuda", f"{source}.cu")
     with open(path) as f:
         return f"// fusedopt headers {_headers_digest()}\n" + f.read()
 
@@ -82,17 +82,43 @@ def compile_options() -> Tuple[str, ...]:
     return ("-std=c++17", "--fmad=false", f"-I{get_include()}")
 
 
-def kernel_names(family: str) -> Tuple[str, ...]:
-    """The kernels of one family that this backend launches."""
-    if family == "init":
+@functools.lru_cache(maxsize=None)
+def _rule(index: int) -> dict:
+    return _core.rules()[index]
+
+
+def step_kernel_name(rule: int, variant: int, dtype: str) -> str:
+    """The name expression of one instantiation of the kernel template of optimizers.cu."""
+    ctype = "float" if dtype == "float32" else "double"
+    return f"fusedopt::cuda::step<fusedopt::rules::{_rule(rule)['cpp_name']}<{variant}u>, {ctype}>"
+
+
+def _rule_kernel_names(rule: int) -> Tuple[str, ...]:
+    return tuple(step_kernel_name(rule, v, t) for v in range(len(_rule(rule)["present"])) for t in _SUPPORTED)
+
+
+def kernel_names(source: str) -> Tuple[str, ...]:
+    """Every kernel of one source that this backend launches (for optimizers.cu: name expressions,
+    every variant of every registered rule in both types)."""
+    if source == "init":
         return tuple(FILL_KERNELS.values())
-    return tuple(f"{family}_{dtype}" for dtype in _SUPPORTED)
+    return tuple(name for rule in range(len(_core.rules())) for name in _rule_kernel_names(rule))
 
 
 @functools.lru_cache(maxsize=None)
-def _kernel(family: str, name: str):
-    module = _cupy().RawModule(code=kernel_source(family), options=compile_options())
-    return module.get_function(name)
+def _module(source: str, names: Tuple[str, ...]):
+    if names:
+        return _cupy().RawModule(code=kernel_source(source), options=compile_options(), name_expressions=names)
+    return _cupy().RawModule(code=kernel_source(source), options=compile_options())
+
+
+def _step_kernel(rule: int, variant: int, dtype: str):
+    """One rule's module holds all its variants in both types: compiled once, at its first launch."""
+    return _module("optimizers", _rule_kernel_names(rule)).get_function(step_kernel_name(rule, variant, dtype))
+
+
+def _fill_kernel(name: str):
+    return _module("init", ()).get_function(name)
 
 
 @functools.lru_cache(maxsize=None)
@@ -283,67 +309,120 @@ def _chunk_table(infos: Sequence[_ListInfo]):
     return table
 
 
-def _launch(family: str, dtype: str, infos: Sequence[Optional[_ListInfo]], scalars, flags=()):
-    """One launch for the whole step. Lists the options leave out (None) are dropped, so the kernel's
-    slots are the lists in use, in order."""
-    present = [info for info in infos if info is not None]
-    args, n_chunks = _chunk_table(present)
+@functools.lru_cache(maxsize=None)
+def _scalars_dtype(rule: int, dtype: str) -> np.dtype:
+    fields = [f.strip() for f in _rule(rule)["scalars"].split(",")]
+    return np.dtype([(f, dtype) for f in fields], align=True)
+
+
+def _scalars_struct(rule: int, dtype: str, scalars: bytes):
+    """The rule's Scalars<T> as one structured NumPy scalar: the kernel's by-value argument (float32
+    fields rounded from the spec's float64 values, as the CPU binding rounds them)."""
+    struct = _scalars_dtype(rule, dtype)
+    values = np.frombuffer(scalars, np.float64)
+    if values.size != len(struct.names):
+        raise ValueError(f"{_rule(rule)['name']}: expected {len(struct.names)} scalars, got {values.size}")
+    return values.astype(dtype).view(struct)[0]
+
+
+def _check_variant(rule: int, variant: int, n_lists: int) -> None:
+    present = _rule(rule)["present"]
+    if not 0 <= variant < len(present) or bin(present[variant]).count("1") != n_lists:
+        raise ValueError(f"{_rule(rule)['name']}: variant {variant} does not update {n_lists} lists")
+
+
+def _launch(rule: int, variant: int, dtype: str, infos: Sequence[_ListInfo], scalars) -> None:
+    """One launch for the whole step over the lists the variant uses."""
+    args, n_chunks = _chunk_table(infos)
     if n_chunks == 0:
         return
-    t = np.float32 if dtype == "float32" else np.float64
-    blocks = min(n_chunks, _max_blocks(present[0].device))
-    _kernel(family, f"{family}_{dtype}")((blocks,), (THREADS,),
-                                         (*args, *(t(x) for x in scalars), *(np.int32(f) for f in flags)))
+    blocks = min(n_chunks, _max_blocks(infos[0].device))
+    _step_kernel(rule, variant, dtype)((blocks,), (THREADS,), (*args, scalars))
 
 
-# --- the optimizers (same signatures as fusedopt._core) -------------------------------------------
+# --- the optimizer step and plan (the interface of fusedopt.backends) ------------------------------
 
-def check_lists(params, grads, *buffers):
-    _check([("params", params), ("grads", grads)] + [(f"buffers[{k}]", b) for k, b in enumerate(buffers)])
-
-
-def sgd(params, grads, momentum_buffers, *, lr, momentum, dampening, weight_decay, nesterov, maximize, first_step):
-    has_momentum = momentum != 0.0
-    if has_momentum and momentum_buffers is None:
-        raise ValueError("momentum_buffers: required when momentum != 0")
-    dtype, infos = _check([("params", params), ("grads", grads),
-                           ("momentum_buffers", momentum_buffers if has_momentum else None)])
-    s = _core.sgd_scalars(float64=dtype == "float64", lr=lr, momentum=momentum, dampening=dampening,
-                          weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
-    _launch("sgd", dtype, infos, s, (has_momentum, has_momentum and nesterov, has_momentum and first_step))
+def step(spec, variant: int, names, lists, scalars: bytes) -> None:
+    _check_variant(spec.rule_index, variant, len(lists))
+    dtype, infos = _check(list(zip(names, lists)))
+    _launch(spec.rule_index, variant, dtype, infos, _scalars_struct(spec.rule_index, dtype, scalars))
 
 
-def adagrad(params, grads, state_sums, *, step, lr, lr_decay, weight_decay, eps, maximize):
-    dtype, infos = _check([("params", params), ("grads", grads), ("state_sums", state_sums)])
-    s = _core.adagrad_scalars(float64=dtype == "float64", step=step, lr=lr, lr_decay=lr_decay,
-                              weight_decay=weight_decay, eps=eps, maximize=maximize)
-    _launch("adagrad", dtype, infos, s)
+def _renamed(error: Exception, names: Dict[str, Sequence[str]]) -> Exception:
+    """The same error, naming arrays as the user knows them (list name -> one name per array)."""
+    import re
+
+    def user_name(m):
+        listed = names.get(m.group(1))
+        return listed[int(m.group(2))] if listed is not None and int(m.group(2)) < len(listed) else m.group(0)
+
+    return type(error)(re.sub(r"(\w+)\[(\d+)\]", user_name, str(error)))
 
 
-def rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffers, *, lr, alpha, eps, weight_decay, momentum,
-            centered, maximize):
-    if centered and grad_avgs is None:
-        raise ValueError("grad_avgs: required when centered=True")
-    if momentum > 0 and momentum_buffers is None:
-        raise ValueError("momentum_buffers: required when momentum > 0")
-    dtype, infos = _check([("params", params), ("grads", grads), ("square_avgs", square_avgs),
-                           ("grad_avgs", grad_avgs if centered else None),
-                           ("momentum_buffers", momentum_buffers if momentum > 0 else None)])
-    s = _core.rmsprop_scalars(float64=dtype == "float64", lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                              momentum=momentum, centered=centered, maximize=maximize)
-    _launch("rmsprop", dtype, infos, s, (centered, momentum > 0))
+class Plan:
+    """An optimizer's params and state on the GPU, cut into calls as fusedopt._core.Plan: the lists
+    are kept and checked once; a step checks the gradients (a list of the same CuPy arrays is
+    remembered) and launches one kernel per call, after every call's checks."""
+
+    def __init__(self, calls, n_params: int):
+        self.n_params = n_params
+        self._calls = []
+        for rule, params, buffers, indices, names, buffer_names in calls:
+            lists = [("params", list(params)), ("grads", list(params))]
+            lists += [(f"buffers{k}", list(b)) for k, b in enumerate(buffers)]
+            user = {"params": names, **{f"buffers{k}": n for k, n in enumerate(buffer_names)}}
+            try:
+                _check(lists)
+            except (TypeError, ValueError) as e:
+                raise _renamed(e, user) from None
+            user["grads"] = [f"grads[{i}]" for i in indices]
+            self._calls.append((rule, lists, list(indices), user))
+        self.n_calls = len(self._calls)
+
+    def step(self, grads, variants, scalars) -> bool:
+        if not isinstance(grads, (list, tuple)):
+            raise TypeError(f"grads: expected a list of arrays, got {type(grads).__name__}")
+        if len(grads) != self.n_params:
+            raise ValueError(f"grads: expected {self.n_params} arrays (one per param, None to skip one), got {len(grads)}")
+        if any(grads[i] is None for _, _, indices, _ in self._calls for i in indices):
+            return False
+        launches = []
+        for (rule, lists, indices, user), variant, packed in zip(self._calls, variants, scalars):
+            _check_variant(rule, variant, len(lists))
+            checked = list(lists)
+            checked[1] = ("grads", [grads[i] for i in indices])
+            try:
+                dtype, infos = _check(checked)
+            except (TypeError, ValueError) as e:
+                raise _renamed(e, user) from None
+            launches.append((rule, variant, dtype, infos, _scalars_struct(rule, dtype, packed)))
+        for launch in launches:
+            _launch(*launch)
+        return True
 
 
-def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr, beta1, beta2, eps, weight_decay, amsgrad,
-         maximize, decoupled_weight_decay):
-    if amsgrad and max_exp_avg_sqs is None:
-        raise ValueError("max_exp_avg_sqs: required when amsgrad=True")
-    dtype, infos = _check([("params", params), ("grads", grads), ("exp_avgs", exp_avgs),
-                           ("exp_avg_sqs", exp_avg_sqs), ("max_exp_avg_sqs", max_exp_avg_sqs if amsgrad else None)])
-    s = _core.adam_scalars(float64=dtype == "float64", step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
-                           weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
-                           decoupled_weight_decay=decoupled_weight_decay)
-    _launch("adam", dtype, infos, s, (amsgrad,))
+def check_param(p, where: str) -> None:
+    v = as_cupy(where, p)  # a view, to read dtype and flags the same way for every framework
+    if v.dtype.name not in _SUPPORTED:
+        raise TypeError(f"{where}: dtype {v.dtype} is not supported; expected float32 or float64")
+    if not v.flags.c_contiguous:
+        raise ValueError(f"{where}: array is not C-contiguous; fusedopt updates in place and never copies")
+
+
+def full_like(p, value):
+    return _cupy().full_like(as_cupy("params", p), value)
+
+
+def copy_like(value, p):
+    """A C-contiguous copy of saved state ``value`` with the dtype and device of param ``p``."""
+    cupy = _cupy()
+    view = as_cupy("params", p)
+    with cupy.cuda.Device(view.data.device_id):
+        return cupy.array(value, dtype=view.dtype, order="C", copy=True)
+
+
+def to_host(value):
+    return as_cupy("state_dict", value).get()
 
 
 # --- the random fills -----------------------------------------------------------------------------
@@ -351,7 +430,23 @@ def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr, bet
 FILL_KERNELS = {0: "init_fill_float32", 1: "init_fill_float64", 2: "init_fill_float16", 3: "init_fill_bfloat16"}
 
 
-def init_fill(out, *, out_kind, distribution, a, b, mean, std, y_lo, y_hi, upper_below, seed, stream):
+def fill_target(tensor):
+    """A CuPy view of a CUDA array to fill in place (never a copy)."""
+    view = as_cupy("tensor", tensor)
+    if not view.flags.c_contiguous:
+        raise ValueError("tensor: array is not C-contiguous; fusedopt fills in place and never copies")
+    return view
+
+
+def assign(target, values) -> None:
+    """target[...] = values: a fill for a scalar, else one host-to-device copy."""
+    if np.ndim(values) == 0:
+        target.fill(values)
+    else:
+        target.set(np.ascontiguousarray(np.broadcast_to(values, target.shape), dtype=target.dtype))
+
+
+def fill(out, *, out_kind, distribution, a, b, mean, std, y_lo, y_hi, upper_below, seed, stream):
     """Fills a C-contiguous CuPy array in place; the same bits as fusedopt._core.init_fill."""
     n = out.size
     if n == 0:
@@ -360,7 +455,7 @@ def init_fill(out, *, out_kind, distribution, a, b, mean, std, y_lo, y_hi, upper
     threads = THREADS
     per_block = 2 if out_kind == 1 else 4  # values per Philox block
     blocks = min(-(-n // (per_block * threads)), _max_blocks(_device_id(out)))
-    _kernel("init", FILL_KERNELS[out_kind])(
+    _fill_kernel(FILL_KERNELS[out_kind])(
         (blocks,), (threads,),
         (out, np.int64(n), np.int32(distribution), np.float64(a), np.float64(b), np.float64(mean), np.float64(std),
          np.float64(y_lo), np.float64(y_hi), np.float64(upper_below), np.uint64(seed), np.uint64(stream)))

@@ -1,7 +1,9 @@
 """Stateless fused optimizer steps: lists of arrays + scalars -> in-place update (DESIGN.md §1).
 
 Every function validates all of its arguments before it writes anything, then updates every
-tensor of the lists in one fused call.
+tensor of the lists in one fused call. This module is also the registration list of the Python
+side: each function imported here carries its optimizer's spec (``fusedopt.functional.adam.spec``),
+from which fusedopt.optim makes the class, and the tests and benchmarks their tables.
 """
 
 from .adagrad import adagrad
@@ -9,4 +11,6 @@ from .adam import adam, adamw
 from .rmsprop import rmsprop
 from .sgd import sgd
 
-__all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw"]
+SPECS = tuple(f.spec for f in list(globals().values()) if callable(f) and hasattr(f, "spec"))
+
+__all__ = [spec.name for spec in SPECS]

@@ -1,10 +1,13 @@
-"""Hyperparameter checks shared by the functional optimizers (DESIGN.md §5): each raises
-TypeError for the wrong kind of value and ValueError for a value out of range, naming the argument."""
+"""Hyperparameter checks (DESIGN.md §5): each raises TypeError for the wrong kind of value and
+ValueError for a value out of range, naming the argument. Each check also knows values it refuses
+(the bad-input test rows) and the values it accepts (the Hypothesis strategies), so tests of every
+optimizer come from its spec."""
 
 from __future__ import annotations
 
 import math
 import numbers
+from typing import Any, List, Tuple
 
 _EXACT_REALS = (float, int)
 
@@ -15,30 +18,85 @@ def _real(name: str, value) -> float:
     return float(value)
 
 
-def non_negative(name: str, value) -> None:
-    """Finite and >= 0 (lr, eps, weight_decay, momentum, ...)."""
-    v = _real(name, value)
-    if not 0.0 <= v < math.inf:
-        raise ValueError(f"{name}: expected a finite value >= 0, got {value!r}")
+class Check:
+    """A validator for one hyperparameter."""
+
+    def __call__(self, name: str, value) -> None:
+        raise NotImplementedError
+
+    def bad_values(self) -> List[Tuple[Any, type]]:
+        """(value, the exception it raises): rows for the bad-input tests."""
+        raise NotImplementedError
+
+    def strategy(self, st):
+        """A Hypothesis strategy of accepted values (st: hypothesis.strategies)."""
+        raise NotImplementedError
 
 
-def in_unit_interval(name: str, value, *, closed: bool = False) -> None:
+class NonNegative(Check):
+    """Finite and >= 0 (lr, eps, weight_decay, momentum, ...); ``typical`` bounds the random values."""
+
+    def __init__(self, typical: float = 0.5, smallest: float = 0.0):
+        self.typical, self.smallest = typical, smallest
+
+    def __call__(self, name, value):
+        v = _real(name, value)
+        if not 0.0 <= v < math.inf:
+            raise ValueError(f"{name}: expected a finite value >= 0, got {value!r}")
+
+    def bad_values(self):
+        return [(-1e-3, ValueError), (math.nan, ValueError), (math.inf, ValueError), ("0.1", TypeError)]
+
+    def strategy(self, st):
+        return st.floats(self.smallest, self.typical)
+
+
+class UnitInterval(Check):
     """0 <= value < 1 (betas), or 0 <= value <= 1 with closed=True (alpha, dampening)."""
-    v = _real(name, value)
-    if not (0.0 <= v <= 1.0 if closed else 0.0 <= v < 1.0):
-        raise ValueError(f"{name}: expected a value in [0, 1{']' if closed else ')'}, got {value!r}")
+
+    def __init__(self, closed: bool = False, smallest: float = 0.0):
+        self.closed, self.smallest = closed, smallest
+
+    def __call__(self, name, value):
+        v = _real(name, value)
+        if not (0.0 <= v <= 1.0 if self.closed else 0.0 <= v < 1.0):
+            raise ValueError(f"{name}: expected a value in [0, 1{']' if self.closed else ')'}, got {value!r}")
+
+    def bad_values(self):
+        return [(1.5, ValueError), (-0.1, ValueError), (math.nan, ValueError)] + ([] if self.closed else [(1.0, ValueError)])
+
+    def strategy(self, st):
+        return st.floats(self.smallest, 1.0 if self.closed else 0.999)
 
 
-def betas(value) -> None:
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise TypeError(f"betas: expected a pair (beta1, beta2), got {value!r}")
-    in_unit_interval("betas[0]", value[0])
-    in_unit_interval("betas[1]", value[1])
+class Betas(Check):
+    """A pair (beta1, beta2), each in [0, 1)."""
+
+    _beta = UnitInterval()
+
+    def __call__(self, name, value):
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            raise TypeError(f"{name}: expected a pair (beta1, beta2), got {value!r}")
+        self._beta(f"{name}[0]", value[0])
+        self._beta(f"{name}[1]", value[1])
+
+    def bad_values(self):
+        return [((1.0, 0.999), ValueError), ((0.9, -0.1), ValueError), (0.9, TypeError)]
+
+    def strategy(self, st):
+        return st.tuples(self._beta.strategy(st), self._beta.strategy(st))
 
 
-def flag(name: str, value) -> None:
-    if not isinstance(value, bool) and type(value).__name__ != "bool_":
-        raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
+class Flag(Check):
+    def __call__(self, name, value):
+        if not isinstance(value, bool) and type(value).__name__ != "bool_":
+            raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
+
+    def bad_values(self):
+        return [("yes", TypeError), (1, TypeError)]
+
+    def strategy(self, st):
+        return st.booleans()
 
 
 def step(value) -> None:

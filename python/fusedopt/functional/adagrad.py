@@ -1,18 +1,23 @@
+"""Adagrad: the spec and the functional step (the math: rules/adagrad.hpp)."""
+
 from __future__ import annotations
 
 from typing import Sequence
 
-from .. import backends
-from . import _checks
+from ._checks import Flag, NonNegative
+from ._spec import Buffer, Hyper, Spec, run
 
-
-def check_adagrad(*, step, lr, lr_decay, weight_decay, eps, maximize) -> None:
-    _checks.step(step)
-    _checks.non_negative("lr", lr)
-    _checks.non_negative("lr_decay", lr_decay)
-    _checks.non_negative("weight_decay", weight_decay)
-    _checks.non_negative("eps", eps)
-    _checks.flag("maximize", maximize)
+ADAGRAD = Spec(
+    "adagrad", "Adagrad", rule="adagrad",
+    hypers=(Hyper("lr", 1e-2, NonNegative(0.5)), Hyper("lr_decay", 0.0, NonNegative(0.5)),
+            Hyper("weight_decay", 0.0, NonNegative(0.2)),
+            Hyper("initial_accumulator_value", 0.0, NonNegative(1.0), kernel=False),
+            Hyper("eps", 1e-10, NonNegative(1e-3, smallest=1e-10)), Hyper("maximize", False, Flag())),
+    buffers=(Buffer("sum", "state_sums", initial="initial_accumulator_value"),),
+    flags=lambda h, step: {},
+    scalars=lambda h, step: dict(grad_sign=-1.0 if h["maximize"] else 1.0, weight_decay=h["weight_decay"],
+                                 clr=h["lr"] / (1.0 + (step - 1) * h["lr_decay"]), eps=h["eps"]),
+    bench=dict(lr=0.01), summary="Adagrad: per-element learning rates from the sum of squared gradients (torch.optim.Adagrad).")
 
 
 def adagrad(params: Sequence, grads: Sequence, state_sums: Sequence, *, step: int, lr: float = 1e-2,
@@ -29,7 +34,7 @@ def adagrad(params: Sequence, grads: Sequence, state_sums: Sequence, *, step: in
         params: arrays updated in place (C-contiguous, writable, float32 or float64).
         grads: one gradient per param, same shape and dtype.
         state_sums: the accumulators :math:`s`, one per param (start them at
-            ``initial_accumulator_value``).
+            ``initial_accumulator_value``, the optimizer class's argument).
         step: the step being taken :math:`t`, counting from 1.
         lr: :math:`\eta` (default: 1e-2).
         lr_decay: :math:`\delta` (default: 0).
@@ -41,6 +46,8 @@ def adagrad(params: Sequence, grads: Sequence, state_sums: Sequence, *, step: in
 
         fusedopt.functional.adagrad([w], [g], [s], step=1, lr=0.01)
     """
-    check_adagrad(step=step, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps, maximize=maximize)
-    backends.backend_for(params).adagrad(params, grads, state_sums, step=step, lr=lr, lr_decay=lr_decay,
-                                         weight_decay=weight_decay, eps=eps, maximize=maximize)
+    run(ADAGRAD, params, grads, dict(state_sums=state_sums), step,
+        dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps, maximize=maximize))
+
+
+adagrad.spec = ADAGRAD  # type: ignore[attr-defined]

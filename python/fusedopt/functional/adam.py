@@ -1,28 +1,43 @@
+"""Adam and AdamW: the spec and the functional step (the math: rules/adam.hpp)."""
+
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence, Tuple
 
-from .. import backends
-from . import _checks
+from ._checks import Betas, Flag, NonNegative
+from ._spec import Buffer, Hyper, Spec, run
 
 
-def check_adam(*, step, lr, betas, eps, weight_decay, amsgrad, maximize) -> None:
-    _checks.step(step)
-    _checks.non_negative("lr", lr)
-    _checks.betas(betas)
-    _checks.non_negative("eps", eps)
-    _checks.non_negative("weight_decay", weight_decay)
-    _checks.flag("amsgrad", amsgrad)
-    _checks.flag("maximize", maximize)
+def _adam_scalars(h, step, decoupled: bool):
+    lr, (beta1, beta2), wd = h["lr"], h["betas"], h["weight_decay"]
+    bias_correction1 = 1.0 - beta1**step
+    bias_correction2_sqrt = math.sqrt(1.0 - beta2**step)
+    return dict(grad_sign=-1.0 if h["maximize"] else 1.0,
+                l2=0.0 if decoupled else wd,
+                decay=1.0 - lr * wd if decoupled else 1.0,
+                beta1=beta1, one_minus_beta1=1.0 - beta1, beta2=beta2, one_minus_beta2=1.0 - beta2,
+                step_size=lr * bias_correction2_sqrt / bias_correction1,
+                eps=h["eps"] * bias_correction2_sqrt)
 
 
-def _adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr, betas, eps, weight_decay, amsgrad,
-          maximize, decoupled_weight_decay) -> None:
-    check_adam(step=step, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
-    backends.backend_for(params).adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step=step, lr=lr,
-                                      beta1=betas[0], beta2=betas[1], eps=eps, weight_decay=weight_decay,
-                                      amsgrad=amsgrad, maximize=maximize,
-                                      decoupled_weight_decay=decoupled_weight_decay)
+def _hypers(weight_decay: float):
+    return (Hyper("lr", 1e-3, NonNegative(0.5)), Hyper("betas", (0.9, 0.999), Betas()),
+            Hyper("eps", 1e-8, NonNegative(1e-3, smallest=1e-8)), Hyper("weight_decay", weight_decay, NonNegative(0.2)),
+            Hyper("amsgrad", False, Flag()), Hyper("maximize", False, Flag()))
+
+
+_BUFFERS = (Buffer("exp_avg", "exp_avgs"), Buffer("exp_avg_sq", "exp_avg_sqs"),
+            Buffer("max_exp_avg_sq", "max_exp_avg_sqs", when="amsgrad"))
+
+ADAM = Spec("adam", "Adam", rule="adam", hypers=_hypers(0.0), buffers=_BUFFERS,
+            flags=lambda h, step: {"amsgrad": h["amsgrad"]},
+            scalars=lambda h, step: _adam_scalars(h, step, decoupled=False),
+            bench=dict(lr=1e-3), summary="Adam, with optional AMSGrad (torch.optim.Adam).")
+ADAMW = Spec("adamw", "AdamW", rule="adam", hypers=_hypers(1e-2), buffers=_BUFFERS,
+             flags=lambda h, step: {"amsgrad": h["amsgrad"]},
+             scalars=lambda h, step: _adam_scalars(h, step, decoupled=True),
+             bench=dict(lr=1e-3, weight_decay=1e-2), summary="AdamW: Adam with decoupled weight decay (torch.optim.AdamW).")
 
 
 def adam(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_avg_sqs: Sequence,
@@ -38,8 +53,12 @@ def adam(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_avg_sqs: Seq
         \hat v &= \max(\hat v, v) \ \text{(amsgrad; else } \hat v = v) \\
         p &= p - \frac{\eta}{1 - \beta_1^t} \cdot \frac{m}{\sqrt{\hat v} / \sqrt{1 - \beta_2^t} + \epsilon}
 
+    Bias correction is always on, as in torch (Adam without it is not offered).
+
     .. warning:: eps is added after the bias-corrected square root, as in torch and optax; Keras
        adds an eps that is not bias-corrected ("epsilon hat"), so the same value gives other numbers.
+       ``weight_decay`` here is an L2 term added to the gradient; for decoupled weight decay use
+       :func:`adamw`.
 
     Args:
         params: arrays updated in place (C-contiguous, writable, float32 or float64).
@@ -58,8 +77,8 @@ def adam(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_avg_sqs: Seq
 
         fusedopt.functional.adam([w], [g], [m], [v], step=1, lr=1e-3)
     """
-    _adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step=step, lr=lr, betas=betas, eps=eps,
-          weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=False)
+    run(ADAM, params, grads, dict(exp_avgs=exp_avgs, exp_avg_sqs=exp_avg_sqs, max_exp_avg_sqs=max_exp_avg_sqs),
+        step, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize))
 
 
 def adamw(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_avg_sqs: Sequence,
@@ -81,5 +100,8 @@ def adamw(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_avg_sqs: Se
 
         fusedopt.functional.adamw([w], [g], [m], [v], step=1, lr=1e-3, weight_decay=1e-2)
     """
-    _adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step=step, lr=lr, betas=betas, eps=eps,
-          weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True)
+    run(ADAMW, params, grads, dict(exp_avgs=exp_avgs, exp_avg_sqs=exp_avg_sqs, max_exp_avg_sqs=max_exp_avg_sqs),
+        step, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize))
+
+
+adam.spec, adamw.spec = ADAM, ADAMW  # type: ignore[attr-defined]

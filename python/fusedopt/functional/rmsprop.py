@@ -1,20 +1,27 @@
+"""RMSprop: the spec and the functional step (the math: rules/rmsprop.hpp)."""
+
 from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from .. import backends
-from . import _checks
+from ._checks import Flag, NonNegative, UnitInterval
+from ._spec import Buffer, Hyper, Spec, run
 
-
-def check_rmsprop(*, step, lr, alpha, eps, weight_decay, momentum, centered, maximize) -> None:
-    _checks.step(step)
-    _checks.non_negative("lr", lr)
-    _checks.in_unit_interval("alpha", alpha, closed=True)
-    _checks.non_negative("eps", eps)
-    _checks.non_negative("weight_decay", weight_decay)
-    _checks.non_negative("momentum", momentum)
-    _checks.flag("centered", centered)
-    _checks.flag("maximize", maximize)
+RMSPROP = Spec(
+    "rmsprop", "RMSprop", rule="rmsprop",
+    # alpha is kept away from 0 in random tests: the centered ṽ = v − a² cancels like 1/α at the first
+    # step (ṽ = α(1−α)g²), where the problem itself is ill-conditioned and no two roundings agree
+    hypers=(Hyper("lr", 1e-2, NonNegative(0.5)), Hyper("alpha", 0.99, UnitInterval(closed=True, smallest=0.1)),
+            Hyper("eps", 1e-8, NonNegative(1e-3, smallest=1e-8)), Hyper("weight_decay", 0.0, NonNegative(0.2)),
+            Hyper("momentum", 0.0, NonNegative(0.9)), Hyper("centered", False, Flag()), Hyper("maximize", False, Flag())),
+    buffers=(Buffer("square_avg", "square_avgs"), Buffer("grad_avg", "grad_avgs", when="centered"),
+             Buffer("momentum_buffer", "momentum_buffers", when="momentum")),
+    flags=lambda h, step: {"centered": h["centered"], "momentum": h["momentum"] > 0},
+    scalars=lambda h, step: dict(grad_sign=-1.0 if h["maximize"] else 1.0, weight_decay=h["weight_decay"],
+                                 alpha=h["alpha"], one_minus_alpha=1.0 - h["alpha"], eps=h["eps"],
+                                 momentum=h["momentum"], lr=h["lr"]),
+    torch_fused=False, bench=dict(lr=0.01),
+    summary="RMSprop: divide by a running root mean square of the gradients (torch.optim.RMSprop).")
 
 
 def rmsprop(params: Sequence, grads: Sequence, square_avgs: Sequence, grad_avgs: Optional[Sequence] = None,
@@ -52,8 +59,9 @@ def rmsprop(params: Sequence, grads: Sequence, square_avgs: Sequence, grad_avgs:
 
         fusedopt.functional.rmsprop([w], [g], [v], step=1, lr=0.01)
     """
-    check_rmsprop(step=step, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                  centered=centered, maximize=maximize)
-    backends.backend_for(params).rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffers, lr=lr, alpha=alpha,
-                                         eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered,
-                                         maximize=maximize)
+    run(RMSPROP, params, grads, dict(square_avgs=square_avgs, grad_avgs=grad_avgs, momentum_buffers=momentum_buffers),
+        step, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered,
+                   maximize=maximize))
+
+
+rmsprop.spec = RMSPROP  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .. import _core, backends
+from .. import backends
 from . import generator as _generator
 
 UNIFORM, NORMAL, TRUNCATED = 0, 1, 2
@@ -31,19 +31,10 @@ def out_kind(tensor) -> int:
 
 
 def check_target(tensor):
-    """The array to write: ``tensor`` itself, or a CuPy view of a CUDA array (never a copy)."""
-    if backends.is_cuda_array(tensor):
-        from ..backends import cuda
-
-        tensor = cuda.as_cupy("tensor", tensor)
-    elif not isinstance(tensor, np.ndarray):
-        raise TypeError(f"tensor: expected a numpy.ndarray or a CUDA array, got {type(tensor).__name__}")
-    out_kind(tensor)
-    if not tensor.flags.c_contiguous:
-        raise ValueError("tensor: array is not C-contiguous; fusedopt fills in place and never copies")
-    if isinstance(tensor, np.ndarray) and not tensor.flags.writeable:
-        raise ValueError("tensor: array is read-only; it is filled in place")
-    return tensor
+    """The array to write: ``tensor`` itself, or its backend's view of it (never a copy)."""
+    target = backends.for_array(tensor).fill_target(tensor)
+    out_kind(target)
+    return target
 
 
 def _bf16_round(x: float) -> float:
@@ -76,28 +67,12 @@ def largest_below(b: float, kind: int) -> float:
 def assign(tensor, values) -> None:
     """tensor[...] = values (host values, broadcast), rounding to bfloat16 bit patterns for
     BFloat16Bits storage; a CUDA target gets one host-to-device copy (or a fill for a scalar)."""
-    if not isinstance(tensor, np.ndarray):
-        view = check_target(tensor)
-        if np.ndim(values) == 0:
-            view.fill(values)
-        else:
-            view.set(np.ascontiguousarray(np.broadcast_to(values, view.shape), dtype=view.dtype))
-        return
     if isinstance(tensor, BFloat16Bits):
         bits = np.asarray(values, np.float32).view(np.uint32).astype(np.uint64)
         rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
         tensor.view(np.ndarray)[...] = rounded
-    else:
-        tensor[...] = values
-
-
-def fill_function(target):
-    """The compiled fill for a checked target: the CPU's, or the CUDA backend's for a CuPy array."""
-    if isinstance(target, np.ndarray):
-        return _core.init_fill
-    from ..backends import cuda
-
-    return cuda.init_fill
+        return
+    backends.for_array(tensor).assign(check_target(tensor), values)
 
 
 def fill(tensor, distribution, *, a=0.0, b=1.0, mean=0.0, std=1.0, generator=None, seed=None):
@@ -110,6 +85,6 @@ def fill(tensor, distribution, *, a=0.0, b=1.0, mean=0.0, std=1.0, generator=Non
         y_lo = math.erf((a - mean) / (std * math.sqrt(2.0)))
         y_hi = math.erf((b - mean) / (std * math.sqrt(2.0)))
     s, stream = _generator.resolve(generator, seed)
-    fill_function(target)(target, out_kind=kind, distribution=distribution, a=a, b=b, mean=mean, std=std, y_lo=y_lo,
-                    y_hi=y_hi, upper_below=upper, seed=s, stream=stream)
+    backends.for_array(target).fill(target, out_kind=kind, distribution=distribution, a=a, b=b, mean=mean, std=std, y_lo=y_lo,
+                                          y_hi=y_hi, upper_below=upper, seed=s, stream=stream)
     return tensor

@@ -1,9 +1,10 @@
-"""Optimizers with ``torch.optim`` hyperparameters, defaults and equations, over NumPy arrays."""
+"""Optimizers with ``torch.optim`` hyperparameters, defaults and equations: one class per spec of
+fusedopt.functional (``fusedopt.Adam``, ``fusedopt.SGD``, ...), made by :func:`optimizer_class`."""
 
-from .adagrad import Adagrad
-from .adam import Adam, AdamW
-from .optimizer import Optimizer
-from .rmsprop import RMSprop
-from .sgd import SGD
+from .. import functional as _functional
+from .optimizer import Optimizer, ParamsT, optimizer_class
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
+for _spec in _functional.SPECS:
+    globals()[_spec.class_name] = optimizer_class(_spec)
+
+__all__ = ["Optimizer", "optimizer_class"] + [_spec.class_name for _spec in _functional.SPECS]

@@ -1,93 +1,113 @@
-"""Optimizer base: param groups, per-param state, state_dict, and one fused call per group.
+"""The optimizer class of every spec: param groups, per-param state, state_dict, and a prepared
+plan (DESIGN.md §1, "Plans") so that a steady ``step(grads)`` checks and passes only the gradients.
 
-Params are NumPy arrays, which are not hashable, so ``state`` is keyed by the param's index in the
-order of ``param_groups`` (the index torch uses in its ``state_dict``).
+Params are arrays, which are not hashable, so ``state`` is keyed by the param's index in the order
+of ``param_groups`` (the index torch uses in its ``state_dict``).
+
+The plan is the backend's ``Plan`` over "calls": the params of one (param group, dtype, step count)
+with the state buffers their rule variant uses. It is built at the first step and again after
+anything that changes what it holds: ``add_param_group``, ``load_state_dict``, a write into
+``state``, a step where some gradient is None, or a hyperparameter change that needs another state
+buffer (``amsgrad`` turned on). Hyperparameters are read from ``param_groups`` at every step (so a
+schedule can set ``lr``) and checked again whenever they change.
 """
 
 from __future__ import annotations
 
 import copy
-import itertools
-import operator
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+import inspect
+from typing import Any, ClassVar, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .. import backends
+from ..functional._spec import REQUIRED, Spec
 
-ParamsT = Union[Iterable[np.ndarray], Iterable[Dict[str, Any]]]
-
-_SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_STEP = operator.itemgetter("step")
+ParamsT = Union[Iterable[Any], Iterable[Dict[str, Any]]]
 
 
-def _is_array(x) -> bool:
-    return isinstance(x, np.ndarray) or backends.is_cuda_array(x)
+class _ParamState(dict):
+    """One param's state. Writing to it makes the optimizer rebuild its plan at the next step."""
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, owner: "Optimizer", *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._owner = owner
+
+    def __reduce__(self):  # pickles as a plain dict
+        return (dict, (dict(self),))
+
+    def _changed(self) -> None:
+        self._owner._plan = None
 
 
-def _check_param(p, where: str) -> None:
-    if backends.is_cuda_array(p):
-        from ..backends import cuda
+def _invalidating(name: str):
+    method = getattr(dict, name)
 
-        p = cuda.as_cupy(where, p)  # a view, to read dtype and flags the same way for every framework
-    elif not isinstance(p, np.ndarray):
-        raise TypeError(f"{where}: expected a numpy.ndarray, got {type(p).__name__}")
-    if p.dtype not in _SUPPORTED_DTYPES:
-        raise TypeError(f"{where}: dtype {p.dtype} is not supported; expected float32 or float64")
-    if not p.flags.c_contiguous:
-        raise ValueError(f"{where}: array is not C-contiguous; fusedopt updates in place and never copies")
-    if isinstance(p, np.ndarray) and not p.flags.writeable:
-        raise ValueError(f"{where}: array is read-only; it is updated in place, so it must be writable")
+    def changed(self, *args, **kwargs):
+        self._changed()
+        return method(self, *args, **kwargs)
+
+    changed.__name__ = name
+    return changed
 
 
-def _full_like(p, value):
-    """A state buffer on the param's device."""
-    if backends.is_cuda_array(p):
-        import cupy
+class _State(dict):
+    """param index -> _ParamState; assigning an entry wraps it and makes the plan be rebuilt."""
 
-        from ..backends import cuda
+    __slots__ = ("_owner",)
 
-        return cupy.full_like(cuda.as_cupy("params", p), value)
-    return np.full_like(p, value)
+    def __init__(self, owner: "Optimizer", entries=()):
+        super().__init__()
+        self._owner = owner
+        for k, v in dict(entries).items():
+            dict.__setitem__(self, k, _ParamState(owner, v))
+
+    def __reduce__(self):
+        return (dict, (dict(self),))
+
+    def _changed(self) -> None:
+        self._owner._plan = None
+
+    def __setitem__(self, key, value) -> None:
+        self._changed()
+        dict.__setitem__(self, key, value if isinstance(value, _ParamState) else _ParamState(self._owner, value))
 
 
-def _copy_like(v, p):
-    """A C-contiguous copy of saved state ``v`` with the dtype and device of param ``p``."""
-    if backends.is_cuda_array(p):
-        import cupy
+for _name in ("__setitem__", "__delitem__", "pop", "popitem", "clear", "update", "setdefault"):
+    setattr(_ParamState, _name, _invalidating(_name))
+for _name in ("__delitem__", "pop", "popitem", "clear", "update", "setdefault"):
+    setattr(_State, _name, _invalidating(_name))
 
-        from ..backends import cuda
 
-        view = cuda.as_cupy("params", p)
-        with cupy.cuda.Device(view.data.device_id):
-            return cupy.array(v, dtype=view.dtype, order="C", copy=True)
-    if backends.is_cuda_array(v):
-        from ..backends import cuda
+class _Call:
+    """The params of one (group, dtype, step count) and what the last step used for them."""
 
-        v = cuda.as_cupy("state_dict", v).get()
-    return np.array(v, dtype=p.dtype, order="C", copy=True)
+    __slots__ = ("group", "indices", "step", "first_step", "present", "checked")
+
+    def __init__(self, group, indices, step, first_step, present):
+        self.group, self.indices, self.step, self.first_step, self.present = group, indices, step, first_step, present
+        self.checked: Optional[tuple] = None  # the hyperparameters last checked
 
 
 class Optimizer:
-    """Base class. A subclass sets:
+    """Base of the optimizer classes; each sets ``spec`` (see :func:`optimizer_class`)."""
 
-    * ``_functional``: the fused step of :mod:`fusedopt.functional` it calls,
-    * ``_check``: that step's hyperparameter check (same keywords, no arrays),
-    * ``_hyperparameters``: the group keys passed to both,
-    * ``_buffer_names(group)``: the state buffers, in the functional's positional order (None for
-      a list the options do not use).
-    """
+    spec: ClassVar[Spec]
 
-    _functional: Callable[..., None]
-    _check: Callable[..., None]
-    _hyperparameters: Tuple[str, ...]
-
-    def __init__(self, params: ParamsT, defaults: Dict[str, Any]) -> None:
+    def __init__(self, params: ParamsT, *args: Any, **kwargs: Any) -> None:
+        spec = self.spec
+        bound = _signature(spec).bind(params, *args, **kwargs)
+        defaults = {name: bound.arguments.get(name, spec.defaults[name]) for name in spec.hyper_names}
+        spec.check({k: v for k, v in defaults.items() if v is not REQUIRED})
         self.defaults = defaults
-        self.state: Dict[int, Dict[str, Any]] = {}
+        self._state = _State(self)
         self.param_groups: List[Dict[str, Any]] = []
-        self._params: List[np.ndarray] = []
-        groups = [params] if _is_array(params) else list(params)
+        self._params: List[Any] = []
+        self._plan: Any = None
+        self._calls: List[_Call] = []
+        groups = [params] if backends.is_array(params) else list(params)
         if not groups:
             raise ValueError("params: empty list, nothing to optimize")
         if not isinstance(groups[0], dict):
@@ -95,18 +115,27 @@ class Optimizer:
         for group in groups:
             self.add_param_group(group)
 
-    # --- subclass hooks -------------------------------------------------------------------------
+    # --- state ------------------------------------------------------------------------------------
 
-    def _buffer_names(self, group: Dict[str, Any]) -> Tuple[Optional[str], ...]:
-        raise NotImplementedError
+    @property
+    def state(self) -> Dict[int, Dict[str, Any]]:
+        """Per-param state by param index: ``step`` and the spec's buffers (torch's key names)."""
+        self._sync_steps()
+        return self._state
 
-    def _initial_value(self, name: str, group: Dict[str, Any]) -> float:
-        return 0.0
+    @state.setter
+    def state(self, value) -> None:
+        self._sync_steps()
+        self._state = _State(self, value)
+        self._plan = None
 
-    def _step_for(self, state: Dict[str, Any], created_buffers: bool) -> int:
-        return state["step"] + 1
+    def _sync_steps(self) -> None:
+        """Writes the plan's step counts into the state (kept in the plan while steps run)."""
+        for call in self._calls:
+            for i in call.indices:
+                dict.__setitem__(self._state[i], "step", call.step)
 
-    # --- param groups ---------------------------------------------------------------------------
+    # --- param groups -----------------------------------------------------------------------------
 
     def add_param_group(self, param_group: Dict[str, Any]) -> None:
         """Adds a group; keys it lacks take the optimizer's defaults."""
@@ -115,101 +144,128 @@ class Optimizer:
         if "params" not in param_group:
             raise ValueError("param_group: needs a 'params' entry")
         params = param_group["params"]
-        params = [params] if _is_array(params) else list(params)
+        params = [params] if backends.is_array(params) else list(params)
         g = len(self.param_groups)
         if not params:
             raise ValueError(f"param_groups[{g}]: empty params list")
         for i, p in enumerate(params):
-            _check_param(p, f"param_groups[{g}]['params'][{i}]")
+            backends.for_array(p).check_param(p, f"param_groups[{g}]['params'][{i}]")
             if any(p is q for q in self._params) or any(p is q for q in params[:i]):
                 raise ValueError(f"param_groups[{g}]['params'][{i}]: appears more than once in the optimizer")
         group = {**self.defaults, **param_group, "params": params}
-        self._check(step=1, **self._hyper(group))
+        for name, value in group.items():
+            if value is REQUIRED:
+                raise TypeError(f"{name}: required (no default, as in torch.optim.{self.spec.class_name})")
+        self.spec.check(group)
+        self._sync_steps()
         self.param_groups.append(group)
         self._params.extend(params)
+        self._plan = None
 
-    def _hyper(self, group: Dict[str, Any]) -> Dict[str, Any]:
-        return {k: group[k] for k in self._hyperparameters}
+    # --- the step ---------------------------------------------------------------------------------
 
-    # --- the step -------------------------------------------------------------------------------
-
-    def step(self, grads: Sequence[Optional[np.ndarray]]) -> None:
+    def step(self, grads: Sequence[Optional[Any]]) -> None:
         """Updates every param in place from ``grads`` (one per param, in ``param_groups`` order;
-        ``None`` skips a param). All groups are checked before any array is written."""
+        ``None`` skips a param and its step count). Everything is checked before anything is
+        written."""
+        plan = self._plan
+        if plan is not None:
+            arguments = self._step_arguments(self._calls)
+            if arguments is not None and plan.step(grads, *arguments):
+                for call in self._calls:
+                    call.step += 1
+                    call.first_step = False
+                return
+        self._general_step(grads)
+
+    def _step_arguments(self, calls: Sequence[_Call]) -> Optional[Tuple[list, list]]:
+        """Each call's variant and scalars from its group as it is now (checked when it changed), or
+        None when a call now needs other state buffers (the plan is rebuilt)."""
+        spec = self.spec
+        names = spec.hyper_names
+        variants, scalars = [], []
+        for call in calls:
+            group = call.group
+            hypers = tuple(map(group.__getitem__, names))
+            if hypers != call.checked:
+                spec.check(group)
+                call.checked = hypers
+            step = 1 if call.first_step else call.step + 1
+            variant = spec.variant(group, step)
+            if spec.present[variant] != call.present:
+                return None
+            variants.append(variant)
+            scalars.append(spec.packed_scalars(group, step))
+        return variants, scalars
+
+    def _general_step(self, grads) -> None:
+        """Builds the plan for the params that have a gradient (creating the state they lack, kept
+        aside until the step has succeeded), runs it, and keeps it when every param took part."""
         if not isinstance(grads, (list, tuple)):
             raise TypeError(f"grads: expected a list of arrays, got {type(grads).__name__}")
         n = len(self._params)
         if len(grads) != n:
             raise ValueError(f"grads: expected {n} arrays (one per param, None to skip one), got {len(grads)}")
-        if not self._steady_step(grads):
-            self._general_step(grads)
-
-    def _steady_step(self, grads) -> bool:
-        """The common case, kept short: one group, every param has a gradient and state, all at the
-        same step. Returns False (having changed nothing) when the general path is needed. The
-        per-param work runs in map() over the states rather than in a Python loop."""
-        if len(self.param_groups) != 1 or len(self.state) != len(self._params):
-            return False
-        group = self.param_groups[0]
-        names = self._buffer_names(group)
-        states = list(map(self.state.__getitem__, range(len(self._params))))
-        steps = set(map(_STEP, states))
-        if len(steps) != 1 or type(None) in set(map(type, grads)):
-            return False
-        for name in names:
-            if name is not None and not all(map(operator.contains, states, itertools.repeat(name))):
-                return False
-        step = steps.pop() + 1
-        self._functional(self._params, grads,
-                         *(None if name is None else list(map(operator.itemgetter(name), states)) for name in names),
-                         step=step, **self._hyper(group))
-        for s in states:
-            s["step"] = step
-        return True
-
-    def _general_step(self, grads) -> None:
-        calls = []  # (group, buffer names, param indices, step)
-        new_states = {}
-        first = 0
+        self._sync_steps()
+        self._plan, self._calls = None, []
+        spec = self.spec
         for group in self.param_groups:
-            names = self._buffer_names(group)
-            by_step: Dict[int, List[int]] = {}
-            for i in range(first, first + len(group["params"])):
+            spec.check(group)
+        new_state: Dict[int, Dict[str, Any]] = {}
+        calls: Dict[tuple, _Call] = {}
+        lists: Dict[tuple, list] = {}
+        first = 0
+        for g, group in enumerate(self.param_groups):
+            for j, p in enumerate(group["params"]):
+                i = first + j
                 if grads[i] is None:
                     continue
-                state = self.state.get(i)
-                if state is None:
-                    state = new_states[i] = {"step": 0}
-                created = self._add_missing_buffers(state, self._params[i], names, group)
-                by_step.setdefault(self._step_for(state, created), []).append(i)
-            calls.extend((group, names, indices, step) for step, indices in by_step.items())
+                state = dict(self._state.get(i, {"step": 0}))
+                variant = spec.variant(group, state["step"] + 1)
+                created = False
+                for b in spec.buffers_in(variant):
+                    if b.key not in state:
+                        state[b.key] = backends.for_array(p).full_like(p, spec.initial_value(b, group))
+                        created = True
+                if created or i not in self._state:
+                    new_state[i] = state
+                first_step = created and spec.new_buffer_is_first_step
+                key = (g, str(p.dtype), state["step"], first_step)
+                if key not in calls:
+                    calls[key] = _Call(group, [], state["step"], first_step, spec.present[variant])
+                    lists[key] = [[], [[] for _ in spec.buffers_in(variant)], [], [],
+                                  [[] for _ in spec.buffers_in(variant)]]
+                call, (params, buffers, indices, names, buffer_names) = calls[key], lists[key]
+                call.indices.append(i)
+                params.append(p)
+                indices.append(i)
+                names.append(f"param_groups[{g}]['params'][{j}]")
+                for k, b in enumerate(spec.buffers_in(variant)):
+                    buffers[k].append(state[b.key])
+                    buffer_names[k].append(f"state[{i}]['{b.key}']")
             first += len(group["params"])
+        if not calls:
+            return
+        plan = backends.for_arrays(self._params).Plan(
+            [(spec.rule_index, *lists[key]) for key in calls], n)
+        ordered = list(calls.values())
+        arguments = self._step_arguments(ordered)
+        assert arguments is not None, "a call's state buffers were made for its variant"
+        if not plan.step(grads, *arguments):  # only the params with a gradient are in the plan
+            raise AssertionError("unreachable: the plan holds only params with a gradient")
+        for i, state in new_state.items():
+            dict.__setitem__(self._state, i, _ParamState(self, state))
+        for call in ordered:
+            call.step += 1
+            call.first_step = False
+        if sum(len(call.indices) for call in ordered) == n:  # every param took part: keep the plan
+            self._plan, self._calls = plan, ordered
+        else:
+            self._calls = ordered
+            self._sync_steps()
+            self._calls = []
 
-        states = {**self.state, **new_states} if new_states else self.state
-        if len(calls) > 1:  # the kernels check one call each: check them all before the first writes
-            for group, names, indices, step in calls:
-                self._check(step=step, **self._hyper(group))
-                backends.backend_for(self._params).check_lists(*self._lists(names, indices, grads, states))
-        for group, names, indices, step in calls:
-            self._functional(*self._lists(names, indices, grads, states), step=step, **self._hyper(group))
-            for i in indices:
-                states[i]["step"] += 1
-        self.state.update(new_states)
-
-    def _lists(self, names, indices, grads, states):
-        params = [self._params[i] for i in indices]
-        return (params, [grads[i] for i in indices],
-                *(None if name is None else [states[i][name] for i in indices] for name in names))
-
-    def _add_missing_buffers(self, state, param, names, group) -> bool:
-        created = False
-        for name in names:
-            if name is not None and name not in state:
-                state[name] = _full_like(param, self._initial_value(name, group))
-                created = True
-        return created
-
-    # --- saving and loading -------------------------------------------------------------------
+    # --- saving and loading -----------------------------------------------------------------------
 
     def state_dict(self) -> Dict[str, Any]:
         """A snapshot (arrays are copied): ``{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}``."""
@@ -219,11 +275,11 @@ class Optimizer:
             saved["params"] = list(range(first, first + len(group["params"])))
             groups.append(saved)
             first += len(group["params"])
-        state = {i: {k: (v.copy() if _is_array(v) else v) for k, v in s.items()} for i, s in self.state.items()}
+        state = {i: {k: (v.copy() if backends.is_array(v) else v) for k, v in s.items()} for i, s in self.state.items()}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        """Restores hyperparameters and state (copied into new arrays of each param's dtype)."""
+        """Restores hyperparameters and state (copied into new arrays of each param's dtype and device)."""
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups):
             raise ValueError(f"state_dict: has {len(groups)} param groups, this optimizer has {len(self.param_groups)}")
@@ -231,8 +287,10 @@ class Optimizer:
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(f"state_dict: param_groups[{g}] has {len(saved['params'])} params, "
                                  f"this optimizer's has {len(group['params'])}")
-        index = {saved_i: i for saved, group, first in self._group_starts(groups)
-                 for i, saved_i in zip(range(first, first + len(group["params"])), saved["params"])}
+        index, first = {}, 0
+        for saved, group in zip(groups, self.param_groups):
+            index.update({saved_i: first + j for j, saved_i in enumerate(saved["params"])})
+            first += len(group["params"])
         state = {}
         for saved_i, s in state_dict["state"].items():
             if saved_i not in index:
@@ -241,21 +299,16 @@ class Optimizer:
             p = self._params[i]
             entry = {}
             for k, v in s.items():
-                if _is_array(v):
+                if backends.is_array(v):
                     if tuple(v.shape) != tuple(p.shape):
                         raise ValueError(f"state_dict: state[{saved_i}][{k!r}] has shape {v.shape}, param {i} has {p.shape}")
-                    v = _copy_like(v, p)
+                    v = backends.for_array(p).copy_like(v, p)
                 entry[k] = v
             state[i] = entry
         for saved, group in zip(groups, self.param_groups):
             group.update({k: copy.deepcopy(v) for k, v in saved.items() if k != "params"})
+        self._calls = []
         self.state = state
-
-    def _group_starts(self, saved_groups):
-        first = 0
-        for saved, group in zip(saved_groups, self.param_groups):
-            yield saved, group, first
-            first += len(group["params"])
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -263,3 +316,31 @@ class Optimizer:
             lines.append(f"Parameter Group {g}")
             lines += [f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params"]
         return "\n".join(lines + [")"])
+
+
+def _signature(spec: Spec) -> inspect.Signature:
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    return inspect.Signature([inspect.Parameter("params", kind)] + [
+        inspect.Parameter(h.name, kind, default=inspect.Parameter.empty if h.default is REQUIRED else h.default)
+        for h in spec.hypers])
+
+
+def optimizer_class(spec: Spec) -> type:
+    """The optimizer class of a spec: torch's constructor signature (params, then the
+    hyperparameters with their defaults), ``step(grads)``, ``param_groups``, ``state``,
+    ``state_dict``/``load_state_dict``."""
+    signature = _signature(spec)
+    example_lr = "lr=0.1" if spec.defaults.get("lr") is REQUIRED else f"lr={spec.defaults.get('lr')}"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        Optimizer.__init__(self, *args, **kwargs)
+
+    __init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *signature.parameters.values()])
+    doc = (f"{spec.summary}\n\n"
+           f"Same hyperparameters, defaults and update as ``torch.optim.{spec.class_name}``; the update equation "
+           f"and every argument are in :func:`fusedopt.functional.{spec.name}`.\n\n"
+           f"Signature: ``{spec.class_name}{signature}``\n\n"
+           f"Example::\n\n    opt = fusedopt.{spec.class_name}([w, b], {example_lr})\n    opt.step([gw, gb])\n")
+    return type(spec.class_name, (Optimizer,), {"spec": spec, "__init__": __init__, "__doc__": doc,
+                                                 "__module__": "fusedopt.optim", "__qualname__": spec.class_name})

@@ -71,12 +71,5 @@ inline void simd_for(int64_t begin, int64_t end, F&& f) {
   for (int64_t i = vector_end; i < end; ++i) f(i);
 }
 
-// Turns a runtime flag into a compile-time one: f(std::true_type{}) or f(std::false_type{}).
-template <bool B> struct Flag { static constexpr bool value = B; };
-template <typename F>
-inline void with_flag(bool b, F&& f) {
-  if (b) f(Flag<true>{}); else f(Flag<false>{});
-}
-
 }  // namespace cpu
 FUSEDOPT_NAMESPACE_END

@@ -2,14 +2,17 @@
 // index and first element of each chunk); one launch walks it, each block taking whole chunks
 // (grid-stride, so a grid sized to the device covers any number of chunks).
 //
-// Within a chunk a thread loads one element of every slot into registers, applies the optimizer's
-// rule and stores the slots the rule writes. When every slot of the tensor is 16-byte aligned it
-// moves 16 bytes per slot at a time (4 floats or 2 doubles, one vector instruction each); the
-// chunk size is a multiple of 4, so every chunk of an aligned tensor starts aligned too.
+// Within a chunk a thread loads one element of every list into registers, applies the rule and
+// stores every list but the grads. The kernel receives the lists the rule variant uses
+// (Rule::present), in slot order; a slot the variant does not use is a register the rule never
+// reads. When every list of the tensor is 16-byte aligned a thread moves 16 bytes per list at a
+// time (4 floats or 2 doubles, one vector instruction each); the chunk size is a multiple of 4, so
+// every chunk of an aligned tensor starts aligned too.
 //
 // Kept free of CUDA-only syntax beyond the built-in index variables, so tests can compile it on
 // the host with those emulated (tests/cuda/host_emulation.hpp).
 #pragma once
+#include "../optimizers.hpp"
 
 namespace fusedopt {
 namespace cuda {
@@ -18,7 +21,7 @@ struct ChunkTable {
   const int* chunk_tensor;        // tensor of each chunk
   const long long* chunk_start;   // first element of each chunk within its tensor
   const long long* sizes;         // elements per tensor
-  const unsigned long long* ptrs; // ptrs[slot * n_tensors + t]
+  const unsigned long long* ptrs; // ptrs[list * n_tensors + t]
   int n_tensors, n_chunks, chunk_size;
 };
 
@@ -29,19 +32,42 @@ struct alignas(16) Pack {
   T v[lanes];
 };
 
-// element(x) for every element of every chunk, where x[k] is the element of slot k. Slot k is
-// stored back when bit k of Written is set (grads, slot 1, are only read).
-template <typename T, int Slots, unsigned Written, typename F>
-__device__ __forceinline__ void for_each_element(const ChunkTable& c, F element) {
+// 0, 1, ..., N − 1 as a pack (NVRTC has no <utility>).
+template <int... K> struct Slots {};
+template <int N, int... K> struct MakeSlots : MakeSlots<N - 1, N - 1, K...> {};
+template <int... K> struct MakeSlots<0, K...> { using type = Slots<K...>; };
+
+template <class Rule, typename T, int... K>
+__device__ __forceinline__ void apply_rule(T* e, const typename Rule::template Scalars<T>& s, Slots<K...>) {
+  Rule::element(e[K]..., s);
+}
+
+// One element of every slot: the rule over e[], loaded from and stored to x (one value per list).
+template <class Rule, typename T, typename Load, typename Store>
+__device__ __forceinline__ void update(const typename Rule::template Scalars<T>& s, Load load, Store store) {
+  constexpr int kArity = count_names(Rule::slots);
+  constexpr unsigned kPresent = Rule::present;
+  T e[kArity];
+#pragma unroll
+  for (int k = 0; k < kArity; ++k) e[k] = ((kPresent >> k) & 1u) ? load(rules::list_index(kPresent, k)) : T(0);
+  apply_rule<Rule, T>(e, s, typename MakeSlots<kArity>::type{});
+#pragma unroll
+  for (int k = 0; k < kArity; ++k)
+    if (((kPresent >> k) & 1u) && k != 1) store(rules::list_index(kPresent, k), e[k]);  // grads: read only
+}
+
+template <class Rule, typename T>
+__device__ __forceinline__ void for_each_element(const ChunkTable& c, const typename Rule::template Scalars<T>& s) {
+  constexpr int kLists = rules::popcount(Rule::present);
   constexpr int kLanes = Pack<T>::lanes;
   for (int chunk = blockIdx.x; chunk < c.n_chunks; chunk += gridDim.x) {
     const int t = c.chunk_tensor[chunk];
     const long long begin = c.chunk_start[chunk];
     const long long end = begin + c.chunk_size < c.sizes[t] ? begin + c.chunk_size : c.sizes[t];
-    T* ptr[Slots];
+    T* ptr[kLists];
     unsigned long long address_bits = 0;
 #pragma unroll
-    for (int k = 0; k < Slots; ++k) {
+    for (int k = 0; k < kLists; ++k) {
       const unsigned long long address = c.ptrs[k * c.n_tensors + t];
       ptr[k] = reinterpret_cast<T*>(address);
       address_bits |= address;
@@ -51,40 +77,27 @@ __device__ __forceinline__ void for_each_element(const ChunkTable& c, F element)
       const long long vector_end = end - (end - begin) % kLanes;
       for (long long i = begin + static_cast<long long>(threadIdx.x) * kLanes; i < vector_end;
            i += static_cast<long long>(blockDim.x) * kLanes) {
-        Pack<T> x[Slots];
+        Pack<T> x[kLists];
 #pragma unroll
-        for (int k = 0; k < Slots; ++k) x[k] = *reinterpret_cast<const Pack<T>*>(ptr[k] + i);
+        for (int k = 0; k < kLists; ++k) x[k] = *reinterpret_cast<const Pack<T>*>(ptr[k] + i);
 #pragma unroll
-        for (int lane = 0; lane < kLanes; ++lane) {
-          T e[Slots];
+        for (int lane = 0; lane < kLanes; ++lane)
+          update<Rule, T>(s, [&](int k) { return x[k].v[lane]; }, [&](int k, T value) { x[k].v[lane] = value; });
 #pragma unroll
-          for (int k = 0; k < Slots; ++k) e[k] = x[k].v[lane];
-          element(e);
-#pragma unroll
-          for (int k = 0; k < Slots; ++k) x[k].v[lane] = e[k];
-        }
-#pragma unroll
-        for (int k = 0; k < Slots; ++k)
-          if ((Written >> k) & 1u) *reinterpret_cast<Pack<T>*>(ptr[k] + i) = x[k];
+        for (int k = 0; k < kLists; ++k)
+          if (k != 1) *reinterpret_cast<Pack<T>*>(ptr[k] + i) = x[k];
       }
       scalar_begin = vector_end;
     }
-    for (long long i = scalar_begin + threadIdx.x; i < end; i += blockDim.x) {
-      T e[Slots];
-#pragma unroll
-      for (int k = 0; k < Slots; ++k) e[k] = ptr[k][i];
-      element(e);
-#pragma unroll
-      for (int k = 0; k < Slots; ++k)
-        if ((Written >> k) & 1u) ptr[k][i] = e[k];
-    }
+    for (long long i = scalar_begin + threadIdx.x; i < end; i += blockDim.x)
+      update<Rule, T>(s, [&](int k) { return ptr[k][i]; }, [&](int k, T value) { ptr[k][i] = value; });
   }
 }
 
 }  // namespace cuda
 }  // namespace fusedopt
 
-// The kernels' common parameters: the chunk table's device arrays and counts.
+// The kernels' chunk-table parameters: the table's device arrays and counts.
 #define FUSEDOPT_CHUNK_PARAMS                                                                   \
   const int *chunk_tensor, const long long *chunk_start, const long long *sizes,                \
       const unsigned long long *ptrs, int n_tensors, int n_chunks, int chunk_size

@@ -11,54 +11,45 @@
 #pragma once
 #include "../common.hpp"
 
-namespace fusedopt {
-// Hyperparameters as the user gives them (one step); plain data shared by every backend.
-struct SgdHyper {
-  double lr, momentum, dampening, weight_decay;
-  bool nesterov, maximize;
-  bool first_step;  // the momentum buffer holds nothing yet: b = g
-};
-}  // namespace fusedopt
-
 FUSEDOPT_NAMESPACE_BEGIN
 namespace rules {
 
 template <typename T>
 struct SgdScalars {
-  T grad_sign;       // −1 if maximize, else 1
-  T weight_decay;
-  T momentum;        // μ
-  T one_minus_dampening;
-  T lr;
+  FUSEDOPT_SCALARS(grad_sign,            // −1 if maximize, else 1
+                   weight_decay,
+                   momentum,             // μ
+                   one_minus_dampening,
+                   lr)
 };
 
-#if !defined(FUSEDOPT_DEVICE_COMPILE)
-template <typename T>
-inline SgdScalars<T> sgd_scalars(const SgdHyper& h) {
-  SgdScalars<T> s;
-  s.grad_sign = h.maximize ? T(-1) : T(1);
-  s.weight_decay = T(h.weight_decay);
-  s.momentum = T(h.momentum);
-  s.one_minus_dampening = T(1.0 - h.dampening);
-  s.lr = T(h.lr);
-  return s;
-}
-#endif
+// Flags bit 0: momentum ≠ 0 (keeps momentum_buffer), bit 1: nesterov, bit 2: first step (b = g,
+// the buffer's old contents are never read). Nesterov and first step only matter with momentum.
+template <unsigned Flags>
+struct Sgd {
+  static constexpr const char* name = "sgd";
+  static constexpr const char* flags = "momentum, nesterov, first_step";
+  static constexpr const char* slots = "param, grad, momentum_buffer";
+  static constexpr bool with_momentum = Flags & 1u;
+  static constexpr bool nesterov = with_momentum && (Flags & 2u);
+  static constexpr bool first_step = with_momentum && (Flags & 4u);
+  static constexpr unsigned present = with_momentum ? 0b111u : 0b011u;
+  template <typename U> using Scalars = SgdScalars<U>;
 
-// Momentum: keep a buffer b. FirstStep: b = g (the buffer's old contents are never read).
-template <typename T, bool Momentum, bool Nesterov, bool FirstStep>
-FUSEDOPT_HD void sgd_element(T& p, T grad, T& b, const SgdScalars<T>& s) {
-  T g = fused_mul_add(s.weight_decay, p, s.grad_sign * grad);     // gradient + L2 term
-  if (Momentum) {
-    if (FirstStep) {
-      b = g;                                                       // buffer starts at g
-    } else {
-      b = fused_mul_add(s.momentum, b, s.one_minus_dampening * g);  // b = μ·b + (1−d)·g
+  template <typename T>
+  FUSEDOPT_HD static void element(T& p, T grad, T& b, const SgdScalars<T>& s) {
+    T g = fused_mul_add(s.weight_decay, p, s.grad_sign * grad);       // gradient + L2 term
+    if (with_momentum) {
+      if (first_step) {
+        b = g;                                                         // buffer starts at g
+      } else {
+        b = fused_mul_add(s.momentum, b, s.one_minus_dampening * g);  // b = μ·b + (1−d)·g
+      }
+      g = nesterov ? fused_mul_add(s.momentum, b, g) : b;             // look-ahead or heavy ball
     }
-    g = Nesterov ? fused_mul_add(s.momentum, b, g) : b;           // look-ahead or heavy ball
+    p = fused_mul_add(-s.lr, g, p);                                    // p = p − lr·g
   }
-  p = fused_mul_add(-s.lr, g, p);                                  // p = p − lr·g
-}
+};
 
 }  // namespace rules
 FUSEDOPT_NAMESPACE_END

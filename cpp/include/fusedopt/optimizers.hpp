@@ -1,0 +1,36 @@
+// The registration list: every optimizer rule, by its C++ name (rules/<name>.hpp). The CPU kernel
+// table and the bindings are generated from it; fusedopt._core.rules() describes each rule (flags,
+// slots, scalar fields) to the Python specs, which match themselves against it, and the CUDA
+// backend instantiates the generic kernel for each rule by name (python/fusedopt/cuda/optimizers.cu).
+#pragma once
+#include "rules/adagrad.hpp"
+#include "rules/adam.hpp"
+#include "rules/rmsprop.hpp"
+#include "rules/sgd.hpp"
+
+#define FUSEDOPT_OPTIMIZERS(X) X(Sgd) X(Adagrad) X(Rmsprop) X(Adam)
+
+FUSEDOPT_NAMESPACE_BEGIN
+namespace rules {
+
+// What every rule declares (see rules/adam.hpp): name, flags and slots as comma-separated names,
+// `present` (bit k: slot k is used by this variant), Scalars<T> and a static element(...) taking
+// one T& per slot (the grad by value) and the scalars.
+template <template <unsigned> class Rule>
+struct RuleInfo {
+  static constexpr int n_flags = count_names(Rule<0>::flags);
+  static constexpr int n_variants = 1 << n_flags;
+  static constexpr int n_slots = count_names(Rule<0>::slots);
+};
+
+// Index of slot k among the slots a variant uses (its list in the kernel's arguments).
+FUSEDOPT_HD constexpr int list_index(unsigned present, int k) {
+  int n = 0;
+  for (int j = 0; j < k; ++j) n += (present >> j) & 1u;
+  return n;
+}
+
+FUSEDOPT_HD constexpr int popcount(unsigned bits) { return bits == 0 ? 0 : int(bits & 1u) + popcount(bits >> 1); }
+
+}  // namespace rules
+FUSEDOPT_NAMESPACE_END

@@ -1,0 +1,142 @@
+#include "plan.hpp"
+
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include "rule_table.hpp"
+#include "tensor_lists.hpp"
+
+namespace py = pybind11;
+using namespace py::literals;
+
+namespace fusedopt {
+namespace {
+
+using py::detail::array_proxy;
+using py::detail::npy_api;
+
+Namer from(const std::vector<std::string>& names) {
+  return [&names](size_t i) { return names[i]; };
+}
+
+std::string grad_name(size_t i) { return "grads[" + std::to_string(i) + "]"; }
+
+}  // namespace
+
+Plan::Plan(py::sequence calls, Py_ssize_t n_params) : n_params_(n_params) {
+  const auto& table = rule_table();
+  for (py::handle c : calls) {
+    const auto t = py::reinterpret_borrow<py::tuple>(c);
+    if (t.size() != 6) throw py::value_error("Plan: each call is (rule, params, buffers, indices, names, buffer names)");
+    Call call;
+    call.rule = t[0].cast<int>();
+    if (call.rule < 0 || call.rule >= static_cast<int>(table.size())) throw py::value_error("Plan: no such rule");
+    const auto params = t[1].cast<py::list>();
+    const auto buffers = t[2].cast<py::list>();
+    call.param_index = t[3].cast<std::vector<Py_ssize_t>>();
+    call.param_names = t[4].cast<std::vector<std::string>>();
+    call.buffer_names = t[5].cast<std::vector<std::vector<std::string>>>();
+    const size_t n = params.size();
+    call.n_buffers = static_cast<int>(buffers.size());
+    if (n == 0 || call.param_index.size() != n || call.param_names.size() != n ||
+        call.buffer_names.size() != buffers.size() || call.n_buffers + 2 > kMaxSlots)
+      throw py::value_error("Plan: inconsistent call description");
+    for (Py_ssize_t i : call.param_index)
+      if (i < 0 || i >= n_params) throw py::value_error("Plan: param index out of range");
+    py::handle first = params[0];
+    call.dtype = call_dtype(first, call.param_names[0]);
+    const Namer param_name = from(call.param_names);
+    call.pointers[0].resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      call.pointers[0][i] = check_array(params[i], param_name, i, true, params[i], param_name, i, first,
+                                        call.param_names[0]);
+      call.params.push_back(py::reinterpret_borrow<py::object>(params[i]));
+    }
+    for (size_t k = 0; k < buffers.size(); ++k) {
+      const auto list = buffers[k].cast<py::list>();
+      if (list.size() != n || call.buffer_names[k].size() != n) throw py::value_error("Plan: one buffer per param");
+      const Namer name = from(call.buffer_names[k]);
+      call.pointers[k + 2].resize(n);
+      call.buffers.emplace_back();
+      for (size_t i = 0; i < n; ++i) {
+        call.pointers[k + 2][i] = check_array(list[i], name, i, true, params[i], param_name, i, first,
+                                              call.param_names[0]);
+        call.buffers.back().push_back(py::reinterpret_borrow<py::object>(list[i]));
+      }
+    }
+    call.offsets.resize(n + 1);
+    call.offsets[0] = 0;
+    for (size_t i = 0; i < n; ++i)
+      call.offsets[i + 1] = call.offsets[i] + static_cast<int64_t>(py::reinterpret_borrow<py::array>(params[i]).size());
+    calls_.push_back(std::move(call));
+  }
+}
+
+bool Plan::step(py::sequence grads, py::sequence variants, py::sequence scalars) const {
+  if (!PyList_Check(grads.ptr()) && !PyTuple_Check(grads.ptr()))
+    throw py::type_error("grads: expected a list of arrays, got " + type_name(grads));
+  const Py_ssize_t n_grads = PySequence_Fast_GET_SIZE(grads.ptr());
+  if (n_grads != n_params_)
+    throw py::value_error("grads: expected " + std::to_string(n_params_) +
+                          " arrays (one per param, None to skip one), got " + std::to_string(n_grads));
+  if (py::len(variants) != calls_.size() || py::len(scalars) != calls_.size())
+    throw py::value_error("Plan.step: one variant and one scalars per call");
+  for (const Call& call : calls_)
+    for (Py_ssize_t i : call.param_index)
+      if (PySequence_Fast_GET_ITEM(grads.ptr(), i) == Py_None) return false;
+
+  // Everything checked before the first write: grads, the params and buffers still writable, the
+  // variants and scalars. A reference to every grad is held until the kernels are done.
+  std::vector<py::object> held;
+  held.reserve(static_cast<size_t>(n_grads));
+  std::vector<std::vector<void*>> grad_pointers(calls_.size());
+  std::vector<ScalarBuffer> converted(calls_.size());
+  std::vector<StepKernel> kernels(calls_.size());
+  const KernelTable& table = active_kernels();
+  for (size_t c = 0; c < calls_.size(); ++c) {
+    const Call& call = calls_[c];
+    const int variant = py::cast<int>(variants[c]);
+    const RuleDescription& rule = checked_rule(call.rule, variant, call.n_buffers + 2);
+    const Namer param_name = from(call.param_names);
+    py::handle first = call.params[0];
+    grad_pointers[c].resize(call.params.size());
+    for (size_t i = 0; i < call.params.size(); ++i) {
+      const Py_ssize_t g = call.param_index[i];
+      py::handle grad = PySequence_Fast_GET_ITEM(grads.ptr(), g);
+      grad_pointers[c][i] = check_array(grad, [](size_t j) { return grad_name(j); }, static_cast<size_t>(g), false,
+                                        call.params[i], param_name, i, first, call.param_names[0]);
+      held.push_back(py::reinterpret_borrow<py::object>(grad));
+      if (!(array_proxy(call.params[i].ptr())->flags & npy_api::NPY_ARRAY_WRITEABLE_))
+        throw py::value_error(call.param_names[i] + ": array is read-only; it is updated in place, so it must be writable");
+      for (size_t k = 0; k < call.buffers.size(); ++k)
+        if (!(array_proxy(call.buffers[k][i].ptr())->flags & npy_api::NPY_ARRAY_WRITEABLE_))
+          throw py::value_error(call.buffer_names[k][i] + ": array is read-only; it is updated in place");
+    }
+    converted[c] = convert_scalars(rule, call.dtype, scalars[c]);
+    kernels[c] = table.optimizers[call.rule].variants[call.dtype][variant];
+  }
+  std::vector<TensorListView> views(calls_.size());
+  for (size_t c = 0; c < calls_.size(); ++c) {
+    const Call& call = calls_[c];
+    TensorListView& v = views[c];
+    v.n_tensors = static_cast<int64_t>(call.params.size());
+    v.offsets = call.offsets.data();
+    v.slots[0] = call.pointers[0].data();
+    v.slots[1] = grad_pointers[c].data();
+    for (int k = 2; k < kMaxSlots; ++k) v.slots[k] = call.pointers[k].empty() ? nullptr : call.pointers[k].data();
+    v.serial_below = serial_threshold();
+  }
+  py::gil_scoped_release release;
+  for (size_t c = 0; c < calls_.size(); ++c) kernels[c](views[c], converted[c].bytes);
+  return true;
+}
+
+void register_plan(py::module_& m) {
+  py::class_<Plan>(m, "Plan", "An optimizer's params and state, checked once; step() checks and passes the grads.")
+      .def(py::init<py::sequence, Py_ssize_t>(), "calls"_a, "n_params"_a)
+      .def("step", &Plan::step, "grads"_a, "variants"_a, "scalars"_a,
+           "One step of every call; False (nothing written) when a grad is None.")
+      .def_property_readonly("n_calls", &Plan::n_calls);
+}
+
+}  // namespace fusedopt

@@ -1,0 +1,52 @@
+// A prepared optimizer step (DESIGN.md §1, "Plans"): the params and state buffers of an optimizer,
+// checked once and held (references, pointers, sizes, dtypes), cut into calls: one per (param group,
+// dtype, step count) with the state buffers its variant uses. A step checks only what can have
+// changed (the gradients; that params and state are still writable), for every call before the
+// first writes, then runs each call's kernel without the GIL.
+#pragma once
+#include <pybind11/pybind11.h>
+
+#include <string>
+#include <vector>
+
+#include "kernels.hpp"
+
+namespace fusedopt {
+
+class Plan {
+ public:
+  // calls: one tuple per call, (rule, params, buffers, param_indices, param_names, buffer_names):
+  //   rule: index in FUSEDOPT_OPTIMIZERS order; params: list of arrays; buffers: list of lists of
+  //   arrays (the state slots the variants of this call use, in the rule's slot order);
+  //   param_indices: each param's index in the optimizer (its gradient's index in a step);
+  //   param_names / buffer_names: how the user knows each array, for the error messages.
+  Plan(pybind11::sequence calls, Py_ssize_t n_params);
+
+  // Checks grads (one per param, in optimizer order) and every call's variant (flags) and scalars
+  // (bytes: the rule's scalar fields as doubles, in the order of fusedopt._core.rules()), then runs
+  // every call. Returns false, having written nothing, when the gradient of a param in a call is None
+  // (the grads of params in no call are not read).
+  bool step(pybind11::sequence grads, pybind11::sequence variants, pybind11::sequence scalars) const;
+
+  Py_ssize_t n_calls() const { return static_cast<Py_ssize_t>(calls_.size()); }
+
+ private:
+  struct Call {
+    int rule = 0;
+    DType dtype = kFloat32;
+    int n_buffers = 0;
+    std::vector<int64_t> offsets;
+    std::vector<Py_ssize_t> param_index;
+    std::vector<void*> pointers[kMaxSlots];  // slot 1 (grads) is filled at each step
+    std::vector<pybind11::object> params;
+    std::vector<std::vector<pybind11::object>> buffers;
+    std::vector<std::string> param_names;
+    std::vector<std::vector<std::string>> buffer_names;
+  };
+  std::vector<Call> calls_;
+  Py_ssize_t n_params_;
+};
+
+void register_plan(pybind11::module_& m);
+
+}  // namespace fusedopt

@@ -1,0 +1,153 @@
+"""The declarative spec of an optimizer (DESIGN.md §1, "Specs"): its hyperparameters with defaults
+and checks, its state buffers with their initial values and the flag that makes each exist, the
+flags (compiled variants) and the per-step scalars of its rule. The functional checks, the
+optimizer class, the bad-input and Hypothesis test rows and the benchmark tables all come from it;
+the math lives in the rules header (cpp/include/fusedopt/rules/) and in fusedopt.reference.
+
+A spec is matched against the compiled rule when it is made (fusedopt._core.rules(): flag names,
+state slots and which variant uses which, scalar fields), so the two cannot drift apart silently."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+from .. import _core
+from . import _checks
+
+_RULES = {r["name"]: (index, r) for index, r in enumerate(_core.rules())}
+
+
+def _names(text: str) -> Tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "required"
+
+
+REQUIRED: Any = _Required()  # a hyperparameter without a default (SGD's lr, as in torch)
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """One hyperparameter: its torch name, default and check. ``kernel=False`` for one that only
+    the optimizer class takes (where a state buffer starts, e.g. Adagrad's
+    ``initial_accumulator_value``)."""
+
+    name: str
+    default: Any
+    check: _checks.Check
+    kernel: bool = True
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """One state buffer per param: ``key`` in the optimizer's state (torch's name), ``argument`` of
+    the functional (a list), the flag of the rule that makes it exist (None: always), and where it
+    starts (a number, or the name of the hyperparameter that gives it)."""
+
+    key: str
+    argument: str
+    when: Optional[str] = None
+    initial: Union[float, str] = 0.0
+
+
+@dataclass
+class Spec:
+    """One optimizer. ``flags(h, step)`` and ``scalars(h, step)`` read the hyperparameters ``h`` (a
+    mapping: the functional's keywords or a param group) for the step ``step`` (counting from 1):
+    flags gives the rule's flags by name, scalars its Scalars<T> fields by name, in float64."""
+
+    name: str                      # the functional: fusedopt.functional.<name>
+    class_name: str                # the optimizer class, named as in torch.optim
+    rule: str                      # the rules header's name
+    hypers: Tuple[Hyper, ...]
+    buffers: Tuple[Buffer, ...]
+    flags: Callable[[Mapping[str, Any], int], Dict[str, bool]]
+    scalars: Callable[[Mapping[str, Any], int], Dict[str, float]]
+    constraint: Optional[Callable[[Mapping[str, Any]], None]] = None  # checks across hyperparameters
+    new_buffer_is_first_step: bool = False  # SGD: a new momentum buffer starts at g (step 1's rule)
+    torch_fused: bool = True       # torch.optim has fused=True for it (benchmarks)
+    bench: Dict[str, Any] = field(default_factory=dict)  # the benchmarks' hyperparameters
+    summary: str = ""              # one line for the class docstring; the functional's holds the math
+
+    def __post_init__(self) -> None:
+        if self.rule not in _RULES:
+            raise ValueError(f"spec {self.name}: no compiled rule {self.rule!r} (cpp/include/fusedopt/optimizers.hpp)")
+        self.rule_index, rule = _RULES[self.rule]
+        self.cpp_name: str = rule["cpp_name"]
+        self.flag_names = _names(rule["flags"])
+        self.fields = _names(rule["scalars"])
+        self._pack = struct.Struct(f"{len(self.fields)}d").pack
+        slots = _names(rule["slots"])
+        if slots[2:] != tuple(b.key for b in self.buffers):
+            raise ValueError(f"spec {self.name}: buffers {[b.key for b in self.buffers]} differ from the rule's "
+                             f"state slots {list(slots[2:])}")
+        for b in self.buffers:
+            if b.when is not None and b.when not in self.flag_names:
+                raise ValueError(f"spec {self.name}: buffer {b.key} exists when {b.when!r}, not a flag of the rule")
+        self.present: List[int] = list(rule["present"])
+        for variant, present in enumerate(self.present):
+            expected = 0b11 | sum(1 << (k + 2) for k, b in enumerate(self.buffers)
+                                  if b.when is None or (variant >> self.flag_names.index(b.when)) & 1)
+            if present != expected:
+                raise ValueError(f"spec {self.name}: variant {variant} of rule {self.rule} uses slots {present:b}, "
+                                 f"the spec's buffers say {expected:b}")
+        self.hyper_names = tuple(h.name for h in self.hypers)
+        self.kernel_hypers = tuple(h.name for h in self.hypers if h.kernel)
+        self.defaults = {h.name: h.default for h in self.hypers}
+
+    # --- per step --------------------------------------------------------------------------------
+
+    def check(self, h: Mapping[str, Any]) -> None:
+        """Every hyperparameter of ``h`` checked, then the constraints across them."""
+        for hyper in self.hypers:
+            if hyper.name in h:
+                hyper.check(hyper.name, h[hyper.name])
+        if self.constraint is not None:
+            self.constraint(h)
+
+    def variant(self, h: Mapping[str, Any], step: int) -> int:
+        """The compiled variant (bit k: the rule's k-th flag) for these hyperparameters."""
+        flags = self.flags(h, step)
+        return sum(1 << k for k, name in enumerate(self.flag_names) if flags[name])
+
+    def packed_scalars(self, h: Mapping[str, Any], step: int) -> bytes:
+        """The rule's scalars as float64 bytes in the rule's field order (the kernels' argument)."""
+        values = self.scalars(h, step)
+        try:
+            return self._pack(*map(values.__getitem__, self.fields))
+        except KeyError as e:
+            raise RuntimeError(f"spec {self.name}: scalars() gave no value for the rule's field {e}") from None
+
+    def buffers_in(self, variant: int) -> Tuple[Buffer, ...]:
+        """The state buffers a variant updates, in slot order."""
+        return tuple(b for k, b in enumerate(self.buffers) if (self.present[variant] >> (k + 2)) & 1)
+
+    def initial_value(self, buffer: Buffer, h: Mapping[str, Any]) -> float:
+        return h[buffer.initial] if isinstance(buffer.initial, str) else buffer.initial
+
+    def flag_text(self, flag: str) -> str:
+        return flag
+
+
+def run(spec: Spec, params: Sequence, grads: Sequence, buffers: Dict[str, Optional[Sequence]], step: int,
+        h: Dict[str, Any]) -> None:
+    """The functional step of ``spec``: every argument checked before anything is written, then one
+    fused call on the params' backend (DESIGN.md §1)."""
+    from .. import backends
+
+    _checks.step(step)
+    spec.check(h)
+    variant = spec.variant(h, step)
+    lists: List[Any] = [params, grads]
+    names = ["params", "grads"]
+    for b in spec.buffers_in(variant):
+        if buffers[b.argument] is None:
+            raise ValueError(f"{b.argument}: required when {b.when} is on (got None)")
+        lists.append(buffers[b.argument])
+        names.append(b.argument)
+    backends.for_arrays(params).step(spec, variant, names, lists, spec.packed_scalars(h, step))
