@@ -58,8 +58,8 @@ STEP_CASES = [
     ("nan weight decay", lambda o, g: o.param_groups[0].__setitem__("weight_decay", math.nan), ValueError, ["weight_decay"]),
     ("beta1 = 1", lambda o, g: o.param_groups[0].__setitem__("betas", (1.0, 0.999)), ValueError, ["betas[0]"]),
     ("beta2 < 0", lambda o, g: o.param_groups[0].__setitem__("betas", (0.9, -0.1)), ValueError, ["betas[1]"]),
-    ("param made read-only", lambda o, g: o._params[1].setflags(write=False), ValueError, ["params[1]", "read-only"]),
-    ("state of wrong dtype", lambda o, g: o.state[1].__setitem__("exp_avg", np.zeros(4)), TypeError, ["exp_avgs[1]", "float64"]),
+    ("param made read-only", lambda o, g: o._params[1].setflags(write=False), ValueError, ["param_groups[0]['params'][1]", "read-only"]),
+    ("state of wrong dtype", lambda o, g: o.state[1].__setitem__("exp_avg", np.zeros(4)), TypeError, ["state[1]['exp_avg']", "float64"]),
 ]
 
 
@@ -82,8 +82,11 @@ def test_bad_second_group_changes_neither_group():
     opt = fusedopt.SGD([{"params": [a]}, {"params": [b], "momentum": 0.9}], lr=0.1)
     opt.step([np.ones(6), np.ones(3)])
     before = snapshot(opt)
-    with pytest.raises(ValueError, match="grads\\[0\\].*shape"):  # group 2's call names its own list index
+    with pytest.raises(ValueError, match="grads\\[1\\].*shape"):  # the user's index, whatever the grouping
         opt.step([np.ones(6), np.ones(4)])
+    assert_unchanged(opt, before)
+    with pytest.raises(TypeError, match="grads\\[1\\].*float32.*float64"):
+        opt.step([np.ones(6), np.ones(3, np.float32)])
     assert_unchanged(opt, before)
     opt.param_groups[1]["lr"] = -1.0
     with pytest.raises(ValueError, match="lr"):

@@ -21,27 +21,44 @@ except Exception as e:  # noqa: BLE001 - CuPy without an NVRTC library (pip inst
 ARCHS = ("90", "80")
 
 
-def compile_(family: str, arch_option: str):
-    prog = nvrtc.createProgram(cuda.kernel_source(family), f"{family}.cu", [], [])
+def compile_(source: str, arch_option: str):
+    """NVRTC over the source with every kernel the backend launches from it (the template
+    instantiations of optimizers.cu are added as name expressions, as CuPy's RawModule does)."""
+    prog = nvrtc.createProgram(cuda.kernel_source(source), f"{source}.cu", [], [])
+    expressions = [n for n in cuda.kernel_names(source) if "<" in n]
+    for name in expressions:
+        nvrtc.addNameExpression(prog, name)
     try:
         nvrtc.compileProgram(prog, list(cuda.compile_options()) + [arch_option, "--ptxas-options=-v"])
     except nvrtc.NVRTCError:
-        pytest.fail(f"{family}.cu does not compile under NVRTC {NVRTC_VERSION}:\n{nvrtc.getProgramLog(prog)}")
-    return prog
+        pytest.fail(f"{source}.cu does not compile under NVRTC {NVRTC_VERSION}:\n{nvrtc.getProgramLog(prog)}")
+    return prog, {name: nvrtc.getLoweredName(prog, name) for name in expressions}
 
 
-@pytest.mark.parametrize("family", cuda.FAMILIES)
-def test_kernels_compile_under_nvrtc_and_define_every_launched_name(family):
-    ptx = nvrtc.getPTX(compile_(family, "-arch=compute_90")).decode()
+@pytest.mark.parametrize("source", cuda.SOURCES)
+def test_kernels_compile_under_nvrtc_and_define_every_launched_name(source):
+    prog, lowered = compile_(source, "-arch=compute_90")
+    ptx = nvrtc.getPTX(prog).decode()
     entries = set(re.findall(r"\.entry\s+(\w+)", ptx))
-    assert set(cuda.kernel_names(family)) <= entries, f"missing kernels: {set(cuda.kernel_names(family)) - entries}"
+    names = {lowered.get(name, name) for name in cuda.kernel_names(source)}
+    assert names <= entries, f"missing kernels: {names - entries}"
+
+
+def test_every_variant_of_every_rule_is_launched():
+    """optimizers.cu is instantiated for each variant (flags) of each registered rule, in both types."""
+    from fusedopt import _core
+
+    expected = sum(2 * len(rule["present"]) for rule in _core.rules())
+    assert len(set(cuda.kernel_names("optimizers"))) == expected
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize("family", cuda.FAMILIES)
-def test_kernels_assemble_without_register_spills(family, arch):
-    """A spill would put per-element traffic into local memory, in kernels meant to move each byte once."""
-    log = nvrtc.getProgramLog(compile_(family, f"-arch=sm_{arch}"))
-    spills = re.findall(r"(\d+) bytes spill stores, (\d+) bytes spill loads", log)
-    assert spills, log
-    assert all(s == ("0", "0") for s in spills), log
+@pytest.mark.parametrize("source", cuda.SOURCES)
+def test_kernels_assemble_without_register_spills_or_stack(source, arch):
+    """A spill, or a per-thread array left in local memory (a stack frame: the slot arrays of the
+    generic kernel indexed at run time), would put per-element traffic into local memory, in kernels
+    meant to move each byte once."""
+    log = nvrtc.getProgramLog(compile_(source, f"-arch=sm_{arch}")[0])
+    frames = re.findall(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", log)
+    assert len(frames) == len(cuda.kernel_names(source)), log
+    assert all(f == ("0", "0", "0") for f in frames), log

@@ -18,9 +18,21 @@ LARGE = int(os.environ.get("FUSEDOPT_GPU_TEST_LARGE", 2_000_003))
 SHAPES = [(0,), (1,), (7,), (1023,), (300, 129), (LARGE,)] + [(int(n),) for n in range(11, 400, 37)]
 
 
+def unaligned(values):
+    """A CuPy view of a copy of ``values`` that starts one element past a 16-byte boundary."""
+    buf = cupy.zeros(values.size + 1, values.dtype)
+    if buf.data.ptr % 16:
+        buf = cupy.zeros(values.size + 2, values.dtype)[1:]
+    out = buf[1:]
+    assert out.data.ptr % 16 and out.flags.c_contiguous
+    out[...] = cupy.asarray(values)
+    return out
+
+
 def trajectories(name, kwargs, dtype, steps=20):
     params = random_params(SHAPES, dtype, 0)
     gpu_params = [cupy.asarray(p) for p in params]
+    gpu_params[3] = unaligned(params[3])  # one element past a 16-byte boundary: the scalar path
     ref = ReferenceRun(name, params, kwargs)
     cpu_opt, gpu_opt = make_optimizer(name, params, kwargs), make_optimizer(name, gpu_params, kwargs)
     rng = np.random.default_rng(1)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import fusedopt
-from fusedopt import _core, init
+from fusedopt import init
 
 from gpu_support import cupy, pytestmark  # noqa: F401 - pytestmark marks this module
 
@@ -15,11 +15,11 @@ SOURCE = r'''
 using namespace fusedopt;
 
 extern "C" __global__ void adam_step_f32(float* p, const float* g, float* m, float* v, long long n,
-    float grad_sign, float l2, float decay, float beta1, float omb1, float beta2, float omb2,
-    float step_size, float eps) {
-  rules::AdamScalars<float> s{grad_sign, l2, decay, beta1, omb1, beta2, omb2, step_size, eps};
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
-    rules::adam_element<float, false>(p[i], g[i], m[i], v[i], v[i], s);
+                                         const rules::AdamScalars<float> s) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    float unused = 0.0f;
+    rules::Adam<0>::element(p[i], g[i], m[i], v[i], unused, s);
+  }
 }
 
 extern "C" __global__ void normal_f32(float* out, long long n_blocks, unsigned long long seed,
@@ -56,6 +56,14 @@ def module():
                           options=("-std=c++17", "--fmad=false", f"-I{fusedopt.get_include()}"))
 
 
+def adam_scalars_f32(step, lr):
+    """Adam's Scalars<float>, from the spec, as the structured NumPy scalar a kernel takes by value."""
+    spec = fusedopt.functional.adam.spec
+    h = dict(lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False, maximize=False)
+    values = np.frombuffer(spec.packed_scalars(h, step), np.float64).astype(np.float32)
+    return values.view(np.dtype([(f, np.float32) for f in spec.fields]))[0]
+
+
 def test_adam_float32_trajectory_is_bitwise_equal_on_cpu_and_gpu(module):
     n = 1_000_003
     rng = np.random.default_rng(0)
@@ -67,9 +75,7 @@ def test_adam_float32_trajectory_is_bitwise_equal_on_cpu_and_gpu(module):
         g = rng.standard_normal(n).astype(np.float32)
         lr = 1e-3 if t <= 10 else 3e-4
         fusedopt.functional.adam([p], [g], [m], [v], step=t, lr=lr, weight_decay=0.01)
-        s = _core.adam_scalars(float64=False, step=t, lr=lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
-                               amsgrad=False, maximize=False, decoupled_weight_decay=False)
-        kernel((1024,), (256,), (dp, cupy.asarray(g), dm, dv, np.int64(n), *(np.float32(x) for x in s)))
+        kernel((1024,), (256,), (dp, cupy.asarray(g), dm, dv, np.int64(n), adam_scalars_f32(t, lr)))
     assert cupy.asnumpy(dp).tobytes() == p.tobytes()
     assert cupy.asnumpy(dm).tobytes() == m.tobytes() and cupy.asnumpy(dv).tobytes() == v.tobytes()
 

@@ -132,3 +132,41 @@ def test_none_gradient_skips_the_param_and_its_step_count():
     assert opt.state[0]["step"] == 6 and opt.state[1]["step"] == 3
     np.testing.assert_allclose(params[0], refs[0].params[0], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(params[1], refs[1].params[0], rtol=1e-10, atol=1e-12)
+
+
+def test_float32_and_float64_params_in_one_group_each_follow_the_reference():
+    """One group mixing dtypes: split by dtype inside (as torch's fused path does), each its own call."""
+    import fusedopt
+
+    rng = np.random.default_rng(21)
+    params = [rng.standard_normal(17).astype(np.float32), rng.standard_normal(9), rng.standard_normal((5, 3)).astype(np.float32)]
+    refs = [ReferenceRun("Adam", [p], dict(lr=0.01, amsgrad=True)) for p in params]
+    opt = fusedopt.Adam(params, lr=0.01, amsgrad=True)
+    for _ in range(6):
+        grads = [rng.standard_normal(p.shape).astype(p.dtype) for p in params]
+        opt.step(grads)
+        for ref, g in zip(refs, grads):
+            ref.step([g])
+    for i, (p, ref) in enumerate(zip(params, refs)):
+        assert p.dtype == (np.float64 if i == 1 else np.float32)
+        assert_close(p, ref.params[0], p.dtype.type, f"params[{i}]")
+        assert opt.state[i]["max_exp_avg_sq"].dtype == p.dtype
+
+
+def test_a_state_buffer_replaced_by_the_user_is_the_one_updated_next():
+    """The prepared plan holds the state arrays; writing a new one into ``state`` is seen at the next step."""
+    import fusedopt
+
+    rng = np.random.default_rng(22)
+    params = [rng.standard_normal(11)]
+    ref = ReferenceRun("Adam", params, dict(lr=0.01))
+    opt = fusedopt.Adam(params, lr=0.01)
+    for t in range(4):
+        if t == 2:
+            opt.state[0]["exp_avg"] = np.zeros(11)
+            ref.states[0]["exp_avg"] = np.zeros(11)
+        grads = [rng.standard_normal(11)]
+        opt.step(grads)
+        ref.step(grads)
+    np.testing.assert_allclose(params[0], ref.params[0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(opt.state[0]["exp_avg"], ref.states[0]["exp_avg"], rtol=1e-10, atol=1e-12)

@@ -6,7 +6,7 @@ import numpy as np
 
 from .._core import Plan, init_fill
 
-__all__ = ["step", "Plan", "check_param", "full_like", "copy_like", "fill_target", "fill", "assign"]
+__all__ = ["step", "Plan", "check_param", "dtype_name", "full_like", "copy_like", "fill_target", "fill", "assign"]
 
 _SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -26,6 +26,10 @@ def check_param(p, where: str) -> None:
         raise ValueError(f"{where}: array is not C-contiguous; fusedopt updates in place and never copies")
     if not p.flags.writeable:
         raise ValueError(f"{where}: array is read-only; it is updated in place, so it must be writable")
+
+
+def dtype_name(p) -> str:
+    return p.dtype.name
 
 
 def full_like(p, value):

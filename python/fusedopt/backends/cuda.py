@@ -409,6 +409,10 @@ def check_param(p, where: str) -> None:
         raise ValueError(f"{where}: array is not C-contiguous; fusedopt updates in place and never copies")
 
 
+def dtype_name(p) -> str:
+    return as_cupy("params", p).dtype.name
+
+
 def full_like(p, value):
     return _cupy().full_like(as_cupy("params", p), value)
 

@@ -230,7 +230,7 @@ class Optimizer:
                 if created or i not in self._state:
                     new_state[i] = state
                 first_step = created and spec.new_buffer_is_first_step
-                key = (g, str(p.dtype), state["step"], first_step)
+                key = (g, backends.for_array(p).dtype_name(p), state["step"], first_step)
                 if key not in calls:
                     calls[key] = _Call(group, [], state["step"], first_step, spec.present[variant])
                     lists[key] = [[], [[] for _ in spec.buffers_in(variant)], [], [],

@@ -38,13 +38,7 @@ int param_sizes(void (*)(Args...), int* sizes) {
 
 // launch != 0: run the kernel; else write its parameter sizes and return their count (-1: no such kernel).
 extern "C" int fake_kernel(const char* name, int launch, unsigned grid, unsigned block, void** args, int* sizes) {
-#define FAKE_KERNEL(k)                                                          \
-  if (std::strcmp(name, #k) == 0) {                                             \
-    if (!launch) return param_sizes(k, sizes);                                  \
-    host_emulation::launch(k, grid, block, args);                               \
-    return 0;                                                                   \
-  }
-  KERNELS
+KERNELS
   return -1;
 }
 '''
@@ -69,39 +63,51 @@ def _host_flags(options) -> list:
     return flags
 
 
-def _build(code: str, flags, work: Path, lib: Path) -> None:
-    """Compiles code with a launcher for each of its extern "C" kernels into lib (renamed into place,
-    so other processes see it whole or not at all)."""
+def _dispatch(name: str, function: str) -> str:
+    """The launcher's branch for one kernel: its parameter sizes, or a launch."""
+    return (f'  if (std::strcmp(name, "{name}") == 0) {{\n'
+            f"    if (!launch) return param_sizes(&{function}, sizes);\n"
+            f"    host_emulation::launch(&{function}, grid, block, args);\n"
+            f"    return 0;\n  }}\n")
+
+
+def _build(code: str, flags, name_expressions, work: Path, lib: Path) -> None:
+    """Compiles code with a launcher for each of its extern "C" kernels and each name expression (a
+    kernel template's instantiation, as NVRTC takes it) into lib (renamed into place, so other
+    processes see it whole or not at all)."""
     (work / "module.cu").write_text(code)
     base = [_compiler(), *flags, f"-I{HOST_EMULATION}", f"-I{work}"]
     expanded = subprocess.run(base + ["-x", "c++", "-E", "-include", "host_emulation.hpp", str(work / "module.cu")],
                               check=True, capture_output=True, text=True).stdout
     names = sorted(set(re.findall(r'extern\s+"C"\s+void\s+(\w+)\s*\(', expanded)))
-    (work / "launcher.cpp").write_text(_LAUNCHER.replace("KERNELS", " ".join(f"FAKE_KERNEL({n})" for n in names)))
+    branches = [_dispatch(n, n) for n in names] + [_dispatch(e, e) for e in name_expressions]
+    (work / "launcher.cpp").write_text(_LAUNCHER.replace("KERNELS", "".join(branches)))
     subprocess.run(base + ["-O2", "-fno-strict-aliasing", "-fPIC", "-shared", "-o", str(work / "module.so"),
                            str(work / "launcher.cpp")], check=True)
     os.replace(work / "module.so", lib)
 
 
 class RawModule:
-    def __init__(self, code: str, options=(), **kwargs):
+    def __init__(self, code: str, options=(), name_expressions=(), **kwargs):
         if kwargs:
             raise TypeError(f"fake cupy: RawModule keywords {sorted(kwargs)} are not emulated")
         flags = _host_flags(options)
         emulation = (HOST_EMULATION / "host_emulation.hpp").read_text()
-        key = hashlib.sha256("\0".join([code, *flags, _compiler(), emulation, _LAUNCHER]).encode()).hexdigest()[:24]
+        name_expressions = tuple(name_expressions or ())
+        key = hashlib.sha256("\0".join([code, *flags, *name_expressions, _compiler(), emulation, _LAUNCHER])
+                             .encode()).hexdigest()[:24]
         cache = Path(tempfile.gettempdir()) / f"fusedopt_fake_cupy_{os.getuid()}"
         lib = cache / f"{key}.so"
         if not lib.exists():
             cache.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=cache) as work:  # this process's own files
-                _build(code, flags, Path(work), lib)
+                _build(code, flags, name_expressions, Path(work), lib)
         self._dll = ctypes.CDLL(str(lib))
         self._dll.fake_kernel.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
                                           ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int)]
         self._dll.fake_kernel.restype = ctypes.c_int
 
-    def get_function(self, name: str) -> "RawKernel":
+    def get_function(self, name: str) -> "RawKernel":  # a kernel's name, or one of the name expressions
         sizes = (ctypes.c_int * _MAX_PARAMS)()
         count = self._dll.fake_kernel(name.encode(), 0, 0, 0, None, sizes)
         if count < 0:

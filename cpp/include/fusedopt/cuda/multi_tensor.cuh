@@ -37,29 +37,33 @@ template <int... K> struct Slots {};
 template <int N, int... K> struct MakeSlots : MakeSlots<N - 1, N - 1, K...> {};
 template <int... K> struct MakeSlots<0, K...> { using type = Slots<K...>; };
 
-template <class Rule, typename T, int... K>
-__device__ __forceinline__ void apply_rule(T* e, const typename Rule::template Scalars<T>& s, Slots<K...>) {
-  Rule::element(e[K]..., s);
+template <int L> struct List { static constexpr int index = L; };  // a list, known at compile time
+
+// The value of slot K: from its list when the variant uses it, else a register the rule never reads.
+template <unsigned Present, int K, typename T, typename Load>
+__device__ __forceinline__ T load_slot(Load load) {
+  if constexpr (((Present >> K) & 1u) != 0) return load(List<rules::list_index(Present, K)>{});
+  else return T(0);
 }
 
-// One element of every slot: the rule over e[], loaded from and stored to x (one value per list).
-template <class Rule, typename T, typename Load, typename Store>
-__device__ __forceinline__ void update(const typename Rule::template Scalars<T>& s, Load load, Store store) {
-  constexpr int kArity = count_names(Rule::slots);
-  constexpr unsigned kPresent = Rule::present;
-  T e[kArity];
-#pragma unroll
-  for (int k = 0; k < kArity; ++k) e[k] = ((kPresent >> k) & 1u) ? load(rules::list_index(kPresent, k)) : T(0);
-  apply_rule<Rule, T>(e, s, typename MakeSlots<kArity>::type{});
-#pragma unroll
-  for (int k = 0; k < kArity; ++k)
-    if (((kPresent >> k) & 1u) && k != 1) store(rules::list_index(kPresent, k), e[k]);  // grads: read only
+template <unsigned Present, int K, typename T, typename Store>
+__device__ __forceinline__ void store_slot(Store store, T value) {
+  if constexpr (((Present >> K) & 1u) != 0 && K != 1) store(List<rules::list_index(Present, K)>{}, value);  // grads: read only
+}
+
+// One element of every slot: loaded, the rule, stored (load(List<l>) / store(List<l>, value) reach list l).
+template <class Rule, typename T, typename Load, typename Store, int... K>
+__device__ __forceinline__ void update(const typename Rule::template Scalars<T>& s, Load load, Store store, Slots<K...>) {
+  T e[sizeof...(K)] = {load_slot<Rule::present, K, T>(load)...};
+  Rule::element(e[K]..., s);
+  (store_slot<Rule::present, K>(store, e[K]), ...);
 }
 
 template <class Rule, typename T>
 __device__ __forceinline__ void for_each_element(const ChunkTable& c, const typename Rule::template Scalars<T>& s) {
   constexpr int kLists = rules::popcount(Rule::present);
   constexpr int kLanes = Pack<T>::lanes;
+  using kSlots = typename MakeSlots<count_names(Rule::slots)>::type;
   for (int chunk = blockIdx.x; chunk < c.n_chunks; chunk += gridDim.x) {
     const int t = c.chunk_tensor[chunk];
     const long long begin = c.chunk_start[chunk];
@@ -82,7 +86,9 @@ __device__ __forceinline__ void for_each_element(const ChunkTable& c, const type
         for (int k = 0; k < kLists; ++k) x[k] = *reinterpret_cast<const Pack<T>*>(ptr[k] + i);
 #pragma unroll
         for (int lane = 0; lane < kLanes; ++lane)
-          update<Rule, T>(s, [&](int k) { return x[k].v[lane]; }, [&](int k, T value) { x[k].v[lane] = value; });
+          update<Rule, T>(
+              s, [&](auto list) { return x[decltype(list)::index].v[lane]; },
+              [&](auto list, T value) { x[decltype(list)::index].v[lane] = value; }, kSlots{});
 #pragma unroll
         for (int k = 0; k < kLists; ++k)
           if (k != 1) *reinterpret_cast<Pack<T>*>(ptr[k] + i) = x[k];
@@ -90,7 +96,9 @@ __device__ __forceinline__ void for_each_element(const ChunkTable& c, const type
       scalar_begin = vector_end;
     }
     for (long long i = scalar_begin + threadIdx.x; i < end; i += blockDim.x)
-      update<Rule, T>(s, [&](int k) { return ptr[k][i]; }, [&](int k, T value) { ptr[k][i] = value; });
+      update<Rule, T>(
+          s, [&](auto list) { return ptr[decltype(list)::index][i]; },
+          [&](auto list, T value) { ptr[decltype(list)::index][i] = value; }, kSlots{});
   }
 }
 

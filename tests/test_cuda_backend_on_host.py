@@ -1,0 +1,78 @@
+"""The CUDA backend's host-side logic without a GPU or CuPy: the chunk table, the launch settings
+from the environment, the grid, and the refusal of arrays on another device than the current one.
+The kernels themselves run on the host emulation of CuPy (test_gpu_tests_on_host.py runs the GPU
+test modules there) and on a GPU (pytest -m gpu)."""
+
+import numpy as np
+import pytest
+
+import fusedopt
+from fusedopt import backends, init
+from fusedopt.backends import cuda
+
+REAL_CHECK_CURRENT_DEVICE = cuda._check_current_device
+
+
+def _host_check_list(name, arrays):
+    for i, a in enumerate(arrays):
+        assert isinstance(a, np.ndarray) and a.flags.c_contiguous and a.dtype == arrays[0].dtype, f"{name}[{i}]"
+    return cuda._ListInfo(arrays[0].dtype, 0, tuple(a.shape for a in arrays), tuple(a.ctypes.data for a in arrays))
+
+
+def test_chunk_table_cuts_each_tensor_from_its_first_element():
+    sizes = [0, 5, 12, 1, 25]
+    chunk_tensor, chunk_start, sizes_out, ptrs = cuda.build_chunk_table([[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]], sizes, 12)
+    expected = [(t, s) for t, n in enumerate(sizes) for s in range(0, n, 12)]
+    assert list(zip(chunk_tensor.tolist(), chunk_start.tolist())) == expected
+    assert chunk_tensor.dtype == np.int32 and chunk_start.dtype == np.int64 and sizes_out.tolist() == sizes
+    assert ptrs.tolist() == list(range(1, 11)) and ptrs.dtype == np.uint64
+
+
+@pytest.mark.parametrize("value", ["0", "6", "abc", "-4"])
+def test_a_bad_chunk_override_is_refused(value, monkeypatch):
+    monkeypatch.setenv("FUSEDOPT_CUDA_CHUNK", value)
+    with pytest.raises(ValueError, match="FUSEDOPT_CUDA_CHUNK"):
+        cuda.chunk_size()
+
+
+
+def test_arrays_on_another_device_than_the_current_one_are_refused_and_unchanged(monkeypatch):
+    class FakeCupy:  # the current device is 1; the host emulation's arrays are on device 0
+        class cuda:
+            class runtime:
+                @staticmethod
+                def getDevice():
+                    return 1
+
+    monkeypatch.setattr(cuda, "_cupy", lambda: FakeCupy)
+    monkeypatch.setattr(backends, "for_array", lambda a: cuda)  # NumPy arrays stand in for device memory
+    monkeypatch.setattr(cuda, "_check_list", _host_check_list)
+    monkeypatch.setattr(cuda, "fill_target", lambda tensor: tensor)
+    monkeypatch.setattr(cuda, "_device_id", lambda array: 0)
+    params = [np.ones(10, np.float32)]
+    m, v = [np.zeros(10, np.float32)], [np.zeros(10, np.float32)]
+    with pytest.raises(ValueError, match=r"device 0.*current device is 1.*cupy.cuda.Device\(0\)"):
+        fusedopt.functional.adam(params, [np.ones(10, np.float32)], m, v, step=1)
+    assert (params[0] == 1).all() and not m[0].any() and not v[0].any()
+    target = np.zeros(10, np.float32)
+    with pytest.raises(ValueError, match="current device is 1"):
+        init.normal_(target, seed=0)
+    assert not target.any()
+
+
+@pytest.mark.parametrize("variable,function", [("FUSEDOPT_CUDA_CHUNK", cuda.chunk_size),
+                                               ("FUSEDOPT_CUDA_BLOCKS_PER_SM", cuda.blocks_per_sm)])
+def test_launch_settings_from_the_environment_are_checked(variable, function, monkeypatch):
+    monkeypatch.setenv(variable, "8")
+    assert function() == 8
+    for bad in ["0", "6x", "-4", "2000000000"] + (["6"] if variable == "FUSEDOPT_CUDA_CHUNK" else []):
+        monkeypatch.setenv(variable, bad)
+        with pytest.raises(ValueError, match=variable):
+            function()
+
+
+def test_the_grid_is_blocks_per_sm_times_the_multiprocessors(monkeypatch):
+    monkeypatch.setattr(cuda, "_multiprocessors", lambda device: 132)
+    assert cuda._max_blocks(0) == 132 * cuda.BLOCKS_PER_SM
+    monkeypatch.setenv("FUSEDOPT_CUDA_BLOCKS_PER_SM", "3")
+    assert cuda._max_blocks(0) == 396
