@@ -17,12 +17,15 @@ namespace fusedopt {
 namespace {
 
 // One step of one rule variant over lists[0] (params), lists[1] (grads) and the state lists.
-void step(int rule, int variant, const std::vector<std::string>& names, py::sequence lists, py::bytes scalars) {
-  if (names.size() != static_cast<size_t>(py::len(lists)))
-    throw py::value_error("step: one name per list");
+void step(int rule, int variant, py::tuple names, py::sequence lists, py::bytes scalars) {
+  if (names.size() != py::len(lists)) throw py::value_error("step: one name per list");
   const RuleDescription& r = checked_rule(rule, variant, static_cast<int>(names.size()));
   std::vector<CheckedLists::Arg> args;
-  for (size_t k = 0; k < names.size(); ++k) args.push_back({names[k].c_str(), lists[k], k != 1});
+  for (size_t k = 0; k < names.size(); ++k) {
+    const char* name = PyUnicode_Check(names[k].ptr()) ? PyUnicode_AsUTF8(names[k].ptr()) : nullptr;
+    if (name == nullptr) throw py::type_error("step: names must be str");
+    args.push_back({name, lists[k], k != 1});
+  }
   const CheckedLists checked(args);
   const ScalarBuffer s = convert_scalars(r, checked.dtype(), scalars);
   const TensorListView view = checked.view();

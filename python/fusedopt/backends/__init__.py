@@ -43,6 +43,9 @@ def is_array(a) -> bool:
     return isinstance(a, np.ndarray) or is_cuda_array(a)
 
 
+from . import cpu as _cpu  # noqa: E402 - after is_cuda_array, which it uses
+
+
 def for_array(a) -> ModuleType:
     """The backend of one array: CUDA for a CUDA array, else the CPU (which refuses non-arrays)."""
     if is_cuda_array(a):
@@ -58,4 +61,6 @@ def for_arrays(arrays) -> ModuleType:
     """The backend for a list of arrays: that of the first one. Each backend checks every array
     itself, so a list mixing devices is refused there, naming the first array on the other device."""
     first = arrays[0] if isinstance(arrays, (list, tuple)) and arrays else None
+    if type(first) is np.ndarray:
+        return _cpu
     return for_array(first)

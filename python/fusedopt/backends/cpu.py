@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._core import Plan, init_fill
+from .._core import step as _step
 
 __all__ = ["step", "Plan", "check_param", "dtype_name", "full_like", "copy_like", "fill_target", "fill", "assign"]
 
@@ -12,9 +13,7 @@ _SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def step(spec, variant: int, names, lists, scalars: bytes) -> None:
-    from .. import _core
-
-    _core.step(spec.rule_index, variant, names, lists, scalars)
+    _step(spec.rule_index, variant, names, lists, scalars)
 
 
 def check_param(p, where: str) -> None:

@@ -9,11 +9,12 @@ state slots and which variant uses which, scalar fields), so the two cannot drif
 
 from __future__ import annotations
 
+import operator
 import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .. import _core
+from .. import _core, backends
 from . import _checks
 
 _RULES = {r["name"]: (index, r) for index, r in enumerate(_core.rules())}
@@ -70,6 +71,7 @@ class Spec:
     scalars: Callable[[Mapping[str, Any], int], Dict[str, float]]
     constraint: Optional[Callable[[Mapping[str, Any]], None]] = None  # checks across hyperparameters
     new_buffer_is_first_step: bool = False  # SGD: a new momentum buffer starts at g (step 1's rule)
+    flags_use_step: bool = False   # flags(h, step) reads step (else they change only with h)
     torch_fused: bool = True       # torch.optim has fused=True for it (benchmarks)
     bench: Dict[str, Any] = field(default_factory=dict)  # the benchmarks' hyperparameters
     summary: str = ""              # one line for the class docstring; the functional's holds the math
@@ -82,6 +84,8 @@ class Spec:
         self.flag_names = _names(rule["flags"])
         self.fields = _names(rule["scalars"])
         self._pack = struct.Struct(f"{len(self.fields)}d").pack
+        self._in_field_order = operator.itemgetter(*self.fields) if len(self.fields) > 1 else (
+            lambda values: (values[self.fields[0]],))
         slots = _names(rule["slots"])
         if slots[2:] != tuple(b.key for b in self.buffers):
             raise ValueError(f"spec {self.name}: buffers {[b.key for b in self.buffers]} differ from the rule's "
@@ -96,6 +100,10 @@ class Spec:
             if present != expected:
                 raise ValueError(f"spec {self.name}: variant {variant} of rule {self.rule} uses slots {present:b}, "
                                  f"the spec's buffers say {expected:b}")
+        self._flag_bits = tuple((1 << k, name) for k, name in enumerate(self.flag_names))
+        self._lists = [(("params", "grads") + tuple(b.argument for b in self.buffers_in(v)), self.buffers_in(v))
+                       for v in range(len(self.present))]
+        self._checked: Optional[tuple] = None  # the last hyperparameters run() found valid
         self.hyper_names = tuple(h.name for h in self.hypers)
         self.kernel_hypers = tuple(h.name for h in self.hypers if h.kernel)
         self.defaults = {h.name: h.default for h in self.hypers}
@@ -113,13 +121,17 @@ class Spec:
     def variant(self, h: Mapping[str, Any], step: int) -> int:
         """The compiled variant (bit k: the rule's k-th flag) for these hyperparameters."""
         flags = self.flags(h, step)
-        return sum(1 << k for k, name in enumerate(self.flag_names) if flags[name])
+        variant = 0
+        for bit, name in self._flag_bits:
+            if flags[name]:
+                variant |= bit
+        return variant
 
     def packed_scalars(self, h: Mapping[str, Any], step: int) -> bytes:
         """The rule's scalars as float64 bytes in the rule's field order (the kernels' argument)."""
         values = self.scalars(h, step)
         try:
-            return self._pack(*map(values.__getitem__, self.fields))
+            return self._pack(*self._in_field_order(values))
         except KeyError as e:
             raise RuntimeError(f"spec {self.name}: scalars() gave no value for the rule's field {e}") from None
 
@@ -130,24 +142,23 @@ class Spec:
     def initial_value(self, buffer: Buffer, h: Mapping[str, Any]) -> float:
         return h[buffer.initial] if isinstance(buffer.initial, str) else buffer.initial
 
-    def flag_text(self, flag: str) -> str:
-        return flag
-
 
 def run(spec: Spec, params: Sequence, grads: Sequence, buffers: Dict[str, Optional[Sequence]], step: int,
         h: Dict[str, Any]) -> None:
     """The functional step of ``spec``: every argument checked before anything is written, then one
     fused call on the params' backend (DESIGN.md §1)."""
-    from .. import backends
-
-    _checks.step(step)
-    spec.check(h)
+    if type(step) is not int or step < 1:
+        _checks.step(step)
+    values = tuple(h.values())
+    key = (values, tuple(map(type, values)))  # 1 == 1.0 == True: the types too
+    if key != spec._checked:
+        spec.check(h)
+        spec._checked = key
     variant = spec.variant(h, step)
+    names, in_use = spec._lists[variant]
     lists: List[Any] = [params, grads]
-    names = ["params", "grads"]
-    for b in spec.buffers_in(variant):
+    for b in in_use:
         if buffers[b.argument] is None:
             raise ValueError(f"{b.argument}: required when {b.when} is on (got None)")
         lists.append(buffers[b.argument])
-        names.append(b.argument)
     backends.for_arrays(params).step(spec, variant, names, lists, spec.packed_scalars(h, step))

@@ -29,7 +29,7 @@ SGD = Spec(
     flags=_flags,
     scalars=lambda h, step: dict(grad_sign=-1.0 if h["maximize"] else 1.0, weight_decay=h["weight_decay"],
                                  momentum=h["momentum"], one_minus_dampening=1.0 - h["dampening"], lr=h["lr"]),
-    constraint=_nesterov_needs_momentum, new_buffer_is_first_step=True, bench=dict(lr=0.01, momentum=0.9),
+    constraint=_nesterov_needs_momentum, new_buffer_is_first_step=True, flags_use_step=True, bench=dict(lr=0.01, momentum=0.9),
     summary="Stochastic / batch gradient descent, with optional momentum and Nesterov momentum (torch.optim.SGD).")
 
 

@@ -84,11 +84,12 @@ for _name in ("__delitem__", "pop", "popitem", "clear", "update", "setdefault"):
 class _Call:
     """The params of one (group, dtype, step count) and what the last step used for them."""
 
-    __slots__ = ("group", "indices", "step", "first_step", "present", "checked")
+    __slots__ = ("group", "indices", "step", "first_step", "present", "checked", "variant")
 
     def __init__(self, group, indices, step, first_step, present):
         self.group, self.indices, self.step, self.first_step, self.present = group, indices, step, first_step, present
         self.checked: Optional[tuple] = None  # the hyperparameters last checked
+        self.variant = -1
 
 
 class Optimizer:
@@ -187,11 +188,14 @@ class Optimizer:
         for call in calls:
             group = call.group
             hypers = tuple(map(group.__getitem__, names))
+            step = 1 if call.first_step else call.step + 1
             if hypers != call.checked:
                 spec.check(group)
                 call.checked = hypers
-            step = 1 if call.first_step else call.step + 1
-            variant = spec.variant(group, step)
+                call.variant = spec.variant(group, step)
+            elif spec.flags_use_step:
+                call.variant = spec.variant(group, step)
+            variant = call.variant
             if spec.present[variant] != call.present:
                 return None
             variants.append(variant)
