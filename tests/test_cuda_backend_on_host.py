@@ -46,6 +46,7 @@ def test_arrays_on_another_device_than_the_current_one_are_refused_and_unchanged
 
     monkeypatch.setattr(cuda, "_cupy", lambda: FakeCupy)
     monkeypatch.setattr(backends, "for_array", lambda a: cuda)  # NumPy arrays stand in for device memory
+    monkeypatch.setattr(backends, "for_arrays", lambda arrays: cuda)
     monkeypatch.setattr(cuda, "_check_list", _host_check_list)
     monkeypatch.setattr(cuda, "fill_target", lambda tensor: tensor)
     monkeypatch.setattr(cuda, "_device_id", lambda array: 0)
