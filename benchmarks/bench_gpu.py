@@ -36,7 +36,7 @@ def launch_sweep(size: str, setting: str, values, repeats: int):
     import cupy
 
     import fusedopt
-    from fusedopt.bench import harness, impls
+    from fusedopt.bench import impls, tables
 
     variable = SWEEPS[setting]
     shapes = gpu.shapes_for(size)
@@ -51,7 +51,7 @@ def launch_sweep(size: str, setting: str, values, repeats: int):
             opt.step(gs)
         return step
 
-    nbytes = n * harness.bytes_per_param("adam", {}, 4)
+    nbytes = n * tables.bytes_per_param("adam", {}, 4)
     probe, probe_bytes = gpu.copy_probe(nbytes)
     try:
         times = gpu.time_events({**{v: with_value(v) for v in values}, "copy": probe}, repeats)

@@ -10,13 +10,12 @@ Backends: ``cuda`` (fusedopt on CuPy arrays), ``cupy`` (a CuPy ElementwiseKernel
 from __future__ import annotations
 
 import math
-import statistics
 from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 
 from .. import init
-from . import harness, impls, suite
+from . import harness, impls, tables
 
 BACKENDS = ("cuda", "cupy", "torch-cuda")
 
@@ -50,26 +49,25 @@ def device_name() -> str:
     return cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["name"].decode()
 
 
-def time_events(steps: Dict[str, Callable[[], object]], repeats: int, warmup: int = 3) -> Dict[str, float]:
-    """Median seconds per call, by CUDA events around each call (so the host's launch work counts,
-    as it does in a training loop), in an order that rotates from round to round."""
+def event_timer(call: Callable[[], object]) -> float:
+    """Seconds one call takes by CUDA events around it (so the host's launch work counts, as it
+    does in a training loop)."""
     import cupy
 
-    names = list(steps)
-    for _ in range(warmup):
-        for name in names:
-            steps[name]()
-    cupy.cuda.Device().synchronize()
-    samples: Dict[str, List[float]] = {name: [] for name in names}
     start, end = cupy.cuda.Event(), cupy.cuda.Event()
-    for r in range(repeats):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            start.record()
-            steps[name]()
-            end.record()
-            end.synchronize()
-            samples[name].append(cupy.cuda.get_elapsed_time(start, end) * 1e-3)
-    return {name: statistics.median(s) for name, s in samples.items()}
+    start.record()
+    call()
+    end.record()
+    end.synchronize()
+    return cupy.cuda.get_elapsed_time(start, end) * 1e-3
+
+
+def time_events(steps: Dict[str, Callable[[], object]], repeats: int, warmup: int = 3) -> Dict[str, float]:
+    """harness.time_interleaved with CUDA events as the timer."""
+    import cupy
+
+    return harness.time_interleaved(steps, repeats, warmup, timer=event_timer,
+                                    before=lambda: cupy.cuda.Device().synchronize())
 
 
 PROBE_MAX_BYTES = 4_000_000_000  # 80x an H100's L2: large enough for the bandwidth, small enough to fit beside 1e9
@@ -99,9 +97,9 @@ def shapes_for(size: str):
     'small200' -> 200 tensors of ~1e6 in all, where the per-step cost of launching and of the host
     work shows (it fits in the L2 cache, so read its milliseconds, not its bandwidth)."""
     if size.startswith("model"):
-        return suite.model_shapes(100_000_000, int(size[5:]))
+        return tables.model_shapes(100_000_000, int(size[5:]))
     if size.startswith("small"):
-        return suite.model_shapes(1_000_000, int(size[5:]))
+        return tables.model_shapes(1_000_000, int(size[5:]))
     return [(int(float(size)),)]
 
 
@@ -114,7 +112,7 @@ def _fusedopt_cuda(optimizer, kw, host_p, host_g):
 
     ps = [cupy.asarray(p) for p in host_p]
     gs = [cupy.asarray(g) for g in host_g]
-    opt = getattr(fusedopt, impls.TORCH_CLASS[optimizer])(ps, **kw)
+    opt = getattr(fusedopt, tables.TORCH_CLASS[optimizer])(ps, **kw)
     return {"fusedopt-cuda": impls.Impl(lambda: opt.step(gs), ps)}
 
 
@@ -125,12 +123,12 @@ def _torch_cuda(optimizer, kw, host_p, host_g, variants=("fused", "foreach")):
     out = {}
     for variant in variants:
         flags = {variant: True}
-        if variant == "fused" and optimizer not in impls.TORCH_FUSED:
+        if variant == "fused" and optimizer not in tables.TORCH_FUSED:
             continue
         ts = [torch.tensor(p, device="cuda", requires_grad=True) for p in host_p]
         for t, g in zip(ts, host_g):
             t.grad = torch.tensor(g, device="cuda")
-        opt = getattr(torch.optim, impls.TORCH_CLASS[optimizer])(ts, **kw, **flags)
+        opt = getattr(torch.optim, tables.TORCH_CLASS[optimizer])(ts, **kw, **flags)
         out[f"torch-cuda-{variant}"] = impls.Impl(opt.step, [cupy.asarray(t.detach()) for t in ts])
     return out
 
@@ -182,7 +180,7 @@ def _agrees_on_sample(impl, host_p, host_g, optimizer, kw, dtype) -> bool:
 
     stride = max(1, host_p[0].size // 100_000)
     expected = host_p[0].reshape(-1)[::stride].astype(np.float64)
-    suite.REFERENCE[optimizer](expected, host_g[0].reshape(-1)[::stride].astype(np.float64), {}, **kw)
+    tables.REFERENCE[optimizer](expected, host_g[0].reshape(-1)[::stride].astype(np.float64), {}, **kw)
     got = cupy.asnumpy(impl.params[0].reshape(-1)[::stride])
     rtol = 1e-4 if np.dtype(dtype) == np.float32 else 1e-9
     return bool(np.allclose(got, expected, rtol=rtol, atol=rtol * 1e-2))
@@ -190,14 +188,14 @@ def _agrees_on_sample(impl, host_p, host_g, optimizer, kw, dtype) -> bool:
 
 def optimizer_case(optimizer: str, size: str, dtype, backends: Sequence[str], repeats: int,
                    torch_variants: Sequence[str] = ("fused", "foreach")) -> List[dict]:
-    """Rows for one optimizer at one size on the GPU, in the format of suite.optimizer_case
+    """Rows for one optimizer at one size on the GPU, in the format of tables.optimizer_case
     (``torch_variants``: fewer torch optimizers where memory is short, as at 1e9)."""
     import cupy
 
     shapes = shapes_for(size)
     n = sum(int(np.prod(s)) for s in shapes)
     host_p, host_g = impls.make_data(shapes, dtype)
-    kw = suite.OPTIMIZERS[optimizer]
+    kw = tables.OPTIMIZERS[optimizer]
     built: Dict[str, impls.Impl] = {}
     for b in backends:
         if b == "torch-cuda":
@@ -208,11 +206,11 @@ def optimizer_case(optimizer: str, size: str, dtype, backends: Sequence[str], re
     for name, impl in built.items():
         impl.step()
         ok[name] = _agrees_on_sample(impl, host_p, host_g, optimizer, kw, dtype)
-    nbytes = n * harness.bytes_per_param(optimizer, kw, np.dtype(dtype).itemsize)
+    nbytes = n * tables.bytes_per_param(optimizer, kw, np.dtype(dtype).itemsize)
     probe, probe_bytes = copy_probe(nbytes)
     times = time_events({**{k: v.step for k, v in built.items()}, "copy": probe}, repeats)
     ceiling = probe_bytes / times["copy"]
-    rows = suite.rows_from_times(times, built, ok, ceiling, nbytes,
+    rows = tables.rows_from_times(times, built, ok, ceiling, nbytes,
                                  dict(kind="optimizer", name=optimizer, size=size, n=n, dtype=np.dtype(dtype).name,
                                       threads=None, device=device_name()))
     del built
@@ -226,15 +224,15 @@ def initializer_case(name: str, n: int, dtype, backends: Sequence[str], repeats:
     copies it, the usual CuPy way: its time includes that copy."""
     import cupy
 
-    shape = suite.weight_shape(n)
+    shape = tables.weight_shape(n)
     out = cupy.empty(shape, dtype)
     calls: Dict[str, Callable[[], object]] = {}
     if "cuda" in backends:
-        calls["fusedopt-cuda"] = suite.fusedopt_fill(name, out, init.Generator(0))
+        calls["fusedopt-cuda"] = tables.fusedopt_fill(name, out, init.Generator(0))
     if "torch-cuda" in backends:
         import torch
 
-        calls["torch-cuda"] = suite.torch_fill(name, torch.as_tensor(out, device="cuda"))  # the same memory
+        calls["torch-cuda"] = tables.torch_fill(name, torch.as_tensor(out, device="cuda"))  # the same memory
     if "cupy" in backends and name in ("uniform", "normal"):
         def cupy_random(draw):  # CuPy's samplers return a new array: copied into `out` for the check
             return lambda: out.__setitem__(Ellipsis, draw(out.shape, dtype=out.dtype))
@@ -244,11 +242,11 @@ def initializer_case(name: str, n: int, dtype, backends: Sequence[str], repeats:
     ok = {}
     for k, fn in calls.items():
         fn()
-        ok[k] = suite.fill_looks_right(name, shape, cupy.asnumpy(out.ravel()[::7]).astype(np.float64))
+        ok[k] = tables.fill_looks_right(name, shape, cupy.asnumpy(out.ravel()[::7]).astype(np.float64))
     nbytes = out.nbytes
     probe = write_probe(nbytes)
     times = time_events({**calls, "write": probe}, repeats)
     ceiling = nbytes / times["write"]
-    return suite.rows_from_times(times, {k: None for k in calls}, ok, ceiling, nbytes,
+    return tables.rows_from_times(times, {k: None for k in calls}, ok, ceiling, nbytes,
                                  dict(kind="initializer", name=name, size=str(out.size), n=out.size,
                                       dtype=np.dtype(dtype).name, threads=None, device=device_name()))

@@ -14,19 +14,28 @@ import numpy as np
 from .. import _core
 
 
-def time_interleaved(steps: Dict[str, Callable[[], None]], repeats: int, warmup: int = 3) -> Dict[str, float]:
-    """Median seconds per call of each callable; each round calls all of them once, in an order
-    that rotates from round to round, so drift (clock, cache, other load) hits them alike."""
+def host_timer(call: Callable[[], object]) -> float:
+    """Seconds one call takes on the host clock."""
+    t0 = time.perf_counter()
+    call()
+    return time.perf_counter() - t0
+
+
+def time_interleaved(steps: Dict[str, Callable[[], object]], repeats: int, warmup: int = 3,
+                     timer: Callable[[Callable[[], object]], float] = host_timer,
+                     before: Callable[[], object] = lambda: None) -> Dict[str, float]:
+    """Median seconds per call of each callable, as ``timer`` measures one call; each round calls
+    all of them once, in an order that rotates from round to round, so drift (clock, cache, other
+    load) hits them alike. ``before`` runs once between the warm-up and the timed rounds."""
     names = list(steps)
     for _ in range(warmup):
         for name in names:
             steps[name]()
+    before()
     samples: Dict[str, List[float]] = {name: [] for name in names}
     for r in range(repeats):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            t0 = time.perf_counter()
-            steps[name]()
-            samples[name].append(time.perf_counter() - t0)
+            samples[name].append(timer(steps[name]))
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
@@ -42,26 +51,6 @@ def stream_probe(n: int, dtype=np.float32):
     return call, 7 * n * np.dtype(dtype).itemsize
 
 
-# Arrays read and written per element, besides the param (read + write) and grad (read).
-STATE_BUFFERS = {
-    ("sgd", False): 0, ("sgd", True): 1,  # (name, momentum)
-    "adagrad": 1, "rmsprop": 1, "adam": 2, "adamw": 2,
-}
-
-
-def bytes_per_param(optimizer: str, kwargs: dict, itemsize: int) -> int:
-    """The byte model: each state buffer is read and written once, p read and written, g read."""
-    if optimizer == "sgd":
-        k = STATE_BUFFERS[("sgd", kwargs.get("momentum", 0) != 0)]
-    else:
-        k = STATE_BUFFERS[optimizer]
-        if optimizer == "rmsprop":
-            k += bool(kwargs.get("centered")) + (kwargs.get("momentum", 0) > 0)
-        if optimizer in ("adam", "adamw") and kwargs.get("amsgrad"):
-            k += 1
-    return itemsize * (3 + 2 * k)
-
-
 def machine_info() -> dict:
     info = {"platform": platform.platform(), "python": platform.python_version(), "numpy": np.__version__,
             "cpu": _cpu_model(), "logical_cpus": os.cpu_count(), "fusedopt_cpu": _core.cpu_info()}
@@ -70,9 +59,8 @@ def machine_info() -> dict:
         info["torch"] = torch.__version__
     except ImportError:
         pass
-    if "cupy" in sys.modules:  # CuPy was imported, so a GPU case may have run: name the device
-        from . import gpu
-
+    gpu = sys.modules.get("fusedopt.bench.gpu")  # imported only where GPU cases ran
+    if gpu is not None and "cupy" in sys.modules:
         if gpu.cuda_available():  # CuPy without a driver or device: a CPU-only run
             info["gpu"] = gpu.device_name()
             info["cupy"] = sys.modules["cupy"].__version__

@@ -9,8 +9,7 @@ import numpy as np
 
 import fusedopt
 
-TORCH_CLASS = {"sgd": "SGD", "adagrad": "Adagrad", "rmsprop": "RMSprop", "adam": "Adam", "adamw": "AdamW"}
-TORCH_FUSED = {"sgd", "adagrad", "adam", "adamw"}  # torch has fused CPU kernels for these (no RMSprop)
+from .tables import TORCH_CLASS, TORCH_FUSED
 
 
 class Impl:

@@ -4,27 +4,19 @@ interleaved (harness.time_interleaved) and turn the medians into rows."""
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .. import _core, init, reference
+from .. import _core, init
 from . import harness, impls
+from .tables import (OPTIMIZERS, REFERENCE, bytes_per_param, fill_looks_right, fusedopt_fill, model_shapes,  # noqa: F401
+                     rows_from_times, torch_fill, weight_shape)
 
-OPTIMIZERS = {
-    "sgd": dict(lr=0.01, momentum=0.9),
-    "adagrad": dict(lr=0.01),
-    "rmsprop": dict(lr=0.01),
-    "adam": dict(lr=1e-3),
-    "adamw": dict(lr=1e-3, weight_decay=1e-2),
-}
 INITIALIZERS = ("uniform", "normal", "kaiming_uniform", "xavier_normal")
 QUICK_INITIALIZERS = ("uniform", "normal", "kaiming_uniform")
 CPU_BACKENDS = ("fusedopt", "numpy", "torch-default", "torch-foreach", "torch-fused")
 GPU_BACKENDS = ("cuda", "cupy", "torch-cuda")
-REFERENCE = {"sgd": reference.sgd, "adagrad": reference.adagrad, "rmsprop": reference.rmsprop,
-              "adam": reference.adam, "adamw": reference.adamw}
 
 # An implementation factory: (optimizer, kwargs, params, grads) -> impls.Impl
 Factory = Callable[[str, dict, List[np.ndarray], List[np.ndarray]], impls.Impl]
@@ -44,14 +36,6 @@ def available_backends() -> List[str]:
 
     cpu = [b for b in CPU_BACKENDS if not b.startswith("torch") or torch_available()]
     return cpu + gpu.available_backends()
-
-
-def model_shapes(total: int, count: int = 200, seed: int = 0):
-    """A model-like list: sizes log-uniform over three decades, scaled to ~total elements."""
-    rng = np.random.default_rng(seed)
-    sizes = np.exp(rng.uniform(np.log(1e3), np.log(1e6), count))
-    sizes = np.maximum(1, np.round(sizes * total / sizes.sum())).astype(int)
-    return [(int(s),) for s in sizes]
 
 
 def shapes_for(size: str):
@@ -109,40 +93,10 @@ def optimizer_case(optimizer: str, size: str, dtype, threads: int, backends: Seq
         ok[name] = agrees(impl, expected, dtype)
     times = harness.time_interleaved({**{k: v.step for k, v in built.items()}, "probe": probe}, repeats)
     ceiling = probe_bytes / times["probe"]
-    per_param = harness.bytes_per_param(optimizer, kw, np.dtype(dtype).itemsize)
+    per_param = bytes_per_param(optimizer, kw, np.dtype(dtype).itemsize)
     return rows_from_times(times, built, ok, ceiling, n * per_param,
                            dict(kind="optimizer", name=optimizer, size=size, n=n, dtype=np.dtype(dtype).name,
                                 threads=threads))
-
-
-def weight_shape(n: int):
-    """The 2-D weight an initializer case fills: (n / 1000, 1000), or (1, n) below 1000."""
-    return (max(1, n // 1000), 1000) if n >= 1000 else (1, n)
-
-
-def fusedopt_fill(name: str, out, generator) -> Callable[[], object]:
-    return {"uniform": lambda: init.uniform_(out, generator=generator),
-            "normal": lambda: init.normal_(out, generator=generator),
-            "kaiming_uniform": lambda: init.kaiming_uniform_(out, generator=generator),
-            "xavier_normal": lambda: init.xavier_normal_(out, generator=generator)}[name]
-
-
-def torch_fill(name: str, t) -> Callable[[], object]:
-    import torch
-
-    return {"uniform": lambda: t.uniform_(), "normal": lambda: t.normal_(),
-            "kaiming_uniform": lambda: torch.nn.init.kaiming_uniform_(t, a=0),
-            "xavier_normal": lambda: torch.nn.init.xavier_normal_(t)}[name]
-
-
-def fill_looks_right(name: str, shape, sample: np.ndarray) -> bool:
-    """Mean and std of a sample (float64, every 7th value) against the initializer's, within 6σ."""
-    fan_in, fan_out = shape[1], shape[0]
-    mean, std = {"uniform": (0.5, math.sqrt(1 / 12)), "normal": (0.0, 1.0),
-                 "kaiming_uniform": (0.0, math.sqrt(2.0 / fan_in)),
-                 "xavier_normal": (0.0, math.sqrt(2.0 / (fan_in + fan_out)))}[name]
-    return bool(abs(sample.mean() - mean) < 6 * std / math.sqrt(sample.size) + 1e-12
-                and abs(sample.std() / std - 1) < 6 / math.sqrt(sample.size) + 0.01)
 
 
 def initializer_case(name: str, n: int, dtype, threads: int, backends: Sequence[str], repeats: int) -> List[dict]:
@@ -174,15 +128,3 @@ def initializer_case(name: str, n: int, dtype, threads: int, backends: Sequence[
                                 threads=threads))
 
 
-def rows_from_times(times, built, ok, ceiling, nbytes, common) -> List[dict]:
-    """One row per implementation: median ms, items/s, GB/s by the byte model, fraction of the
-    ceiling measured in the same rounds, speedup vs the fastest other, and the reference check."""
-    rows = []
-    for name in built:
-        t = times[name]
-        others = [times[o] for o in built if o != name]
-        rows.append(dict(common, backend=name, ms=t * 1e3, gitems=common["n"] / t / 1e9, gbs=nbytes / t / 1e9,
-                         ceiling_gbs=ceiling / 1e9, frac_ceiling=nbytes / t / ceiling,
-                         agrees_with_reference=ok[name],
-                         speedup_vs_best_other=(min(others) / t) if others else None))
-    return rows

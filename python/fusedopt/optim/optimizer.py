@@ -18,7 +18,6 @@ import copy
 import inspect
 from typing import Any, ClassVar, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
 
 from .. import backends
 from ..functional._spec import REQUIRED, Spec
