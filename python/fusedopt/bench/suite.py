@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import _core, init
 from . import harness, impls
-from .tables import (OPTIMIZERS, REFERENCE, bytes_per_param, fill_looks_right, fusedopt_fill, model_shapes,  # noqa: F401
+from .tables import (OPTIMIZERS, REFERENCE, TORCH_CLASS, bytes_per_param, fill_looks_right, fusedopt_fill, model_shapes,  # noqa: F401
                      rows_from_times, torch_fill, weight_shape)
 
 INITIALIZERS = ("uniform", "normal", "kaiming_uniform", "xavier_normal")

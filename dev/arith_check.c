@@ -3,7 +3,7 @@
 // computes or stores wrong. IEEE makes every result exact, so any mismatch is the machine's. Prints
 // the counts per CPU and operation, and the first mismatches with their operands and differing
 // bits. See "Open problem" in benchmarks/RESULTS.md.
-//   gcc -O2 -mavx2 -mfma -fopenmp -o arith_check tools/arith_check.c -lm && ./arith_check SECONDS
+//   gcc -O2 -mavx2 -mfma -fopenmp -o arith_check dev/arith_check.c -lm && ./arith_check SECONDS
 // Exit status 1 when any mismatch was seen.
 #define _GNU_SOURCE
 #include <immintrin.h>

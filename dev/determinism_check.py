@@ -3,7 +3,7 @@ combination this machine has, in one process, and prints which tensors' bits dif
 1-thread baseline run. fusedopt promises identical bits for all of them, so any difference is a
 bug, or a machine that computes wrong (see "Open problem" in benchmarks/RESULTS.md).
 
-    python tools/determinism_check.py [--rounds 10] [--torch]   # --torch: import torch first
+    python dev/determinism_check.py [--rounds 10] [--torch]   # --torch: import torch first
 
 Exit status 1 when a difference was seen."""
 
