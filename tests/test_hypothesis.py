@@ -1,36 +1,27 @@
 """Random shapes, lists and hyperparameters against the reference (float64, a few steps)."""
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from cases import ReferenceRun, make_optimizer
+from fusedopt.functional import SPECS
 
 shapes = st.lists(hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=9), min_size=1, max_size=5)
-rate = st.floats(0.0, 0.5)
-unit = st.floats(0.0, 0.999)
 
 
 @st.composite
 def cases(draw):
-    name = draw(st.sampled_from(["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]))
-    kw = dict(lr=draw(rate), weight_decay=draw(st.floats(0.0, 0.2)), maximize=draw(st.booleans()))
-    if name == "SGD":
-        kw["momentum"] = draw(st.sampled_from([0.0, 0.5, 0.9]))
-        kw["nesterov"] = kw["momentum"] > 0 and draw(st.booleans())
-        kw["dampening"] = 0.0 if kw["nesterov"] else draw(st.floats(0.0, 1.0))
-    elif name == "Adagrad":
-        kw.update(lr_decay=draw(st.floats(0.0, 0.5)), initial_accumulator_value=draw(st.floats(0.0, 1.0)),
-                  eps=draw(st.floats(1e-10, 1e-3)))
-    elif name == "RMSprop":
-        # centered: ṽ = v − a² cancels like 1/α at the first step (ṽ = α(1−α)g²), so α is kept away
-        # from 0, where the problem itself is ill-conditioned and no two roundings agree
-        kw.update(alpha=draw(st.floats(0.1, 0.999)), momentum=draw(st.floats(0.0, 0.9)), centered=draw(st.booleans()),
-                  eps=draw(st.floats(1e-8, 1e-3)))
-    else:
-        kw.update(betas=(draw(unit), draw(unit)), amsgrad=draw(st.booleans()), eps=draw(st.floats(1e-8, 1e-3)))
-    return name, kw
+    """An optimizer and hyperparameters drawn from its spec: each check's strategy of accepted values;
+    draws the spec's constraints refuse (SGD's nesterov without momentum) are rejected."""
+    spec = draw(st.sampled_from(SPECS))
+    kw = {h.name: draw(h.check.strategy(st)) for h in spec.hypers}
+    try:
+        spec.check(kw)
+    except ValueError:
+        assume(False)
+    return spec.class_name, kw
 
 
 @settings(max_examples=150, deadline=None)
