@@ -1,14 +1,22 @@
-// Compiled by .ci/run with nvcc --ptx (no GPU needed): the rules headers must stay device-compilable
-// (DESIGN.md §1), so the CUDA backend can include them as they are.
-#include "fusedopt/rules/adam.hpp"
-#include "fusedopt/rules/sgd.hpp"
-#include "fusedopt/rules/adagrad.hpp"
-#include "fusedopt/rules/rmsprop.hpp"
+// Compiled by .ci/run with nvcc --ptx (no GPU needed): the rules headers and the generic kernel must
+// stay device-compilable under nvcc too (DESIGN.md §1; NVRTC is checked by tests/test_cuda_nvrtc.py).
+#include "fusedopt/cuda/multi_tensor.cuh"
+#include "fusedopt/optimizers.hpp"
 #include "fusedopt/rules/init.hpp"
 using namespace fusedopt;
-__global__ void rules_compile_check(float* p, const float* g, float* m, float* v, rules::AdamScalars<float> s, InitHyper h, float* out) {
+
+template <class Rule, typename T>
+__global__ void rule_check(FUSEDOPT_CHUNK_PARAMS, const typename Rule::template Scalars<T> s) {
+  cuda::for_each_element<Rule, T>(FUSEDOPT_CHUNK_TABLE, s);
+}
+template __global__ void rule_check<rules::Adam<0>, float>(FUSEDOPT_CHUNK_PARAMS, const rules::AdamScalars<float>);
+template __global__ void rule_check<rules::Adam<1>, double>(FUSEDOPT_CHUNK_PARAMS, const rules::AdamScalars<double>);
+template __global__ void rule_check<rules::Sgd<7>, float>(FUSEDOPT_CHUNK_PARAMS, const rules::SgdScalars<float>);
+template __global__ void rule_check<rules::Rmsprop<3>, float>(FUSEDOPT_CHUNK_PARAMS, const rules::RmspropScalars<float>);
+template __global__ void rule_check<rules::Adagrad<0>, double>(FUSEDOPT_CHUNK_PARAMS, const rules::AdagradScalars<double>);
+
+__global__ void init_check(InitHyper h, float* out) {
   int i = blockIdx.x * blockDim.x + threadIdx.x;
-  rules::adam_element<float, false>(p[i], g[i], m[i], v[i], v[i], s);
   float vals[4];
   rules::init_block<float>(h, i, vals);
   double d[4];
