@@ -50,6 +50,8 @@ STEP_CASES = [
     ("grad not an array", lambda o, g: g.__setitem__(1, [1.0, 2.0, 3.0, 4.0]), TypeError, ["grads[1]", "list"]),
     ("grad non-contiguous", lambda o, g: g.__setitem__(0, np.ones((3, 5), np.float32).T), ValueError, ["grads[0]", "contiguous"]),
     ("too few grads", lambda o, g: g.pop(), ValueError, ["grads", "2", "1"]),
+    ("state without its step count", lambda o, g: o.state[1].pop("step"), ValueError, ["state[1]", "step"]),
+    ("state buffer of another shape", lambda o, g: o.state[0].__setitem__("exp_avg", np.zeros(14, np.float32)), ValueError, ["state[0]['exp_avg']", "(14,)"]),
     ("negative lr", lambda o, g: o.param_groups[0].__setitem__("lr", -1e-3), ValueError, ["lr", "-0.001"]),
     ("nan lr", lambda o, g: o.param_groups[0].__setitem__("lr", math.nan), ValueError, ["lr", "nan"]),
     ("inf lr", lambda o, g: o.param_groups[0].__setitem__("lr", math.inf), ValueError, ["lr"]),
@@ -91,6 +93,14 @@ def test_bad_second_group_changes_neither_group():
     opt.param_groups[1]["lr"] = -1.0
     with pytest.raises(ValueError, match="lr"):
         opt.step([np.ones(6), np.ones(3)])
+    assert_unchanged(opt, before)
+
+
+def test_grads_not_a_list_are_refused_and_change_nothing():
+    opt = trained_adam()
+    before = snapshot(opt)
+    with pytest.raises(TypeError, match="grads.*list.*generator"):
+        opt.step(g for g in good_grads(opt))
     assert_unchanged(opt, before)
 
 

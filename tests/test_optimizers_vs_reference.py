@@ -170,3 +170,23 @@ def test_a_state_buffer_replaced_by_the_user_is_the_one_updated_next():
         ref.step(grads)
     np.testing.assert_allclose(params[0], ref.params[0], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(opt.state[0]["exp_avg"], ref.states[0]["exp_avg"], rtol=1e-10, atol=1e-12)
+
+
+def test_a_param_whose_state_is_deleted_starts_afresh_like_a_new_param():
+    import fusedopt
+
+    rng = np.random.default_rng(23)
+    params = [rng.standard_normal(6), rng.standard_normal(4)]
+    refs = [ReferenceRun("Adam", [p], dict(lr=0.01)) for p in params]
+    opt = fusedopt.Adam(params, lr=0.01)
+    for t in range(5):
+        if t == 3:
+            del opt.state[1]
+            refs[1].states[0] = {}
+        grads = [rng.standard_normal(p.shape) for p in params]
+        opt.step(grads)
+        for ref, g in zip(refs, grads):
+            ref.step([g])
+    assert opt.state[0]["step"] == 5 and opt.state[1]["step"] == 2
+    for p, ref in zip(params, refs):
+        np.testing.assert_allclose(p, ref.params[0], rtol=1e-10, atol=1e-12)

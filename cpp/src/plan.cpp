@@ -72,7 +72,7 @@ Plan::Plan(py::sequence calls, Py_ssize_t n_params) : n_params_(n_params) {
   }
 }
 
-bool Plan::step(py::sequence grads, py::sequence variants, py::sequence scalars) const {
+bool Plan::step(py::object grads, py::sequence variants, py::sequence scalars) const {
   if (!PyList_Check(grads.ptr()) && !PyTuple_Check(grads.ptr()))
     throw py::type_error("grads: expected a list of arrays, got " + type_name(grads));
   const Py_ssize_t n_grads = PySequence_Fast_GET_SIZE(grads.ptr());

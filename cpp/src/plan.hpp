@@ -26,7 +26,7 @@ class Plan {
   // (bytes: the rule's scalar fields as doubles, in the order of fusedopt._core.rules()), then runs
   // every call. Returns false, having written nothing, when the gradient of a param in a call is None
   // (the grads of params in no call are not read).
-  bool step(pybind11::sequence grads, pybind11::sequence variants, pybind11::sequence scalars) const;
+  bool step(pybind11::object grads, pybind11::sequence variants, pybind11::sequence scalars) const;
 
   Py_ssize_t n_calls() const { return static_cast<Py_ssize_t>(calls_.size()); }
 

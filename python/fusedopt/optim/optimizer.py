@@ -38,7 +38,7 @@ class _ParamState(dict):
         return (dict, (dict(self),))
 
     def _changed(self) -> None:
-        self._owner._plan = None
+        self._owner._state_changed()
 
 
 def _invalidating(name: str):
@@ -67,16 +67,25 @@ class _State(dict):
         return (dict, (dict(self),))
 
     def _changed(self) -> None:
-        self._owner._plan = None
+        self._owner._state_changed()
 
     def __setitem__(self, key, value) -> None:
         self._changed()
         dict.__setitem__(self, key, value if isinstance(value, _ParamState) else _ParamState(self._owner, value))
 
+    def update(self, *args, **kwargs) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self[key] = default if default is not None else {}
+        return dict.__getitem__(self, key)
+
 
 for _name in ("__setitem__", "__delitem__", "pop", "popitem", "clear", "update", "setdefault"):
     setattr(_ParamState, _name, _invalidating(_name))
-for _name in ("__delitem__", "pop", "popitem", "clear", "update", "setdefault"):
+for _name in ("__delitem__", "pop", "popitem", "clear"):
     setattr(_State, _name, _invalidating(_name))
 
 
@@ -125,13 +134,17 @@ class Optimizer:
 
     @state.setter
     def state(self, value) -> None:
-        self._sync_steps()
+        self._state_changed()
         self._state = _State(self, value)
-        self._plan = None
 
-    def _sync_steps(self) -> None:
+    def _state_changed(self) -> None:
+        """Before a write into the state: the plan's step counts go into it, and the plan is dropped."""
+        self._sync_steps()
+        self._plan, self._calls = None, []
+
+    def _sync_steps(self, calls: Optional[Sequence[_Call]] = None) -> None:
         """Writes the plan's step counts into the state (kept in the plan while steps run)."""
-        for call in self._calls:
+        for call in self._calls if calls is None else calls:
             for i in call.indices:
                 dict.__setitem__(self._state[i], "step", call.step)
 
@@ -157,10 +170,9 @@ class Optimizer:
             if value is REQUIRED:
                 raise TypeError(f"{name}: required (no default, as in torch.optim.{self.spec.class_name})")
         self.spec.check(group)
-        self._sync_steps()
+        self._state_changed()
         self.param_groups.append(group)
         self._params.extend(params)
-        self._plan = None
 
     # --- the step ---------------------------------------------------------------------------------
 
@@ -224,6 +236,8 @@ class Optimizer:
                 if grads[i] is None:
                     continue
                 state = dict(self._state.get(i, {"step": 0}))
+                if "step" not in state:
+                    raise ValueError(f"state[{i}]: no 'step' entry (the number of steps this param has taken)")
                 variant = spec.variant(group, state["step"] + 1)
                 created = False
                 for b in spec.buffers_in(variant):
@@ -264,9 +278,7 @@ class Optimizer:
         if sum(len(call.indices) for call in ordered) == n:  # every param took part: keep the plan
             self._plan, self._calls = plan, ordered
         else:
-            self._calls = ordered
-            self._sync_steps()
-            self._calls = []
+            self._sync_steps(ordered)
 
     # --- saving and loading -----------------------------------------------------------------------
 
@@ -310,7 +322,6 @@ class Optimizer:
             state[i] = entry
         for saved, group in zip(groups, self.param_groups):
             group.update({k: copy.deepcopy(v) for k, v in saved.items() if k != "params"})
-        self._calls = []
         self.state = state
 
     def __repr__(self) -> str:
