@@ -1,7 +1,8 @@
 """The shipped CUDA kernels compile under NVRTC exactly as the CUDA backend compiles them at first use
 (same source text, same options), and define every kernel the backend launches. NVRTC needs no GPU,
 so this runs wherever CuPy and an NVRTC library are installed (CI installs both); the kernels' results
-are checked by test_cuda_kernels_on_host.py here and by the gpu-marked tests on a GPU."""
+are checked by the GPU test modules, on the host emulation of CuPy here (test_gpu_tests_on_host.py)
+and on a GPU (pytest -m gpu)."""
 
 import re
 

@@ -1,5 +1,5 @@
 // Compiles the CUDA sources of python/fusedopt/cuda as plain C++ so a host without a GPU can run
-// their kernels (tests/test_cuda_kernels_on_host.py): the built-in index variables become globals
+// their kernels (tests/fake_cupy, run by tests/test_gpu_tests_on_host.py): the built-in index variables become globals
 // and a launch runs every (block, thread) pair in turn. Valid for kernels whose threads never talk
 // to each other (no shared memory, no __syncthreads), which is all of ours.
 #pragma once
