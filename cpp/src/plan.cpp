@@ -68,8 +68,22 @@ Plan::Plan(py::sequence calls, Py_ssize_t n_params) : n_params_(n_params) {
     call.offsets[0] = 0;
     for (size_t i = 0; i < n; ++i)
       call.offsets[i + 1] = call.offsets[i] + static_cast<int64_t>(py::reinterpret_borrow<py::array>(params[i]).size());
+    call.itemsize = call.dtype == kFloat32 ? 4 : 8;
+    const int index = static_cast<int>(calls_.size());
+    for (int k = 0; k < kMaxSlots; ++k)
+      for (size_t i = 0; i < call.pointers[k].size(); ++i)
+        fixed_.add(call.pointers[k][i], static_cast<size_t>(call.offsets[i + 1] - call.offsets[i]) * call.itemsize, index,
+                   k, i);
     calls_.push_back(std::move(call));
   }
+  fixed_.refuse_overlaps([this](const Extent& e) { return name_of(e); });
+}
+
+std::string Plan::name_of(const Extent& e) const {
+  const Call& call = calls_[static_cast<size_t>(e.call)];
+  if (e.slot == 0) return call.param_names[e.index];
+  if (e.slot == 1) return grad_name(static_cast<size_t>(call.param_index[e.index]));
+  return call.buffer_names[static_cast<size_t>(e.slot - 2)][e.index];
 }
 
 bool Plan::step(py::object grads, py::sequence variants, py::sequence scalars) const {
@@ -115,6 +129,14 @@ bool Plan::step(py::object grads, py::sequence variants, py::sequence scalars) c
     converted[c] = convert_scalars(rule, call.dtype, scalars[c]);
     kernels[c] = table.optimizers[call.rule].variants[call.dtype][variant];
   }
+  Extents grad_extents;
+  for (size_t c = 0; c < calls_.size(); ++c) {
+    const Call& call = calls_[c];
+    for (size_t i = 0; i < grad_pointers[c].size(); ++i)
+      grad_extents.add(grad_pointers[c][i], static_cast<size_t>(call.offsets[i + 1] - call.offsets[i]) * call.itemsize,
+                       static_cast<int>(c), 1, i);
+  }
+  grad_extents.refuse_overlaps_with(fixed_, [this](const Extent& e) { return name_of(e); });
   std::vector<TensorListView> views(calls_.size());
   for (size_t c = 0; c < calls_.size(); ++c) {
     const Call& call = calls_[c];
@@ -124,7 +146,7 @@ bool Plan::step(py::object grads, py::sequence variants, py::sequence scalars) c
     v.slots[0] = call.pointers[0].data();
     v.slots[1] = grad_pointers[c].data();
     for (int k = 2; k < kMaxSlots; ++k) v.slots[k] = call.pointers[k].empty() ? nullptr : call.pointers[k].data();
-    v.serial_below = serial_threshold();
+    set_run_settings(v);
   }
   py::gil_scoped_release release;
   for (size_t c = 0; c < calls_.size(); ++c) kernels[c](views[c], converted[c].bytes);

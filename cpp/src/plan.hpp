@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels.hpp"
+#include "overlap.hpp"
 
 namespace fusedopt {
 
@@ -42,8 +43,11 @@ class Plan {
     std::vector<std::vector<pybind11::object>> buffers;
     std::vector<std::string> param_names;
     std::vector<std::vector<std::string>> buffer_names;
+    size_t itemsize = 4;
   };
+  std::string name_of(const Extent& e) const;
   std::vector<Call> calls_;
+  Extents fixed_;  // params and state buffers of every call: checked disjoint once, sorted
   Py_ssize_t n_params_;
 };
 

@@ -17,17 +17,34 @@ using namespace py::literals;
 namespace fusedopt {
 namespace {
 
-void init_fill(py::handle out, int out_kind, int distribution, double a, double b, double mean, double std,
-               double y_lo, double y_hi, double upper_below, unsigned long long seed, unsigned long long stream) {
+// The dtype each output kind writes (fusedopt.init._fill.out_kind): bfloat16 is ml_dtypes' dtype or
+// uint16 bit patterns.
+bool dtype_fits(const py::dtype& dt, int out_kind) {
+  switch (out_kind) {
+    case 0: return dt.is(py::dtype::of<float>()) || (dt.kind() == 'f' && dt.itemsize() == 4);
+    case 1: return dt.kind() == 'f' && dt.itemsize() == 8;
+    case 2: return dt.kind() == 'f' && dt.itemsize() == 2;
+    default:
+      return dt.itemsize() == 2 && ((dt.kind() == 'u') || py::str(dt).cast<std::string>() == "bfloat16");
+  }
+}
+
+void init_fill(py::handle out, py::handle out_kind_arg, py::handle distribution_arg, double a, double b, double mean,
+               double std, double y_lo, double y_hi, double upper_below, unsigned long long seed,
+               unsigned long long stream) {
   if (!py::isinstance<py::array>(out))
     throw py::type_error(std::string("tensor: expected a numpy.ndarray, got ") + Py_TYPE(out.ptr())->tp_name);
-  auto arr = py::reinterpret_borrow<py::array>(out);
-  if (out_kind < 0 || out_kind > 3) throw py::value_error("out_kind: expected 0..3");
-  if (distribution < 0 || distribution > 2) throw py::value_error("distribution: expected 0..2");
-  const py::ssize_t itemsize = out_kind == 1 ? 8 : (out_kind == 0 ? 4 : 2);
-  if (arr.itemsize() != itemsize) throw py::type_error("tensor: item size does not match the output kind");
+  auto arr = py::reinterpret_borrow<py::array>(out);  // held until the fill is done
+  const int out_kind = static_cast<int>(checked_int(out_kind_arg, "out_kind", 0, 3));
+  const int distribution = static_cast<int>(checked_int(distribution_arg, "distribution", 0, 2));
+  static const char* const kinds[] = {"float32", "float64", "float16", "bfloat16 (ml_dtypes) or uint16 bits"};
+  if (!dtype_fits(arr.dtype(), out_kind) || !(arr.dtype().byteorder() == '=' || arr.dtype().byteorder() == '|'))
+    throw py::type_error("tensor: dtype " + py::str(arr.dtype()).cast<std::string>() + " is not " + kinds[out_kind] +
+                         " (native byte order), the output kind asked for");
   if (!(arr.flags() & py::array::c_style))
     throw py::value_error("tensor: array is not C-contiguous; fusedopt fills in place and never copies");
+  if (!(arr.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+    throw py::value_error("tensor: array is not aligned to its dtype");
   if (!arr.writeable()) throw py::value_error("tensor: array is read-only; it is filled in place");
   const int64_t offsets[2] = {0, static_cast<int64_t>(arr.size())};
   void* const pointers[1] = {arr.mutable_data()};
@@ -35,7 +52,7 @@ void init_fill(py::handle out, int out_kind, int distribution, double a, double 
   view.n_tensors = 1;
   view.offsets = offsets;
   view.slots[0] = pointers;
-  view.serial_below = serial_threshold();
+  set_run_settings(view);
   const InitHyper h{static_cast<Distribution>(distribution), a, b, mean, std, y_lo, y_hi, upper_below, seed, stream};
   const Kernel<InitHyper> kernel = active_kernels().init_fill[out_kind];
   py::gil_scoped_release release;

@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <limits>
 #include <stdexcept>
 
 #include "tensor_lists.hpp"
@@ -17,7 +18,7 @@ py::dict cpu_info() {
   py::dict d;
   d["isa"] = active_kernels().isa;
   d["available_isas"] = available_isas();
-  d["num_threads"] = omp_get_max_threads();
+  d["num_threads"] = num_threads();
   d["num_procs"] = omp_get_num_procs();
   d["openmp"] = _OPENMP;
   d["compiler"] = __VERSION__;
@@ -25,9 +26,23 @@ py::dict cpu_info() {
   return d;
 }
 
-void set_num_threads(int n) {
-  if (n < 1) throw py::value_error("n: expected a number of threads >= 1, got " + std::to_string(n));
-  omp_set_num_threads(n);
+constexpr long long kMostThreads = 4096;
+
+void set_num_threads_checked(py::handle n) {
+  set_num_threads(static_cast<int>(checked_int(n, "n", 1, kMostThreads)));
+}
+
+// The size of the team the kernels' parallel regions get now (tests: the setting reaches every
+// calling thread).
+int team_size_probe() {
+  int size = 1;
+  const int n = num_threads();
+#pragma omp parallel num_threads(n)
+  {
+#pragma omp single
+    size = omp_get_num_threads();
+  }
+  return size;
 }
 
 void set_isa_checked(const std::string& name) {
@@ -40,17 +55,18 @@ void set_isa_checked(const std::string& name) {
   }
 }
 
-void set_serial_threshold_checked(long long n) {
-  if (n < 0) throw py::value_error("n: expected a number of elements >= 0, got " + std::to_string(n));
-  set_serial_threshold(n);
+void set_serial_threshold_checked(py::handle n) {
+  set_serial_threshold(checked_int(n, "n", 0, std::numeric_limits<int64_t>::max()));
 }
 
 }  // namespace
 
 void register_runtime(py::module_& m) {
   m.def("cpu_info", &cpu_info, "ISA in use, ISAs available, OpenMP threads and build facts.");
-  m.def("set_num_threads", &set_num_threads, "n"_a, "Threads used by the CPU kernels (like omp_set_num_threads).");
-  m.def("get_num_threads", []() { return omp_get_max_threads(); }, "Threads the CPU kernels use.");
+  m.def("set_num_threads", &set_num_threads_checked, "n"_a,
+        "Threads the CPU kernels use, from every calling thread; other libraries' OpenMP settings are untouched.");
+  m.def("get_num_threads", &num_threads, "Threads the CPU kernels use (fusedopt's own count).");
+  m.def("_team_size", &team_size_probe, "The team size a kernel's parallel region gets now (tests).");
   m.def("set_isa", &set_isa_checked, "name"_a, "Use the kernels built for one ISA (testing, benchmarks).");
   m.def("set_serial_threshold", &set_serial_threshold_checked, "n"_a,
         "Below n elements a step runs on the calling thread (benchmarks pick n).");

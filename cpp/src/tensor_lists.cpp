@@ -1,13 +1,19 @@
 #include "tensor_lists.hpp"
 
+#include <omp.h>
 #include <pybind11/numpy.h>
+
+#include <atomic>
+
+#include "overlap.hpp"
 
 namespace py = pybind11;
 
 namespace fusedopt {
 namespace {
 
-int64_t g_serial_threshold = 8192;  // crossover measured by benchmarks/bench_threshold.py (RESULTS.md)
+std::atomic<int64_t> g_serial_threshold{8192};  // crossover measured by benchmarks/bench_threshold.py (RESULTS.md)
+std::atomic<int> g_num_threads{omp_get_max_threads()};  // OMP_NUM_THREADS or the cores, at import
 
 using py::detail::array_proxy;
 using py::detail::npy_api;
@@ -38,8 +44,28 @@ Namer indexed(const char* name) {
 
 std::string type_name(py::handle h) { return Py_TYPE(h.ptr())->tp_name; }
 
-int64_t serial_threshold() { return g_serial_threshold; }
-void set_serial_threshold(int64_t n) { g_serial_threshold = n; }
+int64_t serial_threshold() { return g_serial_threshold.load(std::memory_order_relaxed); }
+void set_serial_threshold(int64_t n) { g_serial_threshold.store(n, std::memory_order_relaxed); }
+int num_threads() { return g_num_threads.load(std::memory_order_relaxed); }
+void set_num_threads(int n) { g_num_threads.store(n, std::memory_order_relaxed); }
+
+void set_run_settings(TensorListView& view) {
+  view.serial_below = serial_threshold();
+  view.num_threads = num_threads();
+}
+
+long long checked_int(py::handle value, const char* name, long long lo, long long hi) {
+  const std::string expected = std::string(name) + ": expected an int in [" + std::to_string(lo) + ", " +
+                               std::to_string(hi) + "], got ";
+  if (PyBool_Check(value.ptr()) || !PyIndex_Check(value.ptr()))
+    throw py::type_error(expected + type_name(value));
+  int overflow = 0;
+  const py::object index = py::reinterpret_steal<py::object>(PyNumber_Index(value.ptr()));
+  if (!index) throw py::error_already_set();
+  const long long v = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
+  if (overflow != 0 || v < lo || v > hi) throw py::value_error(expected + py::str(index).cast<std::string>());
+  return v;
+}
 
 DType call_dtype(py::handle first_param, const std::string& name) {
   const npy_api& api = npy_api::get();
@@ -117,6 +143,15 @@ CheckedLists::CheckedLists(const std::vector<Arg>& lists) {
     py::handle p = PySequence_Fast_GET_ITEM(params.obj.ptr(), static_cast<Py_ssize_t>(i));
     offsets_[i + 1] = offsets_[i] + static_cast<int64_t>(py::reinterpret_borrow<py::array>(p).size());
   }
+  const size_t itemsize = dtype_ == kFloat32 ? 4 : 8;
+  Extents extents;
+  for (size_t k = 0; k < lists.size(); ++k)
+    for (size_t i = 0; i < n; ++i)
+      extents.add(pointers_[k][i], static_cast<size_t>(offsets_[i + 1] - offsets_[i]) * itemsize, 0,
+                  static_cast<int>(k), i);
+  extents.refuse_overlaps([&lists](const Extent& e) {
+    return std::string(lists[static_cast<size_t>(e.slot)].name) + "[" + std::to_string(e.index) + "]";
+  });
 }
 
 TensorListView CheckedLists::view() const {
@@ -124,7 +159,7 @@ TensorListView CheckedLists::view() const {
   v.n_tensors = static_cast<int64_t>(offsets_.size()) - 1;
   v.offsets = offsets_.data();
   for (int k = 0; k < kMaxSlots; ++k) v.slots[k] = pointers_[k].empty() ? nullptr : pointers_[k].data();
-  v.serial_below = g_serial_threshold;
+  set_run_settings(v);
   return v;
 }
 

@@ -50,4 +50,16 @@ class CheckedLists {
 int64_t serial_threshold();
 void set_serial_threshold(int64_t n);
 
+// fusedopt's own thread count, the same for every calling thread: passed to each parallel region as
+// its num_threads clause, so it neither reads nor changes the OpenMP ICV other libraries share.
+int num_threads();
+void set_num_threads(int n);
+
+// A view's settings that are not the arrays: the serial threshold and the thread count.
+void set_run_settings(TensorListView& view);
+
+// An integer argument in [lo, hi], or TypeError/ValueError in the project's words ("n: expected an
+// int in [1, 4096], got 5000").
+long long checked_int(pybind11::handle value, const char* name, long long lo, long long hi);
+
 }  // namespace fusedopt

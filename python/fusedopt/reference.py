@@ -25,7 +25,7 @@ __all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "momentum_textbook", "n
 
 def _grad(param: np.ndarray, grad: np.ndarray, weight_decay: float, maximize: bool) -> np.ndarray:
     g = -grad if maximize else grad
-    return g + weight_decay * param
+    return g + weight_decay * param if weight_decay != 0 else g  # torch leaves a zero term out (0·inf is NaN)
 
 
 def _next_step(state: dict) -> int:

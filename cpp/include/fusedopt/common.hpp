@@ -79,4 +79,11 @@ FUSEDOPT_HD T max_propagating(T a, T b) {
   return (a > b) ? a : b;
 }
 
+// The gradient with its L2 term, g + wd·p, where the term is left out when wd is 0, as torch leaves
+// it out: 0·p is NaN for an infinite p, and -0 + 0 is +0. A select, so the SIMD loops still vectorize.
+template <typename T>
+FUSEDOPT_HD T with_l2(T weight_decay, T p, T g) {
+  return weight_decay != T(0) ? fused_mul_add(weight_decay, p, g) : g;
+}
+
 FUSEDOPT_NAMESPACE_END

@@ -15,6 +15,7 @@ struct TensorListView {
   const int64_t* offsets;         // n_tensors + 1 prefix sums of the element counts
   void* const* slots[kMaxSlots];  // slots[k][t]: tensor t of list k (nullptr lists are unused)
   int64_t serial_below;           // fewer elements than this: no OpenMP region
+  int num_threads;                // the team of the OpenMP region (fusedopt's own count, not the ICV)
 };
 }  // namespace fusedopt
 
@@ -33,14 +34,14 @@ template <typename Body>
 void for_each_range(const TensorListView& list, Body&& body) {
   const int64_t n = list.n_tensors;
   const int64_t total = list.offsets[n];
-  if (total < list.serial_below || omp_get_max_threads() == 1) {
+  if (total < list.serial_below || list.num_threads <= 1) {
     for (int64_t t = 0; t < n; ++t) {
       const int64_t size = list.offsets[t + 1] - list.offsets[t];
       if (size > 0) body(t, int64_t(0), size);
     }
     return;
   }
-#pragma omp parallel
+#pragma omp parallel num_threads(list.num_threads)
   {
     const int64_t threads = omp_get_num_threads();
     constexpr int64_t kAlign = 16;  // shares start on a 64-byte line for float32

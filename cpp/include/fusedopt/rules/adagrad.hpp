@@ -30,7 +30,7 @@ struct Adagrad {
 
   template <typename T>
   FUSEDOPT_HD static void element(T& p, T grad, T& sum, const AdagradScalars<T>& s) {
-    const T g = fused_mul_add(s.weight_decay, p, s.grad_sign * grad);  // gradient + L2 term
+    const T g = with_l2(s.weight_decay, p, s.grad_sign * grad);  // gradient + L2 term
     sum = fused_mul_add(g, g, sum);                                    // s = s + g²
     const T denom = square_root(sum) + s.eps;                          // √s + eps
     p = fused_mul_add(-s.clr, g / denom, p);                           // p = p − clr·g/(√s + eps)

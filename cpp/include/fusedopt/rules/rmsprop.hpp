@@ -37,7 +37,7 @@ struct Rmsprop {
   template <typename T>
   FUSEDOPT_HD static void element(T& p, T grad, T& square_avg, T& grad_avg, T& momentum_buffer,
                                   const RmspropScalars<T>& s) {
-    const T g = fused_mul_add(s.weight_decay, p, s.grad_sign * grad);          // gradient + L2 term
+    const T g = with_l2(s.weight_decay, p, s.grad_sign * grad);  // gradient + L2 term
     square_avg = fused_mul_add(s.alpha, square_avg, s.one_minus_alpha * g * g);  // v = α·v + (1−α)·g²
     T centered_square = square_avg;
     if (centered) {

@@ -38,7 +38,7 @@ struct Sgd {
 
   template <typename T>
   FUSEDOPT_HD static void element(T& p, T grad, T& b, const SgdScalars<T>& s) {
-    T g = fused_mul_add(s.weight_decay, p, s.grad_sign * grad);       // gradient + L2 term
+    T g = with_l2(s.weight_decay, p, s.grad_sign * grad);  // gradient + L2 term
     if (with_momentum) {
       if (first_step) {
         b = g;                                                         // buffer starts at g
