@@ -4,7 +4,7 @@ backend that owns the arrays' device, a module with the same functions for every
 * ``step(spec, variant, names, lists, scalars)``: one fused step of a rule variant, checked first;
 * ``Plan(calls, n_params)``: an optimizer's params and state checked once, ``.step(grads, variants,
   scalars)`` checking only the gradients (False, nothing written, when one is None);
-* ``check_param(p, where)``, ``dtype_name(p)``, ``full_like(p, value)``, ``copy_like(value, p)``: what an optimizer
+* ``check_param(p, where)``, ``memory_extent(p)``, ``dtype_name(p)``, ``full_like(p, value)``, ``copy_like(value, p)``: what an optimizer
   needs to take a param and make or restore its state on the param's device;
 * ``fill_target(tensor)``, ``fill(target, **constants)``, ``assign(target, values)``: the
   initializers' in-place writes.
@@ -36,6 +36,23 @@ def is_cuda_array(a) -> bool:
         return device()[0] in DLPACK_CUDA
     except Exception:  # noqa: BLE001 - an object whose DLPack query fails is not a CUDA array here
         return False
+
+
+def refuse_overlaps(extents, name, rule: str = "the arrays of one step must not overlap (only a grad may be its "
+                                                 "own param)") -> None:
+    """ValueError naming the first two arrays whose bytes overlap. ``extents``: (begin, end, slot,
+    index) per array, the bytes [begin, end) in one address space; ``name(slot, index)`` names one.
+    Slot 0 is params and slot 1 grads: a grad with exactly its own param's bytes is allowed (as in
+    the compiled core's check, cpp/src/overlap.cpp)."""
+    furthest = None
+    for e in sorted(e for e in extents if e[1] > e[0]):
+        if furthest is not None and e[0] < furthest[1]:
+            allowed = ({furthest[2], e[2]} == {0, 1} and furthest[3] == e[3] and furthest[:2] == e[:2])
+            if not allowed:
+                later, earlier = sorted((furthest, e), key=lambda x: (x[2], x[3]), reverse=True)
+                raise ValueError(f"{name(*later[2:])}: shares memory with {name(*earlier[2:])}; {rule}")
+        if furthest is None or e[1] > furthest[1]:
+            furthest = e
 
 
 def is_array(a) -> bool:

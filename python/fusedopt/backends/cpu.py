@@ -7,7 +7,8 @@ import numpy as np
 from .._core import Plan, init_fill
 from .._core import step as _step
 
-__all__ = ["step", "Plan", "check_param", "dtype_name", "full_like", "copy_like", "fill_target", "fill", "assign"]
+__all__ = ["step", "Plan", "check_param", "memory_extent", "dtype_name", "full_like", "copy_like", "fill_target",
+           "fill", "assign"]
 
 _SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -25,6 +26,12 @@ def check_param(p, where: str) -> None:
         raise ValueError(f"{where}: array is not C-contiguous; fusedopt updates in place and never copies")
     if not p.flags.writeable:
         raise ValueError(f"{where}: array is read-only; it is updated in place, so it must be writable")
+
+
+def memory_extent(p):
+    """(address space, first byte, end) of a C-contiguous array."""
+    begin = p.__array_interface__["data"][0]
+    return "cpu", begin, begin + p.nbytes
 
 
 def dtype_name(p) -> str:
@@ -51,6 +58,8 @@ def fill_target(tensor):
         raise TypeError(f"tensor: expected a numpy.ndarray or a CUDA array, got {type(tensor).__name__}")
     if not tensor.flags.c_contiguous:
         raise ValueError("tensor: array is not C-contiguous; fusedopt fills in place and never copies")
+    if not tensor.flags.aligned:
+        raise ValueError("tensor: array is not aligned to its dtype")
     if not tensor.flags.writeable:
         raise ValueError("tensor: array is read-only; it is filled in place")
     return tensor

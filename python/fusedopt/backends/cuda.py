@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import _core, get_include
-from . import DLPACK_CUDA
+from . import DLPACK_CUDA, refuse_overlaps
 
 # Elements per chunk (a multiple of 4, so aligned tensors stay aligned chunk by chunk). One block
 # walks a chunk at a time: 256 threads x 4 lanes x 4 rounds. FUSEDOPT_CUDA_CHUNK overrides it
@@ -263,6 +263,11 @@ def _check(lists: Sequence[Tuple[str, object]]) -> Tuple[str, List[Optional[_Lis
                                  f"{first.shapes[i]}")
         infos.append(info)
     _check_current_device(infos[0].device)
+    itemsize = infos[0].dtype.itemsize
+    sizes = [int(np.prod(shape)) * itemsize for shape in infos[0].shapes]
+    refuse_overlaps([(ptr, ptr + size, k, i) for k, info in enumerate(infos) if info is not None
+                     for i, (ptr, size) in enumerate(zip(info.ptrs, sizes))],
+                    lambda k, i: f"{lists[k][0]}[{i}]")
     return infos[0].dtype.name, infos
 
 
@@ -386,8 +391,8 @@ class Plan:
             raise ValueError(f"grads: expected {self.n_params} arrays (one per param, None to skip one), got {len(grads)}")
         if any(grads[i] is None for _, _, indices, _ in self._calls for i in indices):
             return False
-        launches = []
-        for (rule, lists, indices, user), variant, packed in zip(self._calls, variants, scalars):
+        launches, extents = [], []
+        for c, ((rule, lists, indices, user), variant, packed) in enumerate(zip(self._calls, variants, scalars)):
             _check_variant(rule, variant, len(lists))
             checked = list(lists)
             checked[1] = ("grads", [grads[i] for i in indices])
@@ -396,6 +401,11 @@ class Plan:
             except (TypeError, ValueError) as e:
                 raise _renamed(e, user) from None
             launches.append((rule, variant, dtype, infos, _scalars_struct(rule, dtype, packed)))
+            sizes = [int(np.prod(shape)) * infos[0].dtype.itemsize for shape in infos[0].shapes]
+            extents += [(ptr, ptr + size, k, (c, i)) for k, info in enumerate(infos)
+                        for i, (ptr, size) in enumerate(zip(info.ptrs, sizes))]
+        # across calls too (each call's own arrays were checked by _check)
+        refuse_overlaps(extents, lambda k, ci: self._calls[ci[0]][3][self._calls[ci[0]][1][k][0]][ci[1]])
         for launch in launches:
             _launch(*launch)
         return True
@@ -407,6 +417,13 @@ def check_param(p, where: str) -> None:
         raise TypeError(f"{where}: dtype {v.dtype} is not supported; expected float32 or float64")
     if not v.flags.c_contiguous:
         raise ValueError(f"{where}: array is not C-contiguous; fusedopt updates in place and never copies")
+
+
+def memory_extent(p):
+    """(address space, first byte, end) of a C-contiguous CUDA array (unified addressing: one space
+    per device is enough)."""
+    v = as_cupy("params", p)
+    return ("cuda", v.data.device_id), v.data.ptr, v.data.ptr + v.nbytes
 
 
 def dtype_name(p) -> str:
@@ -439,6 +456,8 @@ def fill_target(tensor):
     view = as_cupy("tensor", tensor)
     if not view.flags.c_contiguous:
         raise ValueError("tensor: array is not C-contiguous; fusedopt fills in place and never copies")
+    if view.data.ptr % view.dtype.itemsize:
+        raise ValueError("tensor: array is not aligned to its dtype")
     return view
 
 

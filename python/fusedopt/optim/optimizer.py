@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import copy
 import inspect
+import numbers
+import threading
 from typing import Any, ClassVar, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 
@@ -37,16 +39,16 @@ class _ParamState(dict):
     def __reduce__(self):  # pickles as a plain dict
         return (dict, (dict(self),))
 
-    def _changed(self) -> None:
-        self._owner._state_changed()
 
 
 def _invalidating(name: str):
     method = getattr(dict, name)
 
     def changed(self, *args, **kwargs):
-        self._changed()
-        return method(self, *args, **kwargs)
+        owner = self._owner
+        with owner._lock:  # no step runs between dropping the plan and the write
+            owner._state_changed()
+            return method(self, *args, **kwargs)
 
     changed.__name__ = name
     return changed
@@ -66,12 +68,11 @@ class _State(dict):
     def __reduce__(self):
         return (dict, (dict(self),))
 
-    def _changed(self) -> None:
-        self._owner._state_changed()
-
     def __setitem__(self, key, value) -> None:
-        self._changed()
-        dict.__setitem__(self, key, value if isinstance(value, _ParamState) else _ParamState(self._owner, value))
+        owner = self._owner
+        with owner._lock:
+            owner._state_changed()
+            dict.__setitem__(self, key, value if isinstance(value, _ParamState) else _ParamState(owner, value))
 
     def update(self, *args, **kwargs) -> None:
         for key, value in dict(*args, **kwargs).items():
@@ -101,11 +102,16 @@ class _Call:
 
 
 class Optimizer:
-    """Base of the optimizer classes; each sets ``spec`` (see :func:`optimizer_class`)."""
+    """Base of the optimizer classes; each sets ``spec`` (see :func:`optimizer_class`).
+
+    Safe to use from several Python threads: ``step``, ``add_param_group``, ``load_state_dict``,
+    ``state_dict`` and every write into ``state`` hold the optimizer's lock, so concurrent steps run
+    one after the other and none is lost."""
 
     spec: ClassVar[Spec]
 
     def __init__(self, params: ParamsT, *args: Any, **kwargs: Any) -> None:
+        self._lock = threading.RLock()
         spec = self.spec
         bound = _signature(spec).bind(params, *args, **kwargs)
         defaults = {name: bound.arguments.get(name, spec.defaults[name]) for name in spec.hyper_names}
@@ -129,13 +135,24 @@ class Optimizer:
     @property
     def state(self) -> Dict[int, Dict[str, Any]]:
         """Per-param state by param index: ``step`` and the spec's buffers (torch's key names)."""
-        self._sync_steps()
-        return self._state
+        with self._lock:
+            self._sync_steps()
+            return self._state
 
     @state.setter
     def state(self, value) -> None:
-        self._state_changed()
-        self._state = _State(self, value)
+        with self._lock:
+            self._state_changed()
+            self._state = _State(self, value)
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
     def _state_changed(self) -> None:
         """Before a write into the state: the plan's step counts go into it, and the plan is dropped."""
@@ -151,7 +168,12 @@ class Optimizer:
     # --- param groups -----------------------------------------------------------------------------
 
     def add_param_group(self, param_group: Dict[str, Any]) -> None:
-        """Adds a group; keys it lacks take the optimizer's defaults."""
+        """Adds a group; keys it lacks take the optimizer's defaults. A param may not share memory
+        with another param of the optimizer (a view of it included)."""
+        with self._lock:
+            self._add_param_group(param_group)
+
+    def _add_param_group(self, param_group: Dict[str, Any]) -> None:
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group: expected a dict, got {type(param_group).__name__}")
         if "params" not in param_group:
@@ -165,6 +187,7 @@ class Optimizer:
             backends.for_array(p).check_param(p, f"param_groups[{g}]['params'][{i}]")
             if any(p is q for q in self._params) or any(p is q for q in params[:i]):
                 raise ValueError(f"param_groups[{g}]['params'][{i}]: appears more than once in the optimizer")
+        self._refuse_shared_memory(params)
         group = {**self.defaults, **param_group, "params": params}
         for name, value in group.items():
             if value is REQUIRED:
@@ -174,12 +197,29 @@ class Optimizer:
         self.param_groups.append(group)
         self._params.extend(params)
 
+    def _refuse_shared_memory(self, new_params: List[Any]) -> None:
+        """ValueError when two params (those held and ``new_params``, the next group) share memory."""
+        names = [f"param_groups[{g}]['params'][{j}]" for g, group in enumerate(self.param_groups)
+                 for j in range(len(group["params"]))]
+        names += [f"param_groups[{len(self.param_groups)}]['params'][{j}]" for j in range(len(new_params))]
+        by_space: Dict[Any, list] = {}
+        for i, p in enumerate(self._params + new_params):
+            space, begin, end = backends.for_array(p).memory_extent(p)
+            by_space.setdefault(space, []).append((begin, end, 0, i))
+        for extents in by_space.values():
+            backends.refuse_overlaps(extents, lambda _slot, i: names[i],
+                                     "the params of an optimizer must not overlap (each is updated once per step)")
+
     # --- the step ---------------------------------------------------------------------------------
 
     def step(self, grads: Sequence[Optional[Any]]) -> None:
         """Updates every param in place from ``grads`` (one per param, in ``param_groups`` order;
         ``None`` skips a param and its step count). Everything is checked before anything is
         written."""
+        with self._lock:
+            self._step(grads)
+
+    def _step(self, grads: Sequence[Optional[Any]]) -> None:
         plan = self._plan
         if plan is not None:
             arguments = self._step_arguments(self._calls)
@@ -284,45 +324,114 @@ class Optimizer:
 
     def state_dict(self) -> Dict[str, Any]:
         """A snapshot (arrays are copied): ``{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}``."""
-        groups, first = [], 0
-        for group in self.param_groups:
-            saved = {k: copy.deepcopy(v) for k, v in group.items() if k != "params"}
-            saved["params"] = list(range(first, first + len(group["params"])))
-            groups.append(saved)
-            first += len(group["params"])
-        state = {i: {k: (v.copy() if backends.is_array(v) else v) for k, v in s.items()} for i, s in self.state.items()}
-        return {"state": state, "param_groups": groups}
+        with self._lock:
+            groups, first = [], 0
+            for group in self.param_groups:
+                saved = {k: copy.deepcopy(v) for k, v in group.items() if k != "params"}
+                saved["params"] = list(range(first, first + len(group["params"])))
+                groups.append(saved)
+                first += len(group["params"])
+            state = {i: {k: (v.copy() if backends.is_array(v) else v) for k, v in s.items()}
+                     for i, s in self.state.items()}
+            return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        """Restores hyperparameters and state (copied into new arrays of each param's dtype and device)."""
-        groups = state_dict["param_groups"]
-        if len(groups) != len(self.param_groups):
-            raise ValueError(f"state_dict: has {len(groups)} param groups, this optimizer has {len(self.param_groups)}")
-        for g, (saved, group) in enumerate(zip(groups, self.param_groups)):
-            if len(saved["params"]) != len(group["params"]):
-                raise ValueError(f"state_dict: param_groups[{g}] has {len(saved['params'])} params, "
+        """Restores hyperparameters and state (copied into new arrays of each param's dtype and device).
+
+        Every entry is checked against the optimizer's spec first (group keys and values; state
+        keys, step counts, array shapes and dtypes), and nothing changes when one is wrong."""
+        with self._lock:
+            groups, state = self._checked_state_dict(state_dict)
+            for saved, group in zip(groups, self.param_groups):
+                group.update(saved)
+            self.state = state
+
+    def _checked_state_dict(self, state_dict) -> Tuple[List[Dict[str, Any]], Dict[int, Dict[str, Any]]]:
+        """The groups' hyperparameters and the new state (arrays copied to the params' devices), or
+        TypeError/ValueError naming the first entry that does not fit this optimizer."""
+        spec = self.spec
+        where = "state_dict"
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"{where}: expected a dict, got {type(state_dict).__name__}")
+        unknown = sorted(map(str, set(state_dict) - {"state", "param_groups"}))
+        if unknown:
+            raise ValueError(f"{where}: unknown key {unknown[0]!r} (expected 'state' and 'param_groups')")
+        for key, kind in (("param_groups", list), ("state", dict)):
+            if key not in state_dict:
+                raise ValueError(f"{where}: no {key!r} entry")
+            if not isinstance(state_dict[key], kind):
+                raise TypeError(f"{where}['{key}']: expected a {kind.__name__}, got {type(state_dict[key]).__name__}")
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"{where}: has {len(saved_groups)} param groups, this optimizer has {len(self.param_groups)}")
+        groups, index, first = [], {}, 0
+        for g, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            name = f"{where}['param_groups'][{g}]"
+            if not isinstance(saved, dict):
+                raise TypeError(f"{name}: expected a dict, got {type(saved).__name__}")
+            keys = set(saved) - {"params"}
+            for key in sorted(map(str, keys - set(spec.hyper_names))):
+                raise ValueError(f"{name}[{key!r}]: not a hyperparameter of fusedopt.{spec.class_name} "
+                                 f"(expected {', '.join(('params',) + spec.hyper_names)})")
+            for key in spec.hyper_names + ("params",):
+                if key not in saved:
+                    raise ValueError(f"{name}: no {key!r} entry")
+            indices = saved["params"]
+            if not isinstance(indices, (list, tuple)) or not all(_is_int(i) for i in indices):
+                raise TypeError(f"{name}['params']: expected a list of param indices (ints)")
+            if len(indices) != len(group["params"]):
+                raise ValueError(f"{where}: param_groups[{g}] has {len(indices)} params, "
                                  f"this optimizer's has {len(group['params'])}")
-        index, first = {}, 0
-        for saved, group in zip(groups, self.param_groups):
-            index.update({saved_i: first + j for j, saved_i in enumerate(saved["params"])})
+            hypers = {k: copy.deepcopy(saved[k]) for k in spec.hyper_names}
+            try:
+                spec.check(hypers)
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"{name}: {e}") from None
+            groups.append(hypers)
+            for j, saved_i in enumerate(indices):
+                if saved_i in index:
+                    raise ValueError(f"{name}['params']: param index {saved_i} appears more than once")
+                index[saved_i] = first + j
             first += len(group["params"])
-        state = {}
-        for saved_i, s in state_dict["state"].items():
+        state: Dict[int, Dict[str, Any]] = {}
+        buffer_keys = tuple(b.key for b in spec.buffers)
+        for saved_i, saved_state in state_dict["state"].items():
+            name = f"{where}['state'][{saved_i!r}]"
             if saved_i not in index:
-                raise ValueError(f"state_dict: state for param {saved_i!r}, which no group lists")
+                raise ValueError(f"{name}: state for param {saved_i!r}, which no group lists")
+            if not isinstance(saved_state, dict):
+                raise TypeError(f"{name}: expected a dict, got {type(saved_state).__name__}")
             i = index[saved_i]
             p = self._params[i]
-            entry = {}
-            for k, v in s.items():
-                if backends.is_array(v):
-                    if tuple(v.shape) != tuple(p.shape):
-                        raise ValueError(f"state_dict: state[{saved_i}][{k!r}] has shape {v.shape}, param {i} has {p.shape}")
-                    v = backends.for_array(p).copy_like(v, p)
-                entry[k] = v
+            entry: Dict[str, Any] = {}
+            for key, value in saved_state.items():
+                if key == "step":
+                    if not _is_int(value):
+                        raise TypeError(f"{name}['step']: expected an int (steps taken), got {type(value).__name__}")
+                    if value < 0:
+                        raise ValueError(f"{name}['step']: expected an int >= 0, got {value}")
+                    entry[key] = int(value)
+                    continue
+                if key not in buffer_keys:
+                    raise ValueError(f"{name}[{key!r}]: not a state entry of fusedopt.{spec.class_name} "
+                                     f"(expected step, {', '.join(buffer_keys)})")
+                if not backends.is_array(value):
+                    raise TypeError(f"{name}[{key!r}]: expected an array, got {type(value).__name__}")
+                if tuple(value.shape) != tuple(p.shape):
+                    raise ValueError(f"{name}[{key!r}]: shape {tuple(value.shape)} does not match "
+                                     f"param {i} shape {tuple(p.shape)}")
+                if getattr(value.dtype, "kind", None) != "f":
+                    raise TypeError(f"{name}[{key!r}]: dtype {value.dtype} is not a floating-point dtype")
+                entry[key] = value
+            if "step" not in entry:
+                raise ValueError(f"{name}: no 'step' entry (the number of steps this param has taken)")
             state[i] = entry
-        for saved, group in zip(groups, self.param_groups):
-            group.update({k: copy.deepcopy(v) for k, v in saved.items() if k != "params"})
-        self.state = state
+        for i, entry in state.items():  # copies only once everything is known to fit
+            p = self._params[i]
+            for key, value in entry.items():
+                if key != "step":
+                    entry[key] = backends.for_array(p).copy_like(value, p)
+        return groups, state
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -330,6 +439,10 @@ class Optimizer:
             lines.append(f"Parameter Group {g}")
             lines += [f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params"]
         return "\n".join(lines + [")"])
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _signature(spec: Spec) -> inspect.Signature:
