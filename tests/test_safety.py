@@ -1,0 +1,353 @@
+"""Memory safety and concurrency, tried as a hostile user would (one test per finding of the safety
+issue): every case ends in the right answer (checked against fusedopt.reference) or a clear
+TypeError/ValueError naming the argument, with not one byte of any param or state changed."""
+
+import ctypes
+import ctypes.util
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+import fusedopt
+from fusedopt import _core, reference
+from fusedopt import functional as F
+
+from cases import CASES, REFERENCE, case_id, make_optimizer
+
+
+def assert_bytes_unchanged(arrays, before):
+    for a, a0 in zip(arrays, before):
+        assert a.tobytes() == a0.tobytes()
+
+
+def run_python(code: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=300, env={**__import__("os").environ, **env})
+
+
+# --- 1. use-after-free: a GIL-free step holds every array it reads --------------------------------
+
+USE_AFTER_FREE = """
+    import threading, time
+    import numpy as np
+    import fusedopt
+    N = 20_000_000
+    for run in range(3):
+        p = np.zeros(N)
+        grads = [np.ones(N)]
+        def drop():
+            time.sleep(0.005)
+            grads.clear()                       # the last reference to the gradient
+            junk = [np.full(N, 7.0) for _ in range(2)]  # reuse of the freed memory, if it were freed
+        t = threading.Thread(target=drop)
+        t.start()
+        {call}
+        t.join()
+        assert (p == -1.0).all(), (run, np.unique(p)[:5])
+    print("ok")
+"""
+
+
+@pytest.mark.parametrize("call", [
+    "fusedopt.functional.sgd([p], grads, step=1, lr=1.0)",
+    "fusedopt.SGD([p], lr=1.0).step(grads)",
+], ids=["functional", "optimizer"])
+def test_a_gradient_freed_by_another_thread_during_the_step_is_still_read_whole(call):
+    run = run_python(USE_AFTER_FREE.format(call=call))
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stdout + run.stderr[-3000:]
+
+
+def test_a_plan_holds_its_params_and_state_after_the_user_drops_them():
+    params = [np.zeros(1000), np.zeros(10)]
+    opt = fusedopt.Adam(params, lr=0.1)
+    opt.step([np.ones(1000), np.ones(10)])
+    kept = [p.copy() for p in params]
+    ref_state = [{"step": 1, "exp_avg": opt.state[i]["exp_avg"].copy(), "exp_avg_sq": opt.state[i]["exp_avg_sq"].copy()}
+                 for i in range(2)]
+    del params
+    opt.step([np.ones(1000), np.ones(10)])
+    for i, p in enumerate(kept):
+        reference.adam(p, np.ones_like(p), ref_state[i], lr=0.1)
+        np.testing.assert_allclose(opt._params[i], p, rtol=1e-12)
+
+
+# --- 2. overlapping arrays -------------------------------------------------------------------------
+
+def adam_lists(n=100, count=1):
+    rng = np.random.default_rng(0)
+    return ([rng.standard_normal(n) for _ in range(count)], [rng.standard_normal(n) for _ in range(count)],
+            [np.zeros(n) for _ in range(count)], [np.zeros(n) for _ in range(count)])
+
+
+def test_the_same_arrays_listed_twice_are_refused_and_unchanged():
+    p, g, m, v = (x[0] for x in adam_lists())
+    before = [a.copy() for a in (p, g, m, v)]
+    with pytest.raises(ValueError, match=r"params\[1\]: shares memory with params\[0\]"):
+        F.adam([p, p], [g, g], [m, m], [v, v], step=1)
+    assert_bytes_unchanged((p, g, m, v), before)
+
+
+@pytest.mark.parametrize("layout", ["grad is the param shifted by one", "state overlaps the param",
+                                    "two states overlap", "state overlaps another param's grad",
+                                    "float32 view of a float64 grad"])
+def test_arrays_sharing_memory_are_refused_and_unchanged(layout):
+    base = np.random.default_rng(1).standard_normal(402)
+    p, g, m, v = (x[0] for x in adam_lists(200))
+    params, grads, ms, vs = [p], [g], [m], [v]
+    if layout == "grad is the param shifted by one":
+        params, grads = [base[:200]], [base[1:201]]
+        words = r"grads\[0\]: shares memory with params\[0\]"
+    elif layout == "state overlaps the param":
+        params, ms = [base[:200]], [base[100:300]]
+        words = r"exp_avgs\[0\]: shares memory with params\[0\]"
+    elif layout == "two states overlap":
+        ms, vs = [base[:200]], [base[199:399]]
+        words = r"exp_avg_sqs\[0\]: shares memory with exp_avgs\[0\]"
+    elif layout == "state overlaps another param's grad":
+        params, grads = [p, np.zeros(200)], [g, base[:200]]
+        ms, vs = [m, base[150:350]], [v, np.zeros(200)]
+        words = r"exp_avgs\[1\]: shares memory with grads\[1\]"
+    else:
+        params, ms, vs = [np.zeros(100, np.float32)], [np.zeros(100, np.float32)], [np.zeros(100, np.float32)]
+        grads = [g[:50].view(np.float32)]
+        ms = [g[25:75].view(np.float32)]
+        words = r"exp_avgs\[0\]: shares memory with grads\[0\]"
+    everything = [base] + params + grads + ms + vs
+    before = [a.copy() for a in everything]
+    with pytest.raises(ValueError, match=words):
+        F.adam(params, grads, ms, vs, step=1, lr=0.1)
+    assert_bytes_unchanged(everything, before)
+
+
+def test_adjacent_views_of_one_buffer_and_a_grad_that_is_its_param_are_right():
+    """Touching but disjoint views are fine, and so is a grad that is exactly its param."""
+    base = np.random.default_rng(2).standard_normal(300)
+    params = [base[:100], base[100:300]]
+    expected = [p.copy() for p in params]
+    F.sgd(params, [params[0], np.ones(200)], step=1, lr=0.1, weight_decay=0.01)
+    for p, g in zip(expected, [expected[0].copy(), np.ones(200)]):
+        reference.sgd(p, g, {}, lr=0.1, weight_decay=0.01)
+    np.testing.assert_allclose(base, np.concatenate(expected), rtol=1e-12)  # FMA vs two roundings
+
+
+def test_params_sharing_memory_are_refused_by_the_optimizer():
+    p = np.zeros(10)
+    for params in ([p, p[:]], [p, p[3:5]], [p[:6], p[5:]]):
+        with pytest.raises(ValueError, match=r"\['params'\]\[1\]: shares memory with .*\['params'\]\[0\]"):
+            fusedopt.SGD(params, lr=0.1)
+    opt = fusedopt.SGD([p], lr=0.1)
+    with pytest.raises(ValueError, match=r"param_groups\[1\]\['params'\]\[0\]: shares memory"):
+        opt.add_param_group({"params": [p.reshape(2, 5)]})
+    assert len(opt.param_groups) == 1 and len(opt._params) == 1
+
+
+def test_an_optimizer_step_with_overlapping_grads_or_state_is_refused_and_changes_nothing():
+    rng = np.random.default_rng(3)
+    params = [rng.standard_normal(50), rng.standard_normal(50).astype(np.float32)]
+    opt = fusedopt.Adam([{"params": [params[0]]}, {"params": [params[1]], "lr": 0.5}])
+    opt.step([np.ones(50), np.ones(50, np.float32)])
+    before = [p.copy() for p in params], {i: {k: np.copy(v) for k, v in s.items()} for i, s in opt.state.items()}
+
+    def unchanged():
+        assert_bytes_unchanged(params, before[0])
+        for i, s in before[1].items():
+            for k, v in s.items():
+                assert np.asarray(opt.state[i][k]).tobytes() == v.tobytes()
+
+    with pytest.raises(ValueError, match=r"grads\[1\]: shares memory with param_groups\[0\]\['params'\]\[0\]"):
+        opt.step([np.ones(50), params[0][:25].view(np.float32)])
+    unchanged()
+    shared = np.ones(50)
+    with pytest.raises(ValueError, match=r"grads\[1\]: shares memory with grads\[0\]"):
+        opt.step([shared, shared.view(np.float32)[:50]])
+    unchanged()
+    # a state buffer of one group set to a view of the other group's param: across the plan's calls
+    opt.state[1]["exp_avg"] = params[0].view(np.float32)[:50]
+    with pytest.raises(ValueError, match=r"state\[1\]\['exp_avg'\]: shares memory with param_groups\[0\]"):
+        opt.step([np.ones(50), np.ones(50, np.float32)])
+    assert_bytes_unchanged(params, before[0])
+
+
+# --- 3. one optimizer stepped from several Python threads -------------------------------------------
+
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_steps_from_several_threads_are_all_counted_and_give_the_serial_result(name):
+    """Every step is the same gradient, so the order does not matter: 4 threads x 10 steps must equal
+    40 steps on one thread, bit for bit, and count 40."""
+    n, threads, steps = 50_000, 4, 10  # above the serial threshold: each step releases the GIL
+    grad = np.random.default_rng(4).standard_normal(n)
+    shared, serial = np.zeros(n), np.zeros(n)
+    opt = make_optimizer(name, [shared], dict(lr=0.01))
+    one = make_optimizer(name, [serial], dict(lr=0.01))
+    for _ in range(threads * steps):
+        one.step([grad])
+    errors = []
+
+    def work():
+        try:
+            for _ in range(steps):
+                opt.step([grad])
+                opt.state[0]["step"]  # reads between the steps of other threads
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    pool = [threading.Thread(target=work) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert not errors
+    assert opt.state[0]["step"] == threads * steps
+    assert shared.tobytes() == serial.tobytes()
+
+
+
+# --- 4. fusedopt's thread count is its own, for every calling thread --------------------------------
+
+def test_set_num_threads_reaches_every_thread(restore_runtime):
+    fusedopt.set_num_threads(3)
+    seen = []
+    t = threading.Thread(target=lambda: seen.append((fusedopt.get_num_threads(), _core._team_size())))
+    t.start()
+    t.join()
+    assert seen == [(3, 3)] and _core._team_size() == 3 and fusedopt.cpu_info()["num_threads"] == 3
+    fusedopt.set_num_threads(1)
+    t = threading.Thread(target=lambda: seen.append((fusedopt.get_num_threads(), _core._team_size())))
+    t.start()
+    t.join()
+    assert seen[1] == (1, 1)
+
+
+OPENMP_ISOLATION = """
+    import ctypes, fusedopt
+    from fusedopt import _core
+    omp = ctypes.CDLL("{library}")
+    fusedopt.set_num_threads(3)
+    omp.omp_set_num_threads(2)                 # another library's setting, through the shared runtime
+    assert fusedopt.get_num_threads() == 3 and _core._team_size() == 3, (fusedopt.get_num_threads(), _core._team_size())
+    fusedopt.set_num_threads(1)
+    assert omp.omp_get_max_threads() == 2, omp.omp_get_max_threads()
+    print("ok")
+"""
+
+
+def test_set_num_threads_leaves_the_openmp_runtime_setting_alone():
+    """The OpenMP runtime the extension loaded (libgomp here) is the one other libraries share."""
+    with open("/proc/self/maps") as maps:
+        library = next((line.split()[-1] for line in maps if "libgomp" in line), None)
+    library = library or ctypes.util.find_library("gomp")
+    assert library, "no OpenMP runtime found"
+    run = run_python(OPENMP_ISOLATION.format(library=library))
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stdout + run.stderr[-3000:]
+
+
+TORCH_ISOLATION = """
+    import torch, fusedopt
+    from fusedopt import _core
+    torch.set_num_threads(2)
+    fusedopt.set_num_threads(3)
+    assert torch.get_num_threads() == 2, torch.get_num_threads()
+    torch.set_num_threads(1)
+    assert fusedopt.get_num_threads() == 3 and _core._team_size() == 3
+    print("ok")
+"""
+
+
+def test_torch_and_fusedopt_thread_counts_are_independent():
+    pytest.importorskip("torch")
+    run = run_python(TORCH_ISOLATION)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stdout + run.stderr[-3000:]
+
+
+@pytest.mark.parametrize("n,error", [(0, ValueError), (-1, ValueError), (2**40, ValueError), (2**63, ValueError),
+                                     (True, TypeError), (1.5, TypeError), ("2", TypeError)])
+def test_a_bad_thread_count_is_refused_in_the_projects_words(n, error, restore_runtime):
+    before = fusedopt.get_num_threads()
+    with pytest.raises(error, match=r"^n: expected an int in \[1, 4096\], got "):
+        fusedopt.set_num_threads(n)
+    assert fusedopt.get_num_threads() == before
+
+
+# --- 5. the fills check alignment and dtype -------------------------------------------------------
+
+def misaligned_float64(n=8):
+    buf = np.zeros(8 * n + 8, np.uint8)
+    return buf, buf[4:4 + 8 * n].view(np.float64)
+
+
+def test_a_misaligned_array_is_refused_by_every_fill_and_unchanged():
+    buf, target = misaligned_float64()
+    assert not target.flags.aligned
+    for fill in (lambda t: fusedopt.init.uniform_(t, seed=0), lambda t: fusedopt.init.normal_(t, seed=0),
+                 lambda t: fusedopt.init.trunc_normal_(t, seed=0), lambda t: fusedopt.init.kaiming_uniform_(
+                     t.reshape(2, 4), seed=0), lambda t: fusedopt.init.constant_(t, 0.5)):
+        with pytest.raises(ValueError, match="tensor: array is not aligned"):
+            fill(target)
+        assert not buf.any()
+    with pytest.raises(ValueError, match="tensor: array is not aligned"):
+        _core.init_fill(target, out_kind=1, distribution=0, a=0, b=1, mean=0, std=1, y_lo=0, y_hi=1,
+                        upper_below=1, seed=0, stream=0)
+    assert not buf.any()
+
+
+@pytest.mark.parametrize("dtype,out_kind", [(np.int64, 1), (np.float32, 1), (np.float64, 0), (np.int32, 0),
+                                            (np.int16, 2), (np.dtype(">f8"), 1)])
+def test_the_internal_fill_refuses_an_array_of_another_dtype(dtype, out_kind):
+    target = np.zeros(16, dtype)
+    with pytest.raises(TypeError, match="tensor: dtype"):
+        _core.init_fill(target, out_kind=out_kind, distribution=0, a=0, b=1, mean=0, std=1, y_lo=0, y_hi=1,
+                        upper_below=1, seed=0, stream=0)
+    assert not target.any()
+
+
+@pytest.mark.parametrize("argument,value,error", [("out_kind", 4, ValueError), ("out_kind", -1, ValueError),
+                                                  ("distribution", 2**63, ValueError), ("distribution", 1.0, TypeError)])
+def test_the_internal_fill_range_checks_its_integers(argument, value, error):
+    target = np.zeros(16)
+    kwargs = dict(out_kind=1, distribution=0, a=0, b=1, mean=0, std=1, y_lo=0, y_hi=1, upper_below=1, seed=0, stream=0)
+    with pytest.raises(error, match=f"^{argument}: expected an int in"):
+        _core.init_fill(target, **{**kwargs, argument: value})
+    assert not target.any()
+
+
+# --- 6. integer arguments -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("step", [2**31, 2**63, 2**64 + 1, 10**30])
+def test_huge_step_counts_give_the_reference_answer(step):
+    rng = np.random.default_rng(5)
+    p, g = rng.standard_normal(33), rng.standard_normal(33)
+    m, v = rng.standard_normal(33), rng.random(33)
+    state = {"step": step - 1, "exp_avg": m.copy(), "exp_avg_sq": v.copy()}
+    expected = p.copy()
+    reference.adam(expected, g, state, lr=0.01)
+    F.adam([p], [g], [m], [v], step=step, lr=0.01)
+    np.testing.assert_allclose(p, expected, rtol=1e-12)
+    np.testing.assert_allclose(m, state["exp_avg"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("step,error", [(0, ValueError), (-1, ValueError), (-(2**63), ValueError), (1.0, TypeError),
+                                        (True, TypeError), ("1", TypeError), (None, TypeError)])
+def test_a_bad_step_is_refused_with_the_projects_message(step, error):
+    p, g, m, v = (x[0] for x in adam_lists(10))
+    before = [a.copy() for a in (p, g, m, v)]
+    with pytest.raises(error, match="^step: "):
+        F.adam([p], [g], [m], [v], step=step)
+    assert_bytes_unchanged((p, g, m, v), before)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64, 1.5, True])
+def test_a_bad_seed_is_refused(seed):
+    target = np.zeros(8)
+    with pytest.raises((TypeError, ValueError), match="seed"):
+        fusedopt.init.uniform_(target, seed=seed)
+    assert not target.any()
+
+
+def test_the_serial_threshold_is_range_checked(restore_runtime):
+    for n, error in [(-1, ValueError), (2**63, ValueError), (0.5, TypeError)]:
+        with pytest.raises(error, match=r"^n: expected an int in \[0, "):
+            _core.set_serial_threshold(n)
