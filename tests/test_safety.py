@@ -351,3 +351,198 @@ def test_the_serial_threshold_is_range_checked(restore_runtime):
     for n, error in [(-1, ValueError), (2**63, ValueError), (0.5, TypeError)]:
         with pytest.raises(error, match=r"^n: expected an int in \[0, "):
             _core.set_serial_threshold(n)
+
+
+# --- 7. load_state_dict checks everything before changing anything ----------------------------------
+
+def trained(name="Adam", **kwargs):
+    rng = np.random.default_rng(6)
+    params = [rng.standard_normal((4, 3)), rng.standard_normal(5)]
+    opt = make_optimizer(name, params, dict(lr=0.1, **kwargs))
+    for _ in range(2):
+        opt.step([rng.standard_normal(p.shape) for p in params])
+    return opt
+
+
+def assert_same_state_dict(a, b):
+    assert a["param_groups"] == b["param_groups"]
+    assert a["state"].keys() == b["state"].keys()
+    for i in a["state"]:
+        assert a["state"][i].keys() == b["state"][i].keys()
+        for k, v in a["state"][i].items():
+            assert np.asarray(v).tobytes() == np.asarray(b["state"][i][k]).tobytes()
+
+
+def _set(path, value):
+    def mutate(sd):
+        target = sd
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    return mutate
+
+
+def _delete(path):
+    def mutate(sd):
+        target = sd
+        for key in path[:-1]:
+            target = target[key]
+        del target[path[-1]]
+    return mutate
+
+
+# (id, mutation of a good state dict, exception, words the message must contain)
+LOAD_CASES = [
+    ("torch-only group key", _set(("param_groups", 0, "foreach"), None), ValueError, ["param_groups'][0]['foreach'", "not a hyperparameter"]),
+    ("another optimizer's key", _set(("param_groups", 0, "momentum"), 0.9), ValueError, ["'momentum'"]),
+    ("missing hyperparameter", _delete(("param_groups", 0, "betas")), ValueError, ["param_groups'][0]", "'betas'"]),
+    ("bad hyperparameter value", _set(("param_groups", 0, "lr"), -1.0), ValueError, ["param_groups'][0]", "lr"]),
+    ("bad hyperparameter type", _set(("param_groups", 0, "amsgrad"), "yes"), TypeError, ["param_groups'][0]", "amsgrad"]),
+    ("params not ints", _set(("param_groups", 0, "params"), ["a", "b"]), TypeError, ["['params']"]),
+    ("param index twice", _set(("param_groups", 0, "params"), [0, 0]), ValueError, ["param index 0"]),
+    ("unknown state key", _set(("state", 0, "momentum_buffer"), np.zeros((4, 3))), ValueError, ["['state'][0]['momentum_buffer']"]),
+    ("state not a dict", _set(("state", 0), [1, 2]), TypeError, ["['state'][0]"]),
+    ("step missing", _delete(("state", 1, "step")), ValueError, ["['state'][1]", "'step'"]),
+    ("step a float", _set(("state", 1, "step"), 2.0), TypeError, ["['state'][1]['step']", "float"]),
+    ("step a bool", _set(("state", 1, "step"), True), TypeError, ["['state'][1]['step']", "bool"]),
+    ("step negative", _set(("state", 1, "step"), -3), ValueError, ["['state'][1]['step']", "-3"]),
+    ("buffer a list", _set(("state", 1, "exp_avg"), [0.0] * 5), TypeError, ["['state'][1]['exp_avg']", "list"]),
+    ("buffer wrong shape", _set(("state", 0, "exp_avg"), np.zeros(12)), ValueError, ["['state'][0]['exp_avg']", "(12,)", "(4, 3)"]),
+    ("buffer int dtype", _set(("state", 1, "exp_avg_sq"), np.zeros(5, np.int64)), TypeError, ["['state'][1]['exp_avg_sq']", "int64"]),
+    ("buffer complex", _set(("state", 1, "exp_avg_sq"), np.zeros(5, np.complex128)), TypeError, ["exp_avg_sq", "complex128"]),
+    ("state for no param", _set(("state", 7), {"step": 1}), ValueError, ["['state'][7]", "no group"]),
+    ("unknown top-level key", _set(("extra",), 1), ValueError, ["'extra'"]),
+    ("no state", _delete(("state",)), ValueError, ["'state'"]),
+    ("groups not a list", _set(("param_groups",), {}), TypeError, ["param_groups", "dict"]),
+]
+
+
+@pytest.mark.parametrize("mutate,error,words", [c[1:] for c in LOAD_CASES], ids=[c[0] for c in LOAD_CASES])
+def test_a_bad_state_dict_is_refused_at_load_naming_the_entry_and_changes_nothing(mutate, error, words):
+    opt = trained()
+    before = opt.state_dict()
+    params_before = [p.copy() for p in opt._params]
+    bad = opt.state_dict()
+    mutate(bad)
+    with pytest.raises(error) as info:
+        opt.load_state_dict(bad)
+    for w in words:
+        assert w in str(info.value), (w, str(info.value))
+    assert_same_state_dict(opt.state_dict(), before)
+    assert_bytes_unchanged(opt._params, params_before)
+    opt.step([np.ones((4, 3)), np.ones(5)])  # and it still steps
+
+
+def test_a_state_dict_of_another_optimizer_is_refused_naming_its_key():
+    opt = trained("Adam")
+    before = opt.state_dict()
+    for other in (trained("SGD", momentum=0.9), trained("RMSprop"), trained("Adagrad")):
+        with pytest.raises(ValueError, match=r"state_dict\['param_groups'\]\[0\]\['\w+'\]: not a hyperparameter"):
+            opt.load_state_dict(other.state_dict())
+        assert_same_state_dict(opt.state_dict(), before)
+
+
+def test_a_state_dict_saved_by_torch_optim_is_refused_at_load():
+    torch = pytest.importorskip("torch")
+    tp = [torch.zeros((4, 3), dtype=torch.float64, requires_grad=True), torch.zeros(5, dtype=torch.float64, requires_grad=True)]
+    topt = torch.optim.Adam(tp, lr=0.1)
+    for t in tp:
+        t.grad = torch.ones_like(t)
+    topt.step()
+    opt = trained("Adam")
+    before = opt.state_dict()
+    with pytest.raises(ValueError, match=r"param_groups'\]\[0\]\['\w+'\]: not a hyperparameter of fusedopt.Adam"):
+        opt.load_state_dict(topt.state_dict())
+    assert_same_state_dict(opt.state_dict(), before)
+    # only torch's groups' extra keys removed: the state's tensors are refused next
+    sd = topt.state_dict()
+    sd["param_groups"] = [{k: v for k, v in g.items() if k in before["param_groups"][0]} for g in sd["param_groups"]]
+    with pytest.raises(TypeError, match=r"\['state'\]\[0\]\['step'\]: expected an int .*Tensor"):
+        opt.load_state_dict(sd)
+    assert_same_state_dict(opt.state_dict(), before)
+
+
+def test_a_good_state_dict_with_numpy_integers_and_other_float_dtypes_loads_and_continues_right():
+    opt = trained("Adam")
+    sd = opt.state_dict()
+    sd["state"][0]["step"] = np.int64(sd["state"][0]["step"])
+    sd["state"][1]["exp_avg"] = sd["state"][1]["exp_avg"].astype(np.float32)
+    fresh = make_optimizer("Adam", [p.copy() for p in opt._params], dict(lr=0.1))
+    fresh.load_state_dict(sd)
+    assert type(fresh.state[0]["step"]) is int and fresh.state[1]["exp_avg"].dtype == np.float64
+    state = [{k: (np.array(v, np.float64) if k != "step" else int(v)) for k, v in sd["state"][i].items()} for i in range(2)]
+    expected = [p.copy() for p in opt._params]
+    grads = [np.full((4, 3), 0.5), np.full(5, -0.5)]
+    fresh.step(grads)
+    for i, (p, g) in enumerate(zip(expected, grads)):
+        reference.adam(p, g, state[i], lr=0.1)
+        np.testing.assert_allclose(fresh._params[i], p, rtol=1e-12)
+
+
+# --- 8. a term whose coefficient is zero is left out, as torch leaves it out ------------------------
+
+def nonfinite_run(name, kwargs, step_with):
+    """Four steps whose gradients hold inf, -inf and NaN at moving places; returns the params."""
+    rng = np.random.default_rng(7)
+    p0 = rng.standard_normal(16)
+    grads = [rng.standard_normal(16) for _ in range(4)]
+    for k, g in enumerate(grads):
+        g[k], g[k + 4], g[k + 8] = np.inf, -np.inf, np.nan
+    return step_with(name, kwargs, p0, grads)
+
+
+def fusedopt_steps(name, kwargs, p0, grads):
+    p = p0.copy()
+    opt = make_optimizer(name, [p], kwargs)
+    for g in grads:
+        opt.step([g.copy()])
+    return p
+
+
+def reference_steps(name, kwargs, p0, grads):
+    p, state = p0.copy(), {}
+    with np.errstate(all="ignore"):  # inf - inf and inf / inf are the point here
+        for g in grads:
+            REFERENCE[name](p, g.copy(), state, **kwargs)
+    return p
+
+
+def torch_steps(name, kwargs, p0, grads):
+    import torch
+    p = torch.tensor(p0.copy(), requires_grad=True)
+    opt = getattr(torch.optim, name)([p], **kwargs)
+    for g in grads:
+        p.grad = torch.tensor(g.copy())
+        opt.step()
+    return p.detach().numpy()
+
+
+def assert_same_nonfinite(actual, expected):
+    assert np.array_equal(np.isnan(actual), np.isnan(expected)), (actual, expected)
+    finite_or_inf = ~np.isnan(expected)
+    np.testing.assert_allclose(actual[finite_or_inf], expected[finite_or_inf], rtol=1e-12)
+
+
+NO_DECAY = [(name, {**kwargs, "weight_decay": 0.0}) for name, kwargs in CASES]
+
+
+@pytest.mark.parametrize("case", NO_DECAY, ids=[case_id(c) for c in NO_DECAY])
+def test_infinite_gradients_without_weight_decay_match_the_reference(case):
+    name, kwargs = case
+    assert_same_nonfinite(nonfinite_run(name, kwargs, fusedopt_steps), nonfinite_run(name, kwargs, reference_steps))
+
+
+@pytest.mark.parametrize("case", NO_DECAY, ids=[case_id(c) for c in NO_DECAY])
+def test_infinite_gradients_without_weight_decay_match_torch(case):
+    pytest.importorskip("torch")
+    name, kwargs = case
+    assert_same_nonfinite(nonfinite_run(name, kwargs, fusedopt_steps), nonfinite_run(name, kwargs, torch_steps))
+
+
+def test_sgd_momentum_with_an_infinite_gradient_keeps_minus_inf_as_torch_does():
+    """The finding: 0·p was added when weight_decay is 0, and 0·(-inf) is NaN."""
+    p = np.zeros(4)
+    opt = fusedopt.SGD([p], lr=0.1, momentum=0.9)
+    opt.step([np.array([np.inf, 1.0, 1.0, 1.0])])
+    opt.step([np.ones(4)])
+    assert p[0] == -np.inf and np.isfinite(p[1:]).all()
