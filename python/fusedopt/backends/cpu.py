@@ -24,6 +24,8 @@ def check_param(p, where: str) -> None:
         raise TypeError(f"{where}: dtype {p.dtype} is not supported; expected float32 or float64")
     if not p.flags.c_contiguous:
         raise ValueError(f"{where}: array is not C-contiguous; fusedopt updates in place and never copies")
+    if not p.flags.aligned:
+        raise ValueError(f"{where}: array is not aligned to its dtype")
     if not p.flags.writeable:
         raise ValueError(f"{where}: array is read-only; it is updated in place, so it must be writable")
 

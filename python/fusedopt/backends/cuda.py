@@ -213,6 +213,8 @@ def _check_list(name: str, arrays) -> _ListInfo:
             raise ValueError(f"{name}[{i}]: on device {v.data.device_id}, {name}[0] on device {device}")
         if not v.flags.c_contiguous:
             raise ValueError(f"{name}[{i}]: array is not C-contiguous; fusedopt updates in place and never copies")
+        if v.data.ptr % v.dtype.itemsize:
+            raise ValueError(f"{name}[{i}]: array is not aligned to its dtype")
         shapes.append(v.shape)
         ptrs.append(v.data.ptr)
     info = _ListInfo(dtype, device, tuple(shapes), tuple(ptrs))
@@ -417,6 +419,8 @@ def check_param(p, where: str) -> None:
         raise TypeError(f"{where}: dtype {v.dtype} is not supported; expected float32 or float64")
     if not v.flags.c_contiguous:
         raise ValueError(f"{where}: array is not C-contiguous; fusedopt updates in place and never copies")
+    if v.data.ptr % v.dtype.itemsize:
+        raise ValueError(f"{where}: array is not aligned to its dtype")
 
 
 def memory_extent(p):

@@ -1,0 +1,321 @@
+"""Fuzzing of the entry points that reach the compiled core (the functional steps, an optimizer's
+plan, the fills): random list lengths, shapes, dtypes, strides, byte offsets into one shared buffer
+(so arrays overlap, touch or are misaligned), read-only arrays, aliases and hyperparameters, good and
+bad. The only outcomes allowed are the reference's answer, or a TypeError/ValueError naming the
+argument with not one byte changed. Whether a call is valid is decided here, independently of the
+library's own checks (a pairwise overlap test, numpy's flags)."""
+
+from typing import List, Optional
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+import fusedopt
+from fusedopt import functional as F
+from fusedopt.functional import SPECS
+
+from cases import REFERENCE
+
+ARENA_BYTES = 640
+TOLERANCE = {np.dtype(np.float32): dict(rtol=2e-5, atol=2e-6), np.dtype(np.float64): dict(rtol=1e-10, atol=1e-12)}
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+EXAMPLES = 600
+
+
+def new_arena(seed: int, dtype=np.float64) -> np.ndarray:
+    """Random values of ``dtype`` as bytes, 64-byte aligned: views of that dtype hold finite numbers."""
+    rng = np.random.default_rng(seed)
+    raw = np.empty(ARENA_BYTES + 64, np.uint8)
+    start = -raw.ctypes.data % 64
+    arena = raw[start:start + ARENA_BYTES]
+    values = arena.view(dtype)
+    values[:] = rng.uniform(-2, 2, values.size).astype(dtype)
+    return arena
+
+
+SECOND_MOMENTS = ("exp_avg_sq", "max_exp_avg_sq", "sum", "square_avg")
+
+
+def make_states_realistic(spec, lists, in_use) -> None:
+    """Second moments >= 0.1 (and, centered, above the squared mean): random ones near zero or
+    negative are ill-conditioned in float32, which is the reference tests' business, not this one's."""
+    centered = any(b.key == "grad_avg" for b in in_use)
+    for b in in_use:
+        if b.key in SECOND_MOMENTS:
+            for i, a in enumerate(lists[b.argument]):
+                floor = lists["grad_avgs"][i] ** 2 if b.key == "square_avg" and centered else 0
+                a[...] = np.abs(a) + 0.1 + floor
+
+
+MODES = ["clean", "clean", "arena", "faults"]  # a call's arrays: fresh / placed anywhere / also wrong
+
+
+@st.composite
+def arrays(draw, arena: np.ndarray, made: List[np.ndarray], shape, dtype, rng: np.random.Generator,
+           mode: str = "faults"):
+    """One array for a slot: fresh, carved out of the arena at any byte offset, an alias of one made
+    before, or (mode "faults") something wrong: another dtype, shape, strides, read-only, not an array."""
+    if mode == "clean":
+        where = "fresh"
+    elif made:
+        where = draw(st.sampled_from(["fresh", "fresh", "arena", "arena", "alias"]))
+    else:
+        where = draw(st.sampled_from(["fresh", "arena"]))
+    fault = draw(st.sampled_from([None] * 12 + ["dtype", "shape", "strided", "readonly", "list"])) if mode == "faults" \
+        else None
+    if fault == "dtype":
+        dtype = draw(st.sampled_from([np.float16, np.int32, np.int64, np.dtype(">f8"), np.complex64,
+                                      np.float32 if dtype == np.float64 else np.float64]))
+    if fault == "shape":
+        shape = tuple(shape) + (2,)
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape))
+    if fault == "list":
+        return [0.0] * size
+    if where == "alias":
+        a = draw(st.sampled_from(made))
+    elif fault == "strided":
+        a = rng.uniform(-2, 2, size=(2 * size,)).astype(dtype)[::2].reshape(shape) if size > 1 else \
+            rng.uniform(-2, 2, size=(3, 2)).astype(dtype).T
+    elif where == "fresh":
+        a = rng.uniform(-2, 2, size=shape).astype(dtype)
+    else:
+        nbytes = size * dtype.itemsize
+        offset = draw(st.integers(0, ARENA_BYTES - nbytes))
+        if mode != "faults" or draw(st.integers(0, 3)):
+            offset -= offset % dtype.itemsize  # misaligned only among the faults
+        a = arena[offset:offset + nbytes].view(dtype).reshape(shape)
+    if fault == "readonly":
+        a = a.view()
+        a.flags.writeable = False
+    made.append(a)
+    return a
+
+
+def extent(a: np.ndarray):
+    begin = a.__array_interface__["data"][0]
+    return begin, begin + a.nbytes
+
+
+def invalid(lists: List[list], writable: List[bool], one_dtype: bool = True) -> Optional[str]:
+    """Why these lists are not a valid step (None when they are): DESIGN.md §5 and the overlap rule.
+    ``one_dtype=False``: an optimizer's lists, where each param brings its own dtype."""
+    params = lists[0]
+    if not params:
+        return "no params"
+    if any(len(lst) != len(params) for lst in lists):
+        return "lengths"
+    placed = []
+    for k, lst in enumerate(lists):
+        for i, a in enumerate(lst):
+            p = params[0] if one_dtype else params[i]
+            if not isinstance(p, np.ndarray) or p.dtype not in FLOATS:
+                return f"{0 if one_dtype else i} params dtype"
+            if not isinstance(a, np.ndarray) or a.dtype != p.dtype:
+                return f"{k},{i} dtype"
+            if not a.flags.c_contiguous or not a.flags.aligned:
+                return f"{k},{i} layout"
+            if writable[k] and not a.flags.writeable:
+                return f"{k},{i} read-only"
+            if a.shape != params[i].shape:
+                return f"{k},{i} shape"
+            placed.append((k, i, *extent(a)))
+    for x, (k1, i1, b1, e1) in enumerate(placed):
+        for k2, i2, b2, e2 in placed[x + 1:]:
+            if b1 < e2 and b2 < e1:
+                own_grad = {k1, k2} == {0, 1} and i1 == i2 and (b1, e1) == (b2, e2)
+                if not own_grad:
+                    return f"{k1},{i1} and {k2},{i2} overlap"
+    return None
+
+
+def snapshot(things):
+    return [a.tobytes() if isinstance(a, np.ndarray) else list(a) for a in things]
+
+
+def unchanged(things, before):
+    return all((a.tobytes() if isinstance(a, np.ndarray) else list(a)) == b for a, b in zip(things, before))
+
+
+def names_an_argument(error: Exception, names) -> bool:
+    text = str(error)
+    return any(text.startswith(n) for n in names)
+
+
+@st.composite
+def hyperparameters(draw, spec):
+    """Accepted values from each check's strategy; sometimes one refused value (and its error)."""
+    h = {name: draw(hyper.check.strategy(st)) for name, hyper in ((x.name, x) for x in spec.hypers) if hyper.kernel}
+    bad = None
+    if draw(st.integers(0, 14)) == 0:
+        hyper = draw(st.sampled_from([x for x in spec.hypers if x.kernel]))
+        bad_values = hyper.check.bad_values()
+        if bad_values:
+            h[hyper.name] = draw(st.sampled_from(bad_values))[0]
+            bad = hyper.name
+    try:
+        spec.check(h)
+    except (TypeError, ValueError):
+        bad = bad or "constraint"
+    return h, bad
+
+
+def reference_step(spec, h, step, params, grads, buffers_in_use, lists):
+    """The reference's params and buffers after one step, in float64, from copies of the inputs."""
+    out_params, out_buffers = [], {b.argument: [] for b in buffers_in_use}
+    for i, (p, g) in enumerate(zip(params, grads)):
+        state = {"step": step - 1}
+        for b in buffers_in_use:
+            if not (spec.new_buffer_is_first_step and step == 1):  # SGD's buffer starts at g on step 1
+                state[b.key] = lists[b.argument][i].astype(np.float64)
+        p64 = p.astype(np.float64)
+        with np.errstate(all="ignore"):  # random "second moments" may be negative: NaN, as in the kernels
+            REFERENCE[spec.class_name](p64, g.astype(np.float64), state, **h)
+        out_params.append(p64)
+        for b in buffers_in_use:
+            out_buffers[b.argument].append(state[b.key])
+    return out_params, out_buffers
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), spec=st.sampled_from(SPECS), seed=st.integers(0, 2**32 - 1))
+def test_functional_steps_give_the_reference_answer_or_a_clean_error(data, spec, seed):
+    rng = np.random.default_rng(seed)
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
+    arena = new_arena(seed, dtype)
+    mode = data.draw(st.sampled_from(MODES))
+    n = data.draw(st.sampled_from([1, 1, 2, 2, 3, 0] if mode == "faults" else [1, 2, 3]))
+    shapes = [data.draw(st.sampled_from([(), (0,), (1,), (3,), (2, 3), (7,), (4, 0)])) for _ in range(n)]
+    if mode == "arena":  # one shape, so that aliases and carved arrays meet as overlaps, not shape errors
+        shapes = [shapes[0]] * n
+    h, bad_hyper = data.draw(hyperparameters(spec))
+    step = data.draw(st.sampled_from([1, 2, 3, 4, 1, 2, 3, 4, 2**63, 0, -1, 1.0, True]))
+    bad_step = not (type(step) is int and step >= 1)
+    variant = spec.variant({**spec.defaults, **h}, 1) if bad_hyper is None and not bad_step else 0
+    in_use = spec.buffers_in(variant)
+    made: List[np.ndarray] = []
+    lists = {"params": [data.draw(arrays(arena, made, s, dtype, rng, mode)) for s in shapes],
+             "grads": [data.draw(arrays(arena, made, s, dtype, rng, mode)) for s in shapes]}
+    for b in spec.buffers:
+        lists[b.argument] = [data.draw(arrays(arena, made, s, dtype, rng, mode)) for s in shapes]
+    if mode == "faults" and n and data.draw(st.integers(0, 5)) == 0:
+        lists["grads"] = lists["grads"][:-1]  # one list shorter
+    ordered = [lists["params"], lists["grads"]] + [lists[b.argument] for b in in_use]
+    reason = invalid(ordered, [True, False] + [True] * len(in_use))
+    if reason is None and bad_hyper is not None:
+        reason = f"hyperparameter {bad_hyper}"
+    if reason is None and bad_step:
+        reason = "step"
+    if reason is None:  # distinct arrays: each can be set on its own
+        make_states_realistic(spec, lists, in_use)
+    everything = [arena] + [a for lst in lists.values() for a in lst]
+    before = snapshot(everything)
+    expected = None
+    if reason is None:
+        expected = reference_step(spec, h, step, lists["params"], lists["grads"], in_use, lists)
+    event("valid" if reason is None else reason.split()[-1])
+    fn = getattr(F, spec.name)
+    buffers = {b.argument: lists[b.argument] for b in spec.buffers}
+    try:
+        fn(lists["params"], lists["grads"], step=step, **buffers, **h)
+    except (TypeError, ValueError) as e:
+        assert reason is not None, f"refused a valid call: {e}"
+        assert names_an_argument(e, ["params", "grads", "step", *buffers, *h]), str(e)
+        assert unchanged(everything, before), f"{e}: bytes changed"
+        return
+    assert reason is None, f"accepted an invalid call ({reason})"
+    ref_params, ref_buffers = expected
+    tol = TOLERANCE[np.dtype(dtype)]
+    for i, p in enumerate(lists["params"]):
+        np.testing.assert_allclose(p, ref_params[i], **tol, err_msg=f"params[{i}]")
+        for b in in_use:
+            np.testing.assert_allclose(lists[b.argument][i], ref_buffers[b.argument][i], **tol,
+                                       err_msg=f"{b.argument}[{i}]")
+    written = [extent(a) for k in ["params"] + [b.argument for b in in_use] for a in lists[k]]
+    arena_begin = arena.__array_interface__["data"][0]
+    untouched = np.ones(ARENA_BYTES, bool)
+    for b, e in written:
+        if arena_begin <= b < arena_begin + ARENA_BYTES:
+            untouched[b - arena_begin:e - arena_begin] = False
+    assert (arena[untouched] == np.frombuffer(before[0], np.uint8)[untouched]).all(), "wrote outside its arrays"
+
+
+@settings(max_examples=EXAMPLES // 2, deadline=None)
+@given(data=st.data(), seed=st.integers(0, 2**32 - 1))
+def test_optimizer_plans_give_the_reference_answer_or_a_clean_error(data, seed):
+    """An Adam over params carved from the arena: refused at construction when two share memory;
+    then steps whose grads may overlap the params, the state or each other."""
+    rng = np.random.default_rng(seed)
+    arena = new_arena(seed)
+    n = data.draw(st.integers(1, 3))
+    shapes = [data.draw(st.sampled_from([(1,), (3,), (2, 3), (7,)])) for _ in range(n)]
+    made: List[np.ndarray] = []
+    mode = data.draw(st.sampled_from(MODES))
+    params = [data.draw(arrays(arena, made, s, np.float64, rng, mode)) for s in shapes]
+    reason = invalid([params], [True], one_dtype=False)
+    before = snapshot([arena] + params)
+    event("valid params" if reason is None else "invalid params")
+    try:
+        opt = fusedopt.Adam(params, lr=0.1, weight_decay=0.01)
+    except (TypeError, ValueError) as e:
+        assert reason is not None, f"refused valid params: {e}"
+        assert str(e).startswith("param_groups[0]['params']["), str(e)
+        assert unchanged([arena] + params, before)
+        return
+    assert reason is None, f"accepted invalid params ({reason})"
+    states = [{} for _ in params]
+    for _ in range(3):
+        grads = [data.draw(arrays(arena, made, s, np.float64, rng, data.draw(st.sampled_from(MODES))))
+                 for s in shapes]
+        buffers = [[opt.state[i][k] for i in range(n)] for k in ("exp_avg", "exp_avg_sq")] if opt.state else []
+        reason = invalid([params, grads] + buffers, [True, False, True, True], one_dtype=False)
+        event("valid step" if reason is None else "invalid step")
+        before = snapshot([arena] + params + grads + [b for lst in buffers for b in lst])
+        expected = [p.copy() for p in params]
+        saved_states = [{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()} for s in states]
+        if reason is None:
+            for p, g, s in zip(expected, grads, states):
+                REFERENCE["Adam"](p, g.copy(), s, lr=0.1, weight_decay=0.01)
+        try:
+            opt.step(grads)
+        except (TypeError, ValueError) as e:
+            assert reason is not None, f"refused a valid step: {e}"
+            assert unchanged([arena] + params + grads + [b for lst in buffers for b in lst], before), str(e)
+            states = saved_states
+            continue
+        assert reason is None, f"accepted an invalid step ({reason})"
+        for p, e in zip(params, expected):
+            np.testing.assert_allclose(p, e, **TOLERANCE[p.dtype])
+
+
+@settings(max_examples=EXAMPLES // 2, deadline=None)
+@given(data=st.data(), seed=st.integers(0, 2**32 - 1))
+def test_fills_write_their_array_or_refuse_cleanly(data, seed):
+    rng = np.random.default_rng(seed)
+    arena = new_arena(seed)
+    dtype = data.draw(st.sampled_from([np.float32, np.float64, np.float16]))
+    shape = data.draw(st.sampled_from([(1,), (5,), (3, 4), (17,)]))
+    target = data.draw(arrays(arena, [], shape, dtype, rng, data.draw(st.sampled_from(["arena", "faults"]))))
+    ok = (isinstance(target, np.ndarray) and target.dtype in (np.float16, np.float32, np.float64)
+          and target.dtype.isnative and target.flags.c_contiguous and target.flags.aligned and target.flags.writeable)
+    event("valid target" if ok else "invalid target")
+    before = snapshot([arena])
+    outside = np.ones(ARENA_BYTES, bool)
+    if isinstance(target, np.ndarray):
+        b, e = extent(target)
+        base = arena.__array_interface__["data"][0]
+        if base <= b < base + ARENA_BYTES:
+            outside[b - base:e - base] = False
+    try:
+        fusedopt.init.uniform_(target, a=-0.5, b=0.5, seed=seed)
+    except (TypeError, ValueError) as e:
+        assert not ok, f"refused a valid target: {e}"
+        assert str(e).startswith("tensor"), str(e)
+        assert unchanged([arena], before)
+        return
+    assert ok, "filled an invalid target"
+    values = target.astype(np.float64)
+    assert ((values >= -0.5) & (values < 0.5)).all()
+    assert (arena[outside] == np.frombuffer(before[0], np.uint8)[outside]).all(), "wrote outside the target"
