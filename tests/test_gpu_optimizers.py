@@ -196,3 +196,76 @@ def test_arrays_of_another_framework_are_updated_in_place_without_copies():
     for o, h in zip(owners, host):
         assert cupy.asnumpy(o).tobytes() == h.tobytes()
     assert isinstance(opt.state[0]["exp_avg"], cupy.ndarray)
+
+
+@pytest.mark.parametrize("layout,words", [
+    ("same arrays twice", r"(params|grads|exp_avgs|exp_avg_sqs)\[1\]: shares memory with \1\[0\]"),
+    ("grad is the param shifted by one", r"grads\[0\]: shares memory with params\[0\]"),
+    ("state overlaps another param", r"exp_avgs\[1\]: shares memory with params\[0\]"),
+])
+def test_gpu_arrays_sharing_memory_are_refused_and_unchanged(layout, words):
+    base = cupy.arange(21, dtype=cupy.float32)
+    p, g = base[:10], cupy.ones(10, cupy.float32)
+    m, v = cupy.zeros(10, cupy.float32), cupy.zeros(10, cupy.float32)
+    if layout == "same arrays twice":
+        lists = [p, p], [g, g], [m, m], [v, v]
+    elif layout == "grad is the param shifted by one":
+        lists = [p], [base[1:11]], [m], [v]
+    else:
+        lists = [p, cupy.zeros(10, cupy.float32)], [g, g.copy()], [m, base[5:15]], [v, v.copy()]
+    arrays = [base, g, m, v]
+    before = [cupy.asnumpy(a).tobytes() for a in arrays]
+    with pytest.raises(ValueError, match=words):
+        fusedopt.functional.adam(*lists, step=1)
+    assert [cupy.asnumpy(a).tobytes() for a in arrays] == before
+
+
+def test_a_grad_that_is_its_own_gpu_param_is_allowed():
+    p = cupy.arange(8, dtype=cupy.float64)
+    fusedopt.functional.sgd([p], [p], step=1, lr=0.5)
+    np.testing.assert_array_equal(cupy.asnumpy(p), np.arange(8) * 0.5)
+
+
+def test_gpu_params_sharing_memory_are_refused_by_the_optimizer_and_across_its_groups():
+    base = cupy.zeros(20, cupy.float32)
+    with pytest.raises(ValueError, match=r"param_groups\[0\]\['params'\]\[1\]: shares memory"):
+        fusedopt.SGD([base[:10], base[5:15]], lr=0.1)
+    a, b = base[:10], cupy.zeros(10, cupy.float64)
+    opt = fusedopt.Adam([{"params": [a]}, {"params": [b], "lr": 0.5}])
+    opt.step([cupy.ones(10, cupy.float32), cupy.ones(10, cupy.float64)])
+    opt.state[1]["exp_avg"] = cupy.zeros(20, cupy.float32).view(cupy.float64)  # its own memory: fine
+    opt.state[0]["exp_avg_sq"] = opt.state[1]["exp_avg"].view(cupy.float32)[:10]  # state[1]'s memory, other call
+    before = [cupy.asnumpy(x).tobytes() for x in (a, b)]
+    with pytest.raises(ValueError, match=r"shares memory"):
+        opt.step([cupy.ones(10, cupy.float32), cupy.ones(10, cupy.float64)])
+    assert [cupy.asnumpy(x).tobytes() for x in (a, b)] == before
+
+
+def test_a_misaligned_gpu_fill_target_is_refused_and_unchanged():
+    buf = cupy.zeros(72, cupy.uint8)
+    target = buf[4:68].view(cupy.float64)
+    with pytest.raises(ValueError, match="tensor: array is not aligned"):
+        fusedopt.init.uniform_(target, seed=0)
+    assert not cupy.asnumpy(buf).any()
+
+
+def test_a_launch_holds_its_arrays_until_the_gpu_has_run_it():
+    """A freed CuPy block goes back to its allocation stream's pool at once; the arrays of a launch
+    are kept until its event reports done (then released at a later launch)."""
+    import gc
+    import weakref
+
+    from fusedopt.backends import cuda as backend
+
+    p, g = cupy.zeros(1000, cupy.float32), cupy.ones(1000, cupy.float32)
+    grad_ref = weakref.ref(g)
+    fusedopt.functional.sgd([p], [g], step=1, lr=0.5)
+    del g
+    gc.collect()
+    held = grad_ref() is not None  # alive at least until the launch is known done
+    cupy.cuda.get_current_stream().synchronize()
+    fusedopt.functional.sgd([p], [cupy.ones(1000, cupy.float32)], step=1, lr=0.5)  # polls the finished ones
+    fusedopt.functional.sgd([p], [cupy.ones(1000, cupy.float32)], step=1, lr=0.5)
+    gc.collect()
+    assert held and grad_ref() is None and len(backend._in_flight) <= 2
+    np.testing.assert_array_equal(cupy.asnumpy(p), np.full(1000, -1.5, np.float32))

@@ -9,9 +9,11 @@ at the same id), and the device chunk table is built once per (pointers, sizes) 
 
 from __future__ import annotations
 
+import collections
 import functools
 import hashlib
 import os
+import threading
 import weakref
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -347,12 +349,29 @@ def _launch(rule: int, variant: int, dtype: str, infos: Sequence[_ListInfo], sca
     _step_kernel(rule, variant, dtype)((blocks,), (THREADS,), (*args, scalars))
 
 
+# Launches that may still run, each with the arrays it reads and writes: a launch returns before the
+# GPU has run it, and CuPy's pool hands a freed block at once to the next allocation on the stream
+# that allocated it, which need not be the launch's stream. Released when the GPU reports it done.
+_in_flight: "collections.deque" = collections.deque()
+_in_flight_lock = threading.Lock()
+
+
+def _hold_until_done(arrays) -> None:
+    event = _cupy().cuda.Event(disable_timing=True)
+    event.record()
+    with _in_flight_lock:
+        while _in_flight and _in_flight[0][0].done:
+            _in_flight.popleft()
+        _in_flight.append((event, arrays))
+
+
 # --- the optimizer step and plan (the interface of fusedopt.backends) ------------------------------
 
 def step(spec, variant: int, names, lists, scalars: bytes) -> None:
     _check_variant(spec.rule_index, variant, len(lists))
     dtype, infos = _check(list(zip(names, lists)))
     _launch(spec.rule_index, variant, dtype, infos, _scalars_struct(spec.rule_index, dtype, scalars))
+    _hold_until_done(tuple(a for arrays in lists for a in arrays))
 
 
 def _renamed(error: Exception, names: Dict[str, Sequence[str]]) -> Exception:
@@ -410,6 +429,7 @@ class Plan:
         refuse_overlaps(extents, lambda k, ci: self._calls[ci[0]][3][self._calls[ci[0]][1][k][0]][ci[1]])
         for launch in launches:
             _launch(*launch)
+        _hold_until_done((self, tuple(grads)))
         return True
 
 
@@ -486,3 +506,4 @@ def fill(out, *, out_kind, distribution, a, b, mean, std, y_lo, y_hi, upper_belo
         (blocks,), (threads,),
         (out, np.int64(n), np.int32(distribution), np.float64(a), np.float64(b), np.float64(mean), np.float64(std),
          np.float64(y_lo), np.float64(y_hi), np.float64(upper_below), np.uint64(seed), np.uint64(stream)))
+    _hold_until_done((out,))

@@ -18,7 +18,7 @@ from ._compile import RawModule  # noqa: F401 - cupy.RawModule
 
 __version__ = "0.0-host-emulation"
 
-float16, float32, float64, int32, int64 = np.float16, np.float32, np.float64, np.int32, np.int64
+float16, float32, float64, int32, int64, uint8 = np.float16, np.float32, np.float64, np.int32, np.int64, np.uint8
 _ALIGN = 256  # as cudaMalloc
 
 
@@ -86,6 +86,9 @@ class ndarray:
 
     def reshape(self, *shape) -> "ndarray":
         return ndarray(self._host.reshape(*shape))
+
+    def view(self, dtype) -> "ndarray":
+        return ndarray(self._host.view(dtype))
 
     def ravel(self) -> "ndarray":
         return ndarray(self._host.ravel())

@@ -53,6 +53,10 @@ class Event(_Synchronous):
     def record(self, stream=None) -> None:
         self._time = time.perf_counter()
 
+    @property
+    def done(self) -> bool:
+        return True  # every launch has finished when it returns
+
 
 def get_elapsed_time(start: Event, end: Event) -> float:
     """Milliseconds, as CuPy's."""
