@@ -30,7 +30,11 @@ FUSEDOPT_HD constexpr int list_index(unsigned present, int k) {
   return n;
 }
 
-FUSEDOPT_HD constexpr int popcount(unsigned bits) { return bits == 0 ? 0 : int(bits & 1u) + popcount(bits >> 1); }
+FUSEDOPT_HD constexpr int popcount(unsigned bits) {
+  int n = 0;
+  for (; bits != 0; bits >>= 1) n += int(bits & 1u);
+  return n;
+}
 
 }  // namespace rules
 FUSEDOPT_NAMESPACE_END
