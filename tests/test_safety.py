@@ -561,3 +561,16 @@ def test_sgd_momentum_with_an_infinite_gradient_keeps_minus_inf_as_torch_does():
     opt.step([np.array([np.inf, 1.0, 1.0, 1.0])])
     opt.step([np.ones(4)])
     assert p[0] == -np.inf and np.isfinite(p[1:]).all()
+
+
+@pytest.mark.parametrize("call,words", [
+    (lambda: _core.philox4x32_10((1, 2, 3, 2**32), (0, 0)), r"^counter: expected an int in \[0, 4294967295\]"),
+    (lambda: _core.philox4x32_10((1, 2, 3, 4), (-1, 0)), r"^key: expected an int in"),
+    (lambda: _core.philox4x32_10((1, 2, 3), (0, 0)), r"^counter: expected 4 words"),
+    (lambda: _core.step(2**63, 0, ("params", "grads"), [[np.zeros(2)], [np.zeros(2)]], b""), r"^rule: expected an int"),
+    (lambda: _core.step(0, -1, ("params", "grads"), [[np.zeros(2)], [np.zeros(2)]], b""), r"^variant: expected an int"),
+    (lambda: _core.Plan([], 2**70), r"^n_params: expected an int"),
+])
+def test_the_compiled_entry_points_range_check_their_integers(call, words):
+    with pytest.raises(ValueError, match=words):
+        call()

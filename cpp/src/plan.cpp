@@ -29,8 +29,7 @@ Plan::Plan(py::sequence calls, Py_ssize_t n_params) : n_params_(n_params) {
     const auto t = py::reinterpret_borrow<py::tuple>(c);
     if (t.size() != 6) throw py::value_error("Plan: each call is (rule, params, buffers, indices, names, buffer names)");
     Call call;
-    call.rule = t[0].cast<int>();
-    if (call.rule < 0 || call.rule >= static_cast<int>(table.size())) throw py::value_error("Plan: no such rule");
+    call.rule = static_cast<int>(checked_int(t[0], "rule", 0, static_cast<long long>(table.size()) - 1));
     const auto params = t[1].cast<py::list>();
     const auto buffers = t[2].cast<py::list>();
     call.param_index = t[3].cast<std::vector<Py_ssize_t>>();
@@ -109,7 +108,7 @@ bool Plan::step(py::object grads, py::sequence variants, py::sequence scalars) c
   const KernelTable& table = active_kernels();
   for (size_t c = 0; c < calls_.size(); ++c) {
     const Call& call = calls_[c];
-    const int variant = py::cast<int>(variants[c]);
+    const int variant = static_cast<int>(checked_int(variants[c], "variant", 0, kMaxVariants - 1));
     const RuleDescription& rule = checked_rule(call.rule, variant, call.n_buffers + 2);
     const Namer param_name = from(call.param_names);
     py::handle first = call.params[0];
@@ -155,7 +154,10 @@ bool Plan::step(py::object grads, py::sequence variants, py::sequence scalars) c
 
 void register_plan(py::module_& m) {
   py::class_<Plan>(m, "Plan", "An optimizer's params and state, checked once; step() checks and passes the grads.")
-      .def(py::init<py::sequence, Py_ssize_t>(), "calls"_a, "n_params"_a)
+      .def(py::init([](py::sequence calls, py::handle n_params) {
+             return Plan(calls, static_cast<Py_ssize_t>(checked_int(n_params, "n_params", 0, PY_SSIZE_T_MAX)));
+           }),
+           "calls"_a, "n_params"_a)
       .def("step", &Plan::step, "grads"_a, "variants"_a, "scalars"_a,
            "One step of every call; False (nothing written) when a grad is None.")
       .def_property_readonly("n_calls", &Plan::n_calls);

@@ -59,7 +59,23 @@ void init_fill(py::handle out, py::handle out_kind_arg, py::handle distribution_
   kernel(view, h);
 }
 
-py::tuple philox(std::array<unsigned int, 4> counter, std::array<unsigned int, 2> key) {
+// n words of a sequence, each an int in [0, 2**32).
+std::array<unsigned int, 4> words(py::handle seq, size_t n, const char* name) {
+  if (!PyList_Check(seq.ptr()) && !PyTuple_Check(seq.ptr()))
+    throw py::type_error(std::string(name) + ": expected a list or tuple of " + std::to_string(n) + " ints");
+  const auto items = py::reinterpret_borrow<py::sequence>(seq);
+  if (items.size() != n)
+    throw py::value_error(std::string(name) + ": expected " + std::to_string(n) + " words, got " +
+                          std::to_string(items.size()));
+  std::array<unsigned int, 4> out{};
+  for (size_t i = 0; i < n; ++i)
+    out[i] = static_cast<unsigned int>(checked_int(items[i], name, 0, 0xFFFFFFFFLL));
+  return out;
+}
+
+py::tuple philox(py::handle counter_arg, py::handle key_arg) {
+  const auto counter = words(counter_arg, 4, "counter");
+  const auto key = words(key_arg, 2, "key");
   const PhiloxBlock r = philox4x32_10(counter[0], counter[1], counter[2], counter[3], key[0], key[1]);
   return py::make_tuple(r.v[0], r.v[1], r.v[2], r.v[3]);
 }

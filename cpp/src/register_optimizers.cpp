@@ -17,8 +17,10 @@ namespace fusedopt {
 namespace {
 
 // One step of one rule variant over lists[0] (params), lists[1] (grads) and the state lists.
-void step(int rule, int variant, py::tuple names, py::sequence lists, py::bytes scalars) {
+void step(py::handle rule_arg, py::handle variant_arg, py::tuple names, py::sequence lists, py::bytes scalars) {
   if (names.size() != py::len(lists)) throw py::value_error("step: one name per list");
+  const int rule = static_cast<int>(checked_int(rule_arg, "rule", 0, kOptimizerCount - 1));
+  const int variant = static_cast<int>(checked_int(variant_arg, "variant", 0, kMaxVariants - 1));
   const RuleDescription& r = checked_rule(rule, variant, static_cast<int>(names.size()));
   std::vector<CheckedLists::Arg> args;
   for (size_t k = 0; k < names.size(); ++k) {
