@@ -574,3 +574,27 @@ def test_sgd_momentum_with_an_infinite_gradient_keeps_minus_inf_as_torch_does():
 def test_the_compiled_entry_points_range_check_their_integers(call, words):
     with pytest.raises(ValueError, match=words):
         call()
+
+
+def test_remembered_checks_never_let_an_overlap_through():
+    """The checks remember the last memory layouts found clear (the plan's grads, the functional's
+    lists): a new layout is checked again, whatever came before."""
+    p = np.random.default_rng(8).standard_normal(64)
+    opt = fusedopt.SGD([p], lr=0.1, momentum=0.9)
+    g1, g2 = np.ones(64), np.full(64, 2.0)
+    for g in (g1, g2, g1, g2):  # two layouts, both remembered
+        opt.step([g])
+    buffer = opt.state[0]["momentum_buffer"]
+    before = p.copy(), buffer.copy()
+    with pytest.raises(ValueError, match=r"grads\[0\]: shares memory with state\[0\]\['momentum_buffer'\]"):
+        opt.step([buffer])
+    assert p.tobytes() == before[0].tobytes() and buffer.tobytes() == before[1].tobytes()
+    opt.step([g1])  # the remembered layouts still pass
+
+    params, m, v = [np.zeros(64)], np.zeros(64), np.zeros(64)
+    F.adam(params, [g1], [m], [v], step=1)
+    F.adam(params, [g2], [m], [v], step=2)
+    with pytest.raises(ValueError, match=r"grads\[0\]: shares memory with exp_avgs\[0\]"):
+        F.adam(params, [m], [m], [v], step=3)  # same written arrays, a new grad
+    with pytest.raises(ValueError, match=r"exp_avg_sqs\[0\]: shares memory with exp_avgs\[0\]"):
+        F.adam(params, [g1], [m], [m], step=3)  # new written arrays, a remembered grad

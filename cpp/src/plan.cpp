@@ -1,5 +1,7 @@
 #include "plan.hpp"
 
+#include <memory>
+
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
@@ -69,13 +71,38 @@ Plan::Plan(py::sequence calls, Py_ssize_t n_params) : n_params_(n_params) {
       call.offsets[i + 1] = call.offsets[i] + static_cast<int64_t>(py::reinterpret_borrow<py::array>(params[i]).size());
     call.itemsize = call.dtype == kFloat32 ? 4 : 8;
     const int index = static_cast<int>(calls_.size());
-    for (int k = 0; k < kMaxSlots; ++k)
+    for (int k = 0; k < kMaxSlots; ++k)  // slot 1, the grads, is empty here
       for (size_t i = 0; i < call.pointers[k].size(); ++i)
         fixed_.add(call.pointers[k][i], static_cast<size_t>(call.offsets[i + 1] - call.offsets[i]) * call.itemsize, index,
                    k, i);
     calls_.push_back(std::move(call));
   }
-  fixed_.refuse_overlaps([this](const Extent& e) { return name_of(e); });
+  fixed_.sort_and_refuse_overlaps([this](const Extent& e) { return name_of(e); });
+}
+
+// The grads among themselves and against the params and state; skipped when they sit where one of the
+// last two steps' did (same pointers, and so the same sizes), as they often do in a training loop.
+void Plan::refuse_grads_sharing_written_memory(const std::vector<std::vector<void*>>& grad_pointers) const {
+  thread_local std::vector<void*> flat;
+  flat.clear();
+  for (const auto& pointers : grad_pointers) flat.insert(flat.end(), pointers.begin(), pointers.end());
+  {
+    const std::lock_guard<std::mutex> lock(checked_grads_mutex_);
+    if (checked_grads_.contains(flat)) return;
+  }
+  thread_local std::vector<Extent> grads;
+  grads.clear();
+  for (size_t c = 0; c < calls_.size(); ++c) {
+    const Call& call = calls_[c];
+    for (size_t i = 0; i < grad_pointers[c].size(); ++i) {
+      const auto begin = reinterpret_cast<uintptr_t>(grad_pointers[c][i]);
+      const auto bytes = static_cast<uintptr_t>(call.offsets[i + 1] - call.offsets[i]) * call.itemsize;
+      grads.push_back({begin, begin + bytes, static_cast<int>(c), 1, i});
+    }
+  }
+  fixed_.refuse_grads(grads, [this](const Extent& e) { return name_of(e); });
+  const std::lock_guard<std::mutex> lock(checked_grads_mutex_);
+  checked_grads_.insert(flat);
 }
 
 std::string Plan::name_of(const Extent& e) const {
@@ -128,14 +155,7 @@ bool Plan::step(py::object grads, py::sequence variants, py::sequence scalars) c
     converted[c] = convert_scalars(rule, call.dtype, scalars[c]);
     kernels[c] = table.optimizers[call.rule].variants[call.dtype][variant];
   }
-  Extents grad_extents;
-  for (size_t c = 0; c < calls_.size(); ++c) {
-    const Call& call = calls_[c];
-    for (size_t i = 0; i < grad_pointers[c].size(); ++i)
-      grad_extents.add(grad_pointers[c][i], static_cast<size_t>(call.offsets[i + 1] - call.offsets[i]) * call.itemsize,
-                       static_cast<int>(c), 1, i);
-  }
-  grad_extents.refuse_overlaps_with(fixed_, [this](const Extent& e) { return name_of(e); });
+  refuse_grads_sharing_written_memory(grad_pointers);
   std::vector<TensorListView> views(calls_.size());
   for (size_t c = 0; c < calls_.size(); ++c) {
     const Call& call = calls_[c];
@@ -153,9 +173,10 @@ bool Plan::step(py::object grads, py::sequence variants, py::sequence scalars) c
 }
 
 void register_plan(py::module_& m) {
-  py::class_<Plan>(m, "Plan", "An optimizer's params and state, checked once; step() checks and passes the grads.")
+  py::class_<Plan>(m, "Plan", py::module_local(), "An optimizer's params and state, checked once; step() checks and passes the grads.")
       .def(py::init([](py::sequence calls, py::handle n_params) {
-             return Plan(calls, static_cast<Py_ssize_t>(checked_int(n_params, "n_params", 0, PY_SSIZE_T_MAX)));
+             return std::make_unique<Plan>(
+                 calls, static_cast<Py_ssize_t>(checked_int(n_params, "n_params", 0, PY_SSIZE_T_MAX)));
            }),
            "calls"_a, "n_params"_a)
       .def("step", &Plan::step, "grads"_a, "variants"_a, "scalars"_a,

@@ -6,6 +6,7 @@
 #pragma once
 #include <pybind11/pybind11.h>
 
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -46,8 +47,11 @@ class Plan {
     size_t itemsize = 4;
   };
   std::string name_of(const Extent& e) const;
+  void refuse_grads_sharing_written_memory(const std::vector<std::vector<void*>>& grad_pointers) const;
   std::vector<Call> calls_;
-  Extents fixed_;  // params and state buffers of every call: checked disjoint once, sorted
+  WrittenExtents fixed_;  // params and state buffers of every call: checked disjoint once, sorted
+  mutable std::mutex checked_grads_mutex_;
+  mutable RecentlyChecked<std::vector<void*>> checked_grads_;  // grad pointers found clear of fixed_
   Py_ssize_t n_params_;
 };
 

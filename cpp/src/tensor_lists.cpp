@@ -143,15 +143,58 @@ CheckedLists::CheckedLists(const std::vector<Arg>& lists) {
     py::handle p = PySequence_Fast_GET_ITEM(params.obj.ptr(), static_cast<Py_ssize_t>(i));
     offsets_[i + 1] = offsets_[i] + static_cast<int64_t>(py::reinterpret_borrow<py::array>(p).size());
   }
+  refuse_overlaps(lists, n);
+}
+
+// The written lists of the last call on this thread, checked disjoint: a training loop passes the same
+// params and state every step, and then only its grads are checked (O(n log n) in the grads), or
+// nothing when they also sit where the last call's did.
+struct WrittenCache {
+  std::vector<uintptr_t> key;  // (pointer, bytes) of every written array, and the lists' shape
+  WrittenExtents extents;
+  RecentlyChecked<std::vector<uintptr_t>> reads;  // (pointer, bytes) of grads found clear of them and each other
+};
+
+void CheckedLists::refuse_overlaps(const std::vector<Arg>& lists, size_t n) const {
   const size_t itemsize = dtype_ == kFloat32 ? 4 : 8;
-  Extents extents;
-  for (size_t k = 0; k < lists.size(); ++k)
-    for (size_t i = 0; i < n; ++i)
-      extents.add(pointers_[k][i], static_cast<size_t>(offsets_[i + 1] - offsets_[i]) * itemsize, 0,
-                  static_cast<int>(k), i);
-  extents.refuse_overlaps([&lists](const Extent& e) {
+  const auto name = [&lists](const Extent& e) {
     return std::string(lists[static_cast<size_t>(e.slot)].name) + "[" + std::to_string(e.index) + "]";
-  });
+  };
+  const auto bytes = [&](size_t i) { return static_cast<size_t>(offsets_[i + 1] - offsets_[i]) * itemsize; };
+  const auto memory_of = [&](bool written, std::vector<uintptr_t>& out) {  // (pointer, bytes) per array
+    for (size_t k = 0; k < lists.size(); ++k)
+      if (lists[k].writable == written)
+        for (size_t i = 0; i < n; ++i) out.insert(out.end(), {reinterpret_cast<uintptr_t>(pointers_[k][i]), bytes(i)});
+  };
+  thread_local WrittenCache cache;
+  thread_local std::vector<uintptr_t> key, reads;
+  key.assign({lists.size(), n});
+  memory_of(true, key);
+  reads.clear();
+  memory_of(false, reads);
+  if (key == cache.key && cache.reads.contains(reads)) return;  // the same arrays' memory as a checked call
+  if (key != cache.key) {
+    cache.reads.clear();
+    cache.key.clear();  // invalid until checked
+    cache.extents.clear();
+    cache.extents.reserve(key.size() / 2);
+    for (size_t k = 0; k < lists.size(); ++k)
+      if (lists[k].writable)
+        for (size_t i = 0; i < n; ++i)
+          cache.extents.add(pointers_[k][i], bytes(i), 0, static_cast<int>(k), i);
+    cache.extents.sort_and_refuse_overlaps(name);
+    cache.key = key;
+  }
+  thread_local std::vector<Extent> grads;
+  grads.clear();
+  for (size_t k = 0; k < lists.size(); ++k)
+    if (!lists[k].writable)
+      for (size_t i = 0; i < n; ++i) {
+        const auto begin = reinterpret_cast<uintptr_t>(pointers_[k][i]);
+        grads.push_back({begin, begin + bytes(i), 0, static_cast<int>(k), i});
+      }
+  cache.extents.refuse_grads(grads, name);
+  cache.reads.insert(reads);
 }
 
 TensorListView CheckedLists::view() const {

@@ -40,6 +40,8 @@ class CheckedLists {
   TensorListView view() const;
 
  private:
+  // ValueError when a written array shares memory with another array (overlap.hpp).
+  void refuse_overlaps(const std::vector<Arg>& lists, size_t n) const;
   DType dtype_ = kFloat32;
   std::vector<int64_t> offsets_;
   std::vector<void*> pointers_[kMaxSlots];
