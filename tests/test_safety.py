@@ -125,12 +125,12 @@ def test_arrays_sharing_memory_are_refused_and_unchanged(layout):
     elif layout == "state overlaps another param's grad":
         params, grads = [p, np.zeros(200)], [g, base[:200]]
         ms, vs = [m, base[150:350]], [v, np.zeros(200)]
-        words = r"exp_avgs\[1\]: shares memory with grads\[1\]"
+        words = r"grads\[1\]: shares memory with exp_avgs\[1\]"
     else:
         params, ms, vs = [np.zeros(100, np.float32)], [np.zeros(100, np.float32)], [np.zeros(100, np.float32)]
         grads = [g[:50].view(np.float32)]
         ms = [g[25:75].view(np.float32)]
-        words = r"exp_avgs\[0\]: shares memory with grads\[0\]"
+        words = r"grads\[0\]: shares memory with exp_avgs\[0\]"
     everything = [base] + params + grads + ms + vs
     before = [a.copy() for a in everything]
     with pytest.raises(ValueError, match=words):

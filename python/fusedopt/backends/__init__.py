@@ -49,7 +49,8 @@ def refuse_overlaps(extents, name, rule: str = "the arrays of one step must not 
         if furthest is not None and e[0] < furthest[1]:
             allowed = ({furthest[2], e[2]} == {0, 1} and furthest[3] == e[3] and furthest[:2] == e[:2])
             if not allowed:
-                later, earlier = sorted((furthest, e), key=lambda x: (x[2], x[3]), reverse=True)
+                # a grad first (it is what changes from step to step), else the later in argument order
+                later, earlier = sorted((furthest, e), key=lambda x: (x[2] == 1, x[2], x[3]), reverse=True)
                 raise ValueError(f"{name(*later[2:])}: shares memory with {name(*earlier[2:])}; {rule}")
         if furthest is None or e[1] > furthest[1]:
             furthest = e
