@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import List
 
 import fusedopt
@@ -25,7 +26,12 @@ def finish(rows: List[dict], json_path, repeats: int) -> int:
 
 
 def set_threads(n: int) -> None:
+    """fusedopt's, torch's and a baseline build's (``fusedopt_old``, --baseline) thread counts: each is
+    its own since issue 12, so each is set."""
     fusedopt.set_num_threads(n)
+    baseline = sys.modules.get("fusedopt_old")
+    if baseline is not None:
+        baseline.set_num_threads(n)
     try:
         import torch
     except ImportError:

@@ -217,18 +217,15 @@ class Optimizer:
         ``None`` skips a param and its step count). Everything is checked before anything is
         written."""
         with self._lock:
-            self._step(grads)
-
-    def _step(self, grads: Sequence[Optional[Any]]) -> None:
-        plan = self._plan
-        if plan is not None:
-            arguments = self._step_arguments(self._calls)
-            if arguments is not None and plan.step(grads, *arguments):
-                for call in self._calls:
-                    call.step += 1
-                    call.first_step = False
-                return
-        self._general_step(grads)
+            plan = self._plan
+            if plan is not None:
+                arguments = self._step_arguments(self._calls)
+                if arguments is not None and plan.step(grads, *arguments):
+                    for call in self._calls:
+                        call.step += 1
+                        call.first_step = False
+                    return
+            self._general_step(grads)
 
     def _step_arguments(self, calls: Sequence[_Call]) -> Optional[Tuple[list, list]]:
         """Each call's variant and scalars from its group as it is now (checked when it changed), or
