@@ -55,7 +55,22 @@ def copy_like(value, p):
     return np.array(value, dtype=p.dtype, order="C", copy=True)
 
 
+def _torch_cpu_view(tensor):
+    """The NumPy view of a CPU torch tensor's memory (no copy), or None for anything else."""
+    if type(tensor).__module__.split(".")[0] != "torch" or not hasattr(tensor, "detach"):
+        return None
+    if tensor.device.type != "cpu":
+        return None
+    try:
+        return tensor.detach().numpy()
+    except (TypeError, RuntimeError) as e:  # a dtype NumPy has no view for (bfloat16)
+        raise TypeError(f"tensor: {tensor.dtype} tensors cannot be filled in place here ({e})") from None
+
+
 def fill_target(tensor):
+    view = _torch_cpu_view(tensor)
+    if view is not None:
+        tensor = view
     if not isinstance(tensor, np.ndarray):
         raise TypeError(f"tensor: expected a numpy.ndarray or a CUDA array, got {type(tensor).__name__}")
     if not tensor.flags.c_contiguous:
