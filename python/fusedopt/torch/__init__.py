@@ -54,7 +54,10 @@ def _plain(name: str, value):
 
 def _numpy(tensor: torch.Tensor):
     """The NumPy view of a CPU tensor's memory (writes go to the tensor)."""
-    return tensor.detach().numpy()
+    try:
+        return tensor.numpy()
+    except RuntimeError:  # a tensor that requires grad (a param, or a grad made with create_graph=True)
+        return tensor.detach().numpy()
 
 
 class FusedOptimizer(torch.optim.Optimizer):
@@ -69,6 +72,8 @@ class FusedOptimizer(torch.optim.Optimizer):
                 raise ValueError(f"{switch}={defaults[switch]!r}: {why}")
         self._spec_for(defaults).check(self._hypers(defaults))
         self._checked: Dict[int, tuple] = {}  # group index -> the hyperparameters last found valid
+        self._views: Dict[int, tuple] = {}  # id(tensor) -> (tensor, data pointer, NumPy view)
+        self._step_blocks: Dict[int, tuple] = {}  # group index -> (float32 counts, their 0-d views)
         super().__init__(params, defaults)
 
     def _spec_for(self, group) -> Spec:
@@ -87,11 +92,27 @@ class FusedOptimizer(torch.optim.Optimizer):
                 loss = closure()
         work = [self._prepare(g, group) for g, group in enumerate(self.param_groups)]
         for prepared in work:  # every group checked and its state made before any is updated
-            for spec, step, lists, h, steps in prepared:
+            for spec, step, lists, h, advance in prepared:
                 run(spec, lists["params"], lists["grads"], lists, step, h)
-                if steps:
-                    torch._foreach_add_(steps, 1.0)
+                if advance is not None:
+                    block, indices = advance
+                    if len(indices) == len(block):
+                        block += 1.0
+                    else:
+                        block[indices] += 1.0
         return loss
+
+    def _view(self, tensor: torch.Tensor, where: "_Where", key: Optional[str] = None):
+        """The NumPy view of a param or state tensor, made once and kept while the tensor keeps its
+        memory (checked by data pointer: ``p.data = ...`` or a loaded state gives new memory)."""
+        pointer = tensor.data_ptr()
+        cached = self._views.get(id(tensor))
+        if cached is not None and cached[0] is tensor and cached[1] == pointer:
+            return cached[2]
+        _check_param(tensor, str(where) if key is None else f"state of {where}, {key!r}")
+        view = _numpy(tensor)
+        self._views[id(tensor)] = (tensor, pointer, view)
+        return view
 
     def _prepare(self, g: int, group: Dict[str, Any]) -> list:
         """The group's params with a gradient, checked, cut by step count into functional calls:
@@ -104,53 +125,89 @@ class FusedOptimizer(torch.optim.Optimizer):
             self._checked[g] = checked
         kernel_h = {name: h[name] for name in spec.kernel_hypers}
         keeps_step = not spec.new_buffer_is_first_step  # torch's SGD keeps no step count
+        with_grad = [(j, p) for j, p in enumerate(group["params"]) if p.grad is not None]
+        states = [self.state[p] for _, p in with_grad]
+        counts = self._step_counts(g, states) if keeps_step else None
+        buffers_at: Dict[int, tuple] = {}
         calls: Dict[int, tuple] = {}
-        for j, p in enumerate(group["params"]):
+        for k, ((j, p), state) in enumerate(zip(with_grad, states)):
+            where = _Where(g, j)
             grad = p.grad
-            if grad is None:
-                continue
-            where = f"param_groups[{g}]['params'][{j}]"
-            _check(p, grad, where)
-            state = self.state[p]
+            if grad.layout is not torch.strided or grad.dtype is not p.dtype or not grad.is_contiguous():
+                _check_grad(p, grad, str(where))
             if keeps_step:
-                if "step" not in state:
-                    state["step"] = torch.tensor(0.0, dtype=torch.float32)
-                step = int(state["step"].item()) + 1
+                step = counts[k] + 1
             else:  # SGD: a momentum buffer that does not exist yet starts at the gradient (step 1)
                 step = 1 if state.get("momentum_buffer") is None else 2
-            buffers = spec.buffers_in(spec.variant(h, step))
+            buffers = buffers_at.get(step)
+            if buffers is None:
+                buffers = buffers_at[step] = spec.buffers_in(spec.variant(h, step))
             for b in buffers:
                 if state.get(b.key) is None:
                     state[b.key] = torch.full_like(p, spec.initial_value(b, h), memory_format=torch.preserve_format)
             if step not in calls:
                 calls[step] = ({"params": [], "grads": [], **{b.argument: [] for b in spec.buffers}}, [])
             lists, steps = calls[step]
-            lists["params"].append(_numpy(p))
+            lists["params"].append(self._view(p, where))
             lists["grads"].append(_numpy(grad))
             for b in buffers:
-                lists[b.argument].append(_numpy(state[b.key]))
+                lists[b.argument].append(self._view(state[b.key], where, b.key))
             if keeps_step:
-                steps.append(state["step"])
+                steps.append(k)
         for lists, _ in calls.values():
             for b in spec.buffers:
                 if not lists[b.argument]:
                     lists[b.argument] = None
-        return [(spec, step, lists, kernel_h, steps) for step, (lists, steps) in calls.items()]
+        block = self._step_blocks[g][0] if keeps_step and with_grad else None
+        return [(spec, step, lists, kernel_h, (block, steps) if block is not None else None)
+                for step, (lists, steps) in calls.items()]
+
+    def _step_counts(self, g: int, states: list) -> list:
+        """The step count of each state, as ints. Each ``state['step']`` is a 0-d view into one float32
+        tensor per group (torch keeps one tensor per param), so that a step reads all counts with one
+        ``tolist()`` and advances them with one add; a state whose step is another tensor (made here,
+        or loaded by load_state_dict) is moved into the block first."""
+        block, views = self._step_blocks.get(g, (None, []))
+        if block is None or len(views) != len(states) or any(
+                state.get("step") is not view for state, view in zip(states, views)):
+            values = [float(state["step"]) if "step" in state else 0.0 for state in states]
+            block = torch.tensor(values, dtype=torch.float32)
+            views = [block[i] for i in range(len(states))]
+            for state, view in zip(states, views):
+                state["step"] = view
+            self._step_blocks[g] = (block, views)
+        return [int(c) for c in block.tolist()]
 
 
-def _check(p: torch.Tensor, grad: torch.Tensor, where: str) -> None:
-    """TypeError/ValueError naming the param for what the CPU kernels cannot take in place."""
+class _Where:
+    """A param's name for error messages, formatted only when one is raised."""
+
+    __slots__ = ("g", "j")
+
+    def __init__(self, g: int, j: int):
+        self.g, self.j = g, j
+
+    def __str__(self) -> str:
+        return f"param_groups[{self.g}]['params'][{self.j}]"
+
+
+def _check_param(p: torch.Tensor, where: str) -> None:
+    """TypeError/ValueError naming a param (or state tensor) the CPU kernels cannot update in place."""
     if p.device.type != "cpu":
         raise TypeError(f"{where}: on {p.device}; fusedopt.torch runs CPU tensors for now (CUDA: not yet)")
     if p.is_complex() or p.dtype not in _SUPPORTED_DTYPES:
         raise TypeError(f"{where}: dtype {p.dtype} is not supported; expected torch.float32 or torch.float64")
+    if not p.is_contiguous():
+        raise ValueError(f"{where}: must be contiguous; fusedopt updates in place and never copies")
+
+
+def _check_grad(p: torch.Tensor, grad: torch.Tensor, where: str) -> None:
     if grad.is_sparse or grad.layout != torch.strided:
         raise TypeError(f"{where}: sparse gradients are not supported (as in torch.optim's dense optimizers)")
     if grad.dtype != p.dtype or grad.device != p.device:
         raise TypeError(f"{where}: grad is {grad.dtype} on {grad.device}, the param {p.dtype} on {p.device}")
-    if not p.is_contiguous() or not grad.is_contiguous():
-        raise ValueError(f"{where}: the param and its grad must be contiguous; fusedopt updates in place and "
-                         "never copies")
+    if not grad.is_contiguous():
+        raise ValueError(f"{where}: its grad must be contiguous; fusedopt reads it in place and never copies")
 
 
 def _optimizer_class(spec: Spec) -> type:
