@@ -269,3 +269,34 @@ def test_a_launch_holds_its_arrays_until_the_gpu_has_run_it():
     gc.collect()
     assert held and grad_ref() is None and len(backend._in_flight) <= 2
     np.testing.assert_array_equal(cupy.asnumpy(p), np.full(1000, -1.5, np.float32))
+
+
+def test_torch_cuda_adapter_matches_torch_optim_on_torchs_stream():
+    """fusedopt.torch on CUDA tensors: the same params as torch.optim after a few steps taken under a
+    side stream (the kernels must run on torch's current stream, after the backward that wrote the
+    grads), with the params' memory updated in place. Needs torch built with CUDA."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA here")
+    import fusedopt.torch as ft
+
+    def net():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.Tanh(), torch.nn.Linear(256, 8)).cuda()
+
+    a, b = net(), net()
+    oa, ob = torch.optim.Adam(a.parameters(), lr=0.01, amsgrad=True), ft.Adam(b.parameters(), lr=0.01, amsgrad=True)
+    pointers = [p.data_ptr() for p in b.parameters()]
+    x, y = torch.randn(512, 64, device="cuda"), torch.randn(512, 8, device="cuda")
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(5):
+            for model, opt in ((a, oa), (b, ob)):
+                opt.zero_grad(set_to_none=True)
+                torch.nn.functional.mse_loss(model(x), y).backward()
+                opt.step()
+    torch.cuda.synchronize()
+    assert [p.data_ptr() for p in b.parameters()] == pointers
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(q, p, rtol=2e-5, atol=2e-6)

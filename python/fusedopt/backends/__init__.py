@@ -27,6 +27,8 @@ def is_cuda_array(a) -> bool:
         return True
     if isinstance(a, np.ndarray):
         return False
+    if type(a).__module__.split(".")[0] == "torch" and hasattr(a, "is_cuda"):
+        return bool(a.is_cuda)  # torch's __cuda_array_interface__ raises for a tensor that requires grad
     if hasattr(a, "__cuda_array_interface__"):
         return True
     device = getattr(a, "__dlpack_device__", None)

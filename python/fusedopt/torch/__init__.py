@@ -11,9 +11,10 @@ Each class (``SGD, Adagrad, RMSprop, Adam, AdamW``, one per spec of fusedopt.fun
 ``torch.amp.GradScaler``, ``zero_grad``, closures and the step/state-dict hooks.
 
 CPU tensors go to the C++ kernels as NumPy views of their memory (no copy: the param's data pointer
-does not change). Not yet: CUDA tensors (a clear TypeError; the CUDA path must launch on torch's current
-stream), an O(1) host cost per step (the step loops over the params in Python, as torch's single-tensor
-path does), bfloat16/float16 params (issue 16).
+does not change). CUDA tensors go to the CUDA kernels as CuPy views, launched on torch's current stream
+of their device, so a step is ordered after the backward pass that wrote the grads (this path has not
+run on a GPU yet). Not yet: an O(1) host cost per step (the step loops over the params in Python, as
+torch's single-tensor path does), bfloat16/float16 params (issue 16).
 
 torch-only switches: ``foreach`` and ``fused`` are accepted and change nothing (the step is always one
 fused pass); ``capturable=True`` and ``differentiable=True`` are refused; Adam's
@@ -53,11 +54,32 @@ def _plain(name: str, value):
 
 
 def _numpy(tensor: torch.Tensor):
-    """The NumPy view of a CPU tensor's memory (writes go to the tensor)."""
+    """The NumPy view of a CPU tensor's memory, or the CuPy view of a CUDA tensor's (writes go to the
+    tensor; no copy either way)."""
+    if tensor.is_cuda:
+        from ..backends.cuda import as_cupy
+
+        return as_cupy("tensor", tensor.detach())  # detached: torch refuses the CUDA array interface otherwise
     try:
         return tensor.numpy()
     except RuntimeError:  # a tensor that requires grad (a param, or a grad made with create_graph=True)
         return tensor.detach().numpy()
+
+
+def _on_torch_stream(tensor: torch.Tensor):
+    """A context in which CuPy launches on torch's current stream of the tensor's device (so a step is
+    ordered after the backward pass that wrote the grads), or a no-op context for CPU tensors."""
+    import contextlib
+
+    if not tensor.is_cuda:
+        return contextlib.nullcontext()
+    import cupy
+
+    stream = torch.cuda.current_stream(tensor.device)
+    stack = contextlib.ExitStack()
+    stack.enter_context(cupy.cuda.Device(tensor.device.index))
+    stack.enter_context(cupy.cuda.ExternalStream(stream.cuda_stream, tensor.device.index))
+    return stack
 
 
 class FusedOptimizer(torch.optim.Optimizer):
@@ -92,8 +114,9 @@ class FusedOptimizer(torch.optim.Optimizer):
                 loss = closure()
         work = [self._prepare(g, group) for g, group in enumerate(self.param_groups)]
         for prepared in work:  # every group checked and its state made before any is updated
-            for spec, step, lists, h, advance in prepared:
-                run(spec, lists["params"], lists["grads"], lists, step, h)
+            for spec, step, lists, h, advance, first in prepared:
+                with _on_torch_stream(first):
+                    run(spec, lists["params"], lists["grads"], lists, step, h)
                 if advance is not None:
                     block, indices = advance
                     if len(indices) == len(block):
@@ -145,22 +168,23 @@ class FusedOptimizer(torch.optim.Optimizer):
             for b in buffers:
                 if state.get(b.key) is None:
                     state[b.key] = torch.full_like(p, spec.initial_value(b, h), memory_format=torch.preserve_format)
-            if step not in calls:
-                calls[step] = ({"params": [], "grads": [], **{b.argument: [] for b in spec.buffers}}, [])
-            lists, steps = calls[step]
+            key = (step, p.device)  # one fused call per step count and device
+            if key not in calls:
+                calls[key] = ({"params": [], "grads": [], **{b.argument: [] for b in spec.buffers}}, [], p)
+            lists, steps, _ = calls[key]
             lists["params"].append(self._view(p, where))
             lists["grads"].append(_numpy(grad))
             for b in buffers:
                 lists[b.argument].append(self._view(state[b.key], where, b.key))
             if keeps_step:
                 steps.append(k)
-        for lists, _ in calls.values():
+        for lists, _, _ in calls.values():
             for b in spec.buffers:
                 if not lists[b.argument]:
                     lists[b.argument] = None
         block = self._step_blocks[g][0] if keeps_step and with_grad else None
-        return [(spec, step, lists, kernel_h, (block, steps) if block is not None else None)
-                for step, (lists, steps) in calls.items()]
+        return [(spec, step, lists, kernel_h, (block, steps) if block is not None else None, first)
+                for (step, _), (lists, steps, first) in calls.items()]
 
     def _step_counts(self, g: int, states: list) -> list:
         """The step count of each state, as ints. Each ``state['step']`` is a 0-d view into one float32
@@ -193,8 +217,8 @@ class _Where:
 
 def _check_param(p: torch.Tensor, where: str) -> None:
     """TypeError/ValueError naming a param (or state tensor) the CPU kernels cannot update in place."""
-    if p.device.type != "cpu":
-        raise TypeError(f"{where}: on {p.device}; fusedopt.torch runs CPU tensors for now (CUDA: not yet)")
+    if p.device.type not in ("cpu", "cuda"):
+        raise TypeError(f"{where}: on {p.device}; fusedopt.torch runs CPU and CUDA tensors")
     if p.is_complex() or p.dtype not in _SUPPORTED_DTYPES:
         raise TypeError(f"{where}: dtype {p.dtype} is not supported; expected torch.float32 or torch.float64")
     if not p.is_contiguous():
