@@ -48,6 +48,19 @@ def torch_impl(optimizer, kwargs, params, grads, variant: str) -> Optional[Impl]
     return Impl(opt.step, [t.detach().numpy() for t in tensors])
 
 
+def fusedopt_torch_impl(optimizer, kwargs, params, grads) -> Impl:
+    """fusedopt through the PyTorch adapter: the whole ``optimizer.step()`` of fusedopt.torch."""
+    import torch
+
+    import fusedopt.torch as ft
+
+    tensors = [torch.from_numpy(p.copy()).requires_grad_(True) for p in params]
+    for t, g in zip(tensors, grads):
+        t.grad = torch.from_numpy(g.copy())
+    opt = getattr(ft, TORCH_CLASS[optimizer])(tensors, **kwargs)
+    return Impl(opt.step, [t.detach().numpy() for t in tensors])
+
+
 def numpy_impl(optimizer, kwargs, params, grads) -> Impl:
     """Plain NumPy with in-place ufuncs and one scratch array per tensor (no per-step allocation)."""
     params = [p.copy() for p in params]

@@ -15,7 +15,7 @@ from .tables import (OPTIMIZERS, REFERENCE, TORCH_CLASS, bytes_per_param, fill_l
 
 INITIALIZERS = ("uniform", "normal", "kaiming_uniform", "xavier_normal")
 QUICK_INITIALIZERS = ("uniform", "normal", "kaiming_uniform")
-CPU_BACKENDS = ("fusedopt", "numpy", "torch-default", "torch-foreach", "torch-fused")
+CPU_BACKENDS = ("fusedopt", "fusedopt-torch", "numpy", "torch-default", "torch-foreach", "torch-fused")
 GPU_BACKENDS = ("cuda", "cupy", "torch-cuda")
 
 # An implementation factory: (optimizer, kwargs, params, grads) -> impls.Impl
@@ -34,7 +34,7 @@ def available_backends() -> List[str]:
     """The backends this machine can run: the CPU ones, then the GPU ones when CuPy sees a device."""
     from . import gpu
 
-    cpu = [b for b in CPU_BACKENDS if not b.startswith("torch") or torch_available()]
+    cpu = [b for b in CPU_BACKENDS if "torch" not in b or torch_available()]
     return cpu + gpu.available_backends()
 
 
@@ -50,6 +50,8 @@ def factories(backends: Sequence[str]) -> Dict[str, Factory]:
     for b in backends:
         if b == "fusedopt":
             out[b] = impls.fusedopt_impl
+        elif b == "fusedopt-torch":
+            out[b] = impls.fusedopt_torch_impl
         elif b == "numpy":
             out[b] = impls.numpy_impl
         elif b in CPU_BACKENDS and b.startswith("torch-"):

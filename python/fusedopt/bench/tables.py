@@ -73,7 +73,9 @@ def rows_from_times(times, built, ok, ceiling, nbytes, common) -> List[dict]:
     rows = []
     for name in built:
         t = times[name]
-        others = [times[o] for o in built if o != name]
+        # fusedopt's own rows (the class, its torch adapter, a baseline build) are compared with the others
+        own = name.startswith("fusedopt")
+        others = [times[o] for o in built if o != name and not (own and o.startswith("fusedopt"))]
         rows.append(dict(common, backend=name, ms=t * 1e3, gitems=common["n"] / t / 1e9, gbs=nbytes / t / 1e9,
                          ceiling_gbs=ceiling / 1e9, frac_ceiling=nbytes / t / ceiling,
                          agrees_with_reference=ok[name],

@@ -96,6 +96,7 @@ class FusedOptimizer(torch.optim.Optimizer):
         self._checked: Dict[int, tuple] = {}  # group index -> the hyperparameters last found valid
         self._views: Dict[int, tuple] = {}  # id(tensor) -> (tensor, data pointer, NumPy view)
         self._step_blocks: Dict[int, tuple] = {}  # group index -> (float32 counts, their 0-d views)
+        self._steady: Dict[int, _Steady] = {}  # group index -> what its last step prepared, to reuse
         super().__init__(params, defaults)
 
     def _spec_for(self, group) -> Spec:
@@ -139,7 +140,22 @@ class FusedOptimizer(torch.optim.Optimizer):
 
     def _prepare(self, g: int, group: Dict[str, Any]) -> list:
         """The group's params with a gradient, checked, cut by step count into functional calls:
-        (spec, step, lists of NumPy views, kernel hyperparameters, the step tensors to advance)."""
+        (spec, step, lists of NumPy views, kernel hyperparameters, the step tensors to advance, a
+        tensor of the call's device). A steady group (the same params, all with grads, the same state
+        tensors and hyperparameters as last step) reuses last step's lists and only takes new grads."""
+        steady = self._steady.get(g)
+        if steady is not None:
+            prepared = steady.prepare(self, group)
+            if prepared is not None:
+                return prepared
+            del self._steady[g]
+        prepared = self._prepare_anew(g, group)
+        steady = _Steady.after(self, g, group, prepared)
+        if steady is not None:
+            self._steady[g] = steady
+        return prepared
+
+    def _prepare_anew(self, g: int, group: Dict[str, Any]) -> list:
         spec = self._spec_for(group)
         h = self._hypers(group)
         checked = (spec.name, tuple(h.values()), tuple(map(type, h.values())))  # 1 == 1.0 == True: types too
@@ -201,6 +217,67 @@ class FusedOptimizer(torch.optim.Optimizer):
                 state["step"] = view
             self._step_blocks[g] = (block, views)
         return [int(c) for c in block.tolist()]
+
+
+class _Steady:
+    """A group's last prepared step, reusable while nothing but the grads has changed: the same
+    param objects at the same memory, each with a grad, the same state dicts and state tensors, the
+    same hyperparameters, one step count for all."""
+
+    __slots__ = ("params_list", "params", "pointers", "states", "hypers", "call", "block", "sgd_step")
+
+    @staticmethod
+    def after(opt: "FusedOptimizer", g: int, group, prepared: list) -> "Optional[_Steady]":
+        params = group["params"]
+        if len(prepared) != 1 or any(p.grad is None for p in params):
+            return None
+        spec, step, lists, h, advance, first = prepared[0]
+        keeps_step = advance is not None
+        if not keeps_step and step == 1:  # SGD's first step: the next one uses the new buffers
+            return None
+        steady = _Steady()
+        steady.params_list, steady.params = params, tuple(params)
+        steady.pointers = tuple(p.data_ptr() for p in params)
+        buffers = spec.buffers_in(spec.variant(opt._hypers(group), step))
+        steady.states = tuple((opt.state[p], tuple((b.key, opt.state[p][b.key]) for b in buffers)
+                               + ((("step", opt.state[p]["step"]),) if keeps_step else ())) for p in params)
+        steady.hypers = opt._checked.get(g)
+        steady.call = (spec, lists, h, first)
+        steady.block = advance[0] if keeps_step else None
+        steady.sgd_step = None if keeps_step else step
+        return steady
+
+    def prepare(self, opt: "FusedOptimizer", group) -> Optional[list]:
+        params = group["params"]
+        if params is not self.params_list or len(params) != len(self.params):
+            return None
+        h = opt._hypers(group)
+        spec, lists, kernel_h, first = self.call
+        if (spec.name, tuple(h.values()), tuple(map(type, h.values()))) != self.hypers:
+            return None
+        if spec.flags_use_step or spec is not opt._spec_for(group):
+            return None
+        grads = []
+        state_of = opt.state
+        for p, pointer, (state, tensors) in zip(self.params, self.pointers, self.states):
+            grad = p.grad
+            if grad is None or state_of.get(p) is not state or p.data_ptr() != pointer:
+                return None
+            for key, tensor in tensors:
+                if state.get(key) is not tensor:
+                    return None
+            if grad.layout is not torch.strided or grad.dtype is not p.dtype or not grad.is_contiguous():
+                return None  # the full path names the problem
+            grads.append(_numpy(grad))
+        if self.block is not None:
+            counts = self.block.tolist()
+            if min(counts) != max(counts):
+                return None
+            step = int(counts[0]) + 1
+            advance = (self.block, list(range(len(counts))))
+        else:
+            step, advance = self.sgd_step, None
+        return [(spec, step, {**lists, "grads": grads}, kernel_h, advance, first)]
 
 
 class _Where:
