@@ -287,3 +287,31 @@ def test_zero_redundancy_optimizer_with_two_gloo_processes_matches_single_proces
         opt.step()
     for p, q in zip(net.parameters(), torch.load(out)):
         torch.testing.assert_close(q, p.detach(), rtol=1e-10, atol=1e-12)
+
+
+def test_changes_between_steps_are_seen_by_the_steady_path():
+    """After steady steps (reused views), a replaced state tensor, a param given new memory
+    (``p.data = ...``) and a new hyperparameter are all used by the next step, as torch uses them."""
+    dtype = torch.float64
+    batches = data(dtype, 12)
+    a, b = model(dtype), model(dtype)
+    oa, ob = torch.optim.Adam(a.parameters(), lr=0.01), ft.Adam(b.parameters(), lr=0.01)
+    train(a, oa, batches[:3])
+    train(b, ob, batches[:3])
+    for net, opt in ((a, oa), (b, ob)):
+        first = next(iter(net.parameters()))
+        opt.state[first]["exp_avg"] = torch.zeros_like(first)
+    train(a, oa, batches[3:5])
+    train(b, ob, batches[3:5])
+    assert_same_params(a, b, dtype)
+    for net in (a, b):
+        last = list(net.parameters())[-1]
+        last.data = last.data.clone()
+    train(a, oa, batches[5:7])
+    train(b, ob, batches[5:7])
+    assert_same_params(a, b, dtype)
+    for opt in (oa, ob):
+        opt.param_groups[0]["betas"] = (0.5, 0.9)
+    train(a, oa, batches[7:])
+    train(b, ob, batches[7:])
+    assert_same_params(a, b, dtype)
