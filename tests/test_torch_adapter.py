@@ -315,3 +315,17 @@ def test_changes_between_steps_are_seen_by_the_steady_path():
     train(a, oa, batches[7:])
     train(b, ob, batches[7:])
     assert_same_params(a, b, dtype)
+
+
+@pytest.mark.parametrize("name,kwargs", [("Adagrad", dict(initial_accumulator_value=0.3)), ("Adam", {}), ("SGD", {})])
+def test_state_dict_before_any_step_is_torchs(name, kwargs):
+    """torch.optim.Adagrad makes its state at construction; the others at the first step."""
+    a, b = model(torch.float32), model(torch.float32)
+    sa = getattr(torch.optim, name)(a.parameters(), **kwargs).state_dict()
+    sb = getattr(ft, name)(b.parameters(), **kwargs).state_dict()
+    assert sa["param_groups"] == sb["param_groups"]
+    assert sa["state"].keys() == sb["state"].keys()
+    for i in sa["state"]:
+        assert sa["state"][i].keys() == sb["state"][i].keys()
+        for k, v in sa["state"][i].items():
+            assert torch.equal(v, sb["state"][i][k]) and v.dtype == sb["state"][i][k].dtype

@@ -98,6 +98,15 @@ class FusedOptimizer(torch.optim.Optimizer):
         self._step_blocks: Dict[int, tuple] = {}  # group index -> (float32 counts, their 0-d views)
         self._steady: Dict[int, _Steady] = {}  # group index -> what its last step prepared, to reuse
         super().__init__(params, defaults)
+        if self.spec.class_name == "Adagrad":  # torch.optim.Adagrad makes its state at construction
+            for group in self.param_groups:
+                h = self._hypers(group)
+                for p in group["params"]:
+                    state = self.state[p]
+                    state["step"] = torch.tensor(0.0, dtype=torch.float32)
+                    for b in self.spec.buffers:
+                        state[b.key] = torch.full_like(p, self.spec.initial_value(b, h),
+                                                       memory_format=torch.preserve_format)
 
     def _spec_for(self, group) -> Spec:
         return ADAMW if self.spec.name == "adam" and group.get("decoupled_weight_decay") else self.spec
