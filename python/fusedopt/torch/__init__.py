@@ -33,7 +33,8 @@ from ..functional import SPECS
 from ..functional._spec import Spec, run
 from ..functional.adam import ADAMW
 
-__all__ = [spec.class_name for spec in SPECS]
+# One class per spec whose torch.optim class gives the signature (an optimizer torch lacks: not yet).
+__all__ = [spec.class_name for spec in SPECS if hasattr(torch.optim, spec.class_name)]
 
 _SUPPORTED_DTYPES = (torch.float32, torch.float64)
 _REFUSED_SWITCHES = {  # torch-only switch -> (the value that is harmless, why another is refused)
@@ -344,5 +345,6 @@ def _optimizer_class(spec: Spec) -> type:
 
 
 for _spec in SPECS:
-    globals()[_spec.class_name] = _optimizer_class(_spec)
+    if _spec.class_name in __all__:
+        globals()[_spec.class_name] = _optimizer_class(_spec)
 del _spec
