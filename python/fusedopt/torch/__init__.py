@@ -129,8 +129,8 @@ class FusedOptimizer(torch.optim.Optimizer):
                 with _on_torch_stream(first):
                     run(spec, lists["params"], lists["grads"], lists, step, h)
                 if advance is not None:
-                    block, indices = advance
-                    if len(indices) == len(block):
+                    block, indices = advance  # indices None: every count of the block
+                    if indices is None or len(indices) == len(block):
                         block += 1.0
                     else:
                         block[indices] += 1.0
@@ -284,7 +284,7 @@ class _Steady:
             if min(counts) != max(counts):
                 return None
             step = int(counts[0]) + 1
-            advance = (self.block, list(range(len(counts))))
+            advance = (self.block, None)
         else:
             step, advance = self.sgd_step, None
         return [(spec, step, {**lists, "grads": grads}, kernel_h, advance, first)]
