@@ -329,3 +329,83 @@ def test_state_dict_before_any_step_is_torchs(name, kwargs):
         assert sa["state"][i].keys() == sb["state"][i].keys()
         for k, v in sa["state"][i].items():
             assert torch.equal(v, sb["state"][i][k]) and v.dtype == sb["state"][i][k].dtype
+
+
+STEADY_BREAKERS = {  # after steady steps, a change the steady path must see: (make the change, error or None)
+    "sparse grad": (lambda p: setattr(p, "grad", torch.ones_like(p).to_sparse()), TypeError),
+    "non-contiguous grad": (lambda p: setattr(p, "grad", torch.ones(p.shape[::-1], dtype=p.dtype).t()), ValueError),
+    "grad of another dtype by .data": (lambda p: setattr(p.grad, "data", torch.ones_like(p, dtype=torch.float32)),
+                                       TypeError),
+    "grad of another size by .data": (lambda p: setattr(p.grad, "data", torch.ones(3, dtype=p.dtype)), None),
+    "grad of a tensor subclass": (lambda p: setattr(p, "grad", torch.nn.Parameter(torch.ones_like(p))), None),
+    "negative-bit grad": (lambda p: setattr(p, "grad", torch._neg_view(torch.ones_like(p))), ValueError),
+    "param given new memory": (lambda p: setattr(p, "data", p.data.clone()), None),
+    "state buffer given new memory": (lambda p: None, None),  # done through the optimizer below
+    "state replaced": (lambda p: None, None),
+}
+
+
+@pytest.mark.parametrize("change", list(STEADY_BREAKERS))
+def test_the_steady_path_sees_every_change_after_steady_steps(change):
+    """Steady steps (the grads gathered in C++ by data pointer) and then one change: a bad grad is
+    refused as on a first step, with nothing changed; any other change gives torch's numbers."""
+    dtype = torch.float64
+    batches = data(dtype, 6)
+    a, b = model(dtype), model(dtype)
+    oa, ob = torch.optim.Adam(a.parameters(), lr=0.01), ft.Adam(b.parameters(), lr=0.01)
+    train(a, oa, batches[:3])
+    train(b, ob, batches[:3])
+    assert 0 in ob._steady  # the steady path was taken
+    make, error = STEADY_BREAKERS[change]
+    pa, pb = a[0].weight, b[0].weight
+    for net, opt in ((a, oa), (b, ob)):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(net(batches[3][0]), batches[3][1]).backward()
+    before = [p.detach().clone() for p in b.parameters()] + [t.clone() for s in ob.state.values() for t in s.values()]
+    if change == "grad of another size by .data":  # torch itself refuses it (its foreach kernels)
+        make(pb)
+        with pytest.raises((RuntimeError, ValueError)):
+            ob.step()
+        after = [p.detach() for p in b.parameters()] + [t for s in ob.state.values() for t in s.values()]
+        assert all(torch.equal(x, y) for x, y in zip(before, after))
+        return
+    if change == "state buffer given new memory":
+        for opt in (oa, ob):
+            opt.state[opt.param_groups[0]["params"][0]]["exp_avg"].data = torch.full_like(pa, 0.5)
+    elif change == "state replaced":
+        for opt, p in ((oa, pa), (ob, pb)):
+            opt.state[p] = {k: v.clone() for k, v in opt.state[p].items()}
+    else:
+        make(pb)
+        if error is None:
+            make(pa)
+    if error is not None:
+        with pytest.raises(error):
+            ob.step()
+        after = [p.detach() for p in b.parameters()] + [t for s in ob.state.values() for t in s.values()]
+        assert all(torch.equal(x, y) for x, y in zip(before, after))
+        return
+    oa.step()
+    ob.step()
+    train(a, oa, batches[4:])
+    train(b, ob, batches[4:])
+    assert_same_params(a, b, dtype)
+
+
+def test_a_scheduler_changing_lr_every_step_keeps_the_steady_path_and_torchs_numbers():
+    dtype = torch.float64
+    batches = data(dtype, 8)
+    a, b = model(dtype), model(dtype)
+    oa, ob = torch.optim.Adam(a.parameters(), lr=0.05), ft.Adam(b.parameters(), lr=0.05)
+    sa = torch.optim.lr_scheduler.ExponentialLR(oa, gamma=0.7)
+    sb = torch.optim.lr_scheduler.ExponentialLR(ob, gamma=0.7)
+    train(a, oa, batches[:2], sa)
+    train(b, ob, batches[:2], sb)
+    steady = ob._steady[0]
+    train(a, oa, batches[2:], sa)
+    train(b, ob, batches[2:], sb)
+    assert ob._steady[0] is steady
+    assert_same_params(a, b, dtype)
+    ob.param_groups[0]["lr"] = -1.0
+    with pytest.raises(ValueError, match="lr"):
+        ob.step()

@@ -7,6 +7,7 @@ namespace fusedopt {
 void register_optimizers(py::module_& m);
 void register_runtime(py::module_& m);
 void register_init(py::module_& m);
+void register_torch_steady(py::module_& m);
 }  // namespace fusedopt
 
 PYBIND11_MODULE(_core, m) {
@@ -15,4 +16,5 @@ PYBIND11_MODULE(_core, m) {
   fusedopt::register_runtime(m);
   fusedopt::register_optimizers(m);
   fusedopt::register_init(m);
+  fusedopt::register_torch_steady(m);
 }

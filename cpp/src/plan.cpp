@@ -119,33 +119,46 @@ bool Plan::step(py::object grads, py::sequence variants, py::sequence scalars) c
   if (n_grads != n_params_)
     throw py::value_error("grads: expected " + std::to_string(n_params_) +
                           " arrays (one per param, None to skip one), got " + std::to_string(n_grads));
-  if (py::len(variants) != calls_.size() || py::len(scalars) != calls_.size())
-    throw py::value_error("Plan.step: one variant and one scalars per call");
   for (const Call& call : calls_)
     for (Py_ssize_t i : call.param_index)
       if (PySequence_Fast_GET_ITEM(grads.ptr(), i) == Py_None) return false;
 
-  // Everything checked before the first write: grads, the params and buffers still writable, the
-  // variants and scalars. A reference to every grad is held until the kernels are done.
-  std::vector<py::object> held;
-  held.reserve(static_cast<size_t>(n_grads));
+  // A tuple of the grads holds a reference to every grad until the kernels are done (a list could be
+  // emptied by another thread while they run).
+  const py::tuple held = py::reinterpret_steal<py::tuple>(PySequence_Tuple(grads.ptr()));
+  if (!held) throw py::error_already_set();
   std::vector<std::vector<void*>> grad_pointers(calls_.size());
-  std::vector<ScalarBuffer> converted(calls_.size());
-  std::vector<StepKernel> kernels(calls_.size());
-  const KernelTable& table = active_kernels();
   for (size_t c = 0; c < calls_.size(); ++c) {
     const Call& call = calls_[c];
-    const int variant = static_cast<int>(checked_int(variants[c], "variant", 0, kMaxVariants - 1));
-    const RuleDescription& rule = checked_rule(call.rule, variant, call.n_buffers + 2);
     const Namer param_name = from(call.param_names);
     py::handle first = call.params[0];
     grad_pointers[c].resize(call.params.size());
     for (size_t i = 0; i < call.params.size(); ++i) {
       const Py_ssize_t g = call.param_index[i];
-      py::handle grad = PySequence_Fast_GET_ITEM(grads.ptr(), g);
+      py::handle grad = PyTuple_GET_ITEM(held.ptr(), g);
       grad_pointers[c][i] = check_array(grad, [](size_t j) { return grad_name(j); }, static_cast<size_t>(g), false,
                                         call.params[i], param_name, i, first, call.param_names[0]);
-      held.push_back(py::reinterpret_borrow<py::object>(grad));
+    }
+  }
+  run(grad_pointers, variants, scalars);
+  return true;
+}
+
+void Plan::run(const std::vector<std::vector<void*>>& grad_pointers, py::sequence variants,
+               py::sequence scalars) const {
+  // Everything checked before the first write: the params and buffers still writable, the variants
+  // and scalars, the grads clear of the memory the step writes.
+  if (py::len(variants) != calls_.size() || py::len(scalars) != calls_.size() || grad_pointers.size() != calls_.size())
+    throw py::value_error("Plan.step: one variant and one scalars per call");
+  std::vector<ScalarBuffer> converted(calls_.size());
+  std::vector<StepKernel> kernels(calls_.size());
+  const KernelTable& table = active_kernels();
+  for (size_t c = 0; c < calls_.size(); ++c) {
+    const Call& call = calls_[c];
+    if (grad_pointers[c].size() != call.params.size()) throw py::value_error("Plan.run: one grad per param");
+    const int variant = static_cast<int>(checked_int(variants[c], "variant", 0, kMaxVariants - 1));
+    const RuleDescription& rule = checked_rule(call.rule, variant, call.n_buffers + 2);
+    for (size_t i = 0; i < call.params.size(); ++i) {
       if (!(array_proxy(call.params[i].ptr())->flags & npy_api::NPY_ARRAY_WRITEABLE_))
         throw py::value_error(call.param_names[i] + ": array is read-only; it is updated in place, so it must be writable");
       for (size_t k = 0; k < call.buffers.size(); ++k)
@@ -169,7 +182,6 @@ bool Plan::step(py::object grads, py::sequence variants, py::sequence scalars) c
   }
   py::gil_scoped_release release;
   for (size_t c = 0; c < calls_.size(); ++c) kernels[c](views[c], converted[c].bytes);
-  return true;
 }
 
 void register_plan(py::module_& m) {

@@ -30,7 +30,18 @@ class Plan {
   // (the grads of params in no call are not read).
   bool step(pybind11::object grads, pybind11::sequence variants, pybind11::sequence scalars) const;
 
+  // Runs every call on grads already checked by the caller (grad_pointers[c][i]: the gradient of
+  // param i of call c, of its param's dtype and size, aligned; held keeps them alive): checks the
+  // rest (params and state still writable, variants, scalars, no grad sharing written memory), then
+  // runs the kernels without the GIL.
+  void run(const std::vector<std::vector<void*>>& grad_pointers, pybind11::sequence variants,
+           pybind11::sequence scalars) const;
+
   Py_ssize_t n_calls() const { return static_cast<Py_ssize_t>(calls_.size()); }
+  // Param i of call c: its element count and its array (as given at construction).
+  int64_t numel(size_t c, size_t i) const { return calls_[c].offsets[i + 1] - calls_[c].offsets[i]; }
+  size_t n_params_in(size_t c) const { return calls_[c].params.size(); }
+  DType dtype(size_t c) const { return calls_[c].dtype; }
 
  private:
   struct Call {

@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
+from .. import _core
 from ..functional import SPECS
 from ..functional._spec import Spec, run
 from ..functional.adam import ADAMW
@@ -123,17 +124,30 @@ class FusedOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        work = [self._prepare(g, group) for g, group in enumerate(self.param_groups)]
-        for prepared in work:  # every group checked and its state made before any is updated
+        steady_work, general_work = [], []
+        for g, group in enumerate(self.param_groups):  # every group checked before any is updated
+            steady = self._steady.get(g)
+            gathered = steady.gather(self, group) if steady is not None else None
+            if gathered is not None:
+                steady_work.append((steady, gathered))
+            else:
+                self._steady.pop(g, None)
+                general_work.append((g, group, self._prepare(g, group)))
+        for steady, gathered in steady_work:
+            steady.run(gathered)
+        for g, group, prepared in general_work:
             for spec, step, lists, h, advance, first in prepared:
                 with _on_torch_stream(first):
                     run(spec, lists["params"], lists["grads"], lists, step, h)
                 if advance is not None:
-                    block, indices = advance  # indices None: every count of the block
-                    if indices is None or len(indices) == len(block):
+                    block, indices = advance
+                    if len(indices) == len(block):
                         block += 1.0
                     else:
                         block[indices] += 1.0
+            steady = _Steady.after(self, g, group)
+            if steady is not None:
+                self._steady[g] = steady
         return loss
 
     def _view(self, tensor: torch.Tensor, where: "_Where", key: Optional[str] = None):
@@ -150,22 +164,8 @@ class FusedOptimizer(torch.optim.Optimizer):
 
     def _prepare(self, g: int, group: Dict[str, Any]) -> list:
         """The group's params with a gradient, checked, cut by step count into functional calls:
-        (spec, step, lists of NumPy views, kernel hyperparameters, the step tensors to advance, a
-        tensor of the call's device). A steady group (the same params, all with grads, the same state
-        tensors and hyperparameters as last step) reuses last step's lists and only takes new grads."""
-        steady = self._steady.get(g)
-        if steady is not None:
-            prepared = steady.prepare(self, group)
-            if prepared is not None:
-                return prepared
-            del self._steady[g]
-        prepared = self._prepare_anew(g, group)
-        steady = _Steady.after(self, g, group, prepared)
-        if steady is not None:
-            self._steady[g] = steady
-        return prepared
-
-    def _prepare_anew(self, g: int, group: Dict[str, Any]) -> list:
+        (spec, step, lists of NumPy views, kernel hyperparameters, the step counts to advance, a
+        tensor of the call's device). Creates the state a param lacks."""
         spec = self._spec_for(group)
         h = self._hypers(group)
         checked = (spec.name, tuple(h.values()), tuple(map(type, h.values())))  # 1 == 1.0 == True: types too
@@ -182,7 +182,8 @@ class FusedOptimizer(torch.optim.Optimizer):
         for k, ((j, p), state) in enumerate(zip(with_grad, states)):
             where = _Where(g, j)
             grad = p.grad
-            if grad.layout is not torch.strided or grad.dtype is not p.dtype or not grad.is_contiguous():
+            if (grad.layout is not torch.strided or grad.dtype is not p.dtype or not grad.is_contiguous()
+                    or grad.is_neg()):
                 _check_grad(p, grad, str(where))
             if keeps_step:
                 step = counts[k] + 1
@@ -230,64 +231,86 @@ class FusedOptimizer(torch.optim.Optimizer):
 
 
 class _Steady:
-    """A group's last prepared step, reusable while nothing but the grads has changed: the same
-    param objects at the same memory, each with a grad, the same state dicts and state tensors, the
-    same hyperparameters, one step count for all."""
+    """A CPU group's step while nothing but the grads changes (the same params at the same memory,
+    each with a grad, the same state entries, one step count for all; hyperparameters may change
+    while the variant keeps its state buffers): the grads are gathered in C++ by data pointer
+    (``fusedopt._core.TorchSteady``) and passed to a plan of the params and state, so that the step
+    costs O(1) in Python however many params the group has."""
 
-    __slots__ = ("params_list", "params", "pointers", "states", "hypers", "call", "block", "sgd_step")
+    __slots__ = ("params_list", "state_of", "spec", "hypers", "kernel_h", "present", "core", "count", "sgd_step")
 
     @staticmethod
-    def after(opt: "FusedOptimizer", g: int, group, prepared: list) -> "Optional[_Steady]":
+    def after(opt: "FusedOptimizer", g: int, group) -> "Optional[_Steady]":
+        """After a general step of group ``g``: its steady step, or None when it cannot have one (a
+        param without a grad or on CUDA, mixed dtypes or step counts)."""
         params = group["params"]
-        if len(prepared) != 1 or any(p.grad is None for p in params):
+        if not params or any(p.grad is None or p.device.type != "cpu" or p.dtype != params[0].dtype for p in params):
             return None
-        spec, step, lists, h, advance, first = prepared[0]
-        keeps_step = advance is not None
-        if not keeps_step and step == 1:  # SGD's first step: the next one uses the new buffers
-            return None
-        steady = _Steady()
-        steady.params_list, steady.params = params, tuple(params)
-        steady.pointers = tuple(p.data_ptr() for p in params)
-        buffers = spec.buffers_in(spec.variant(opt._hypers(group), step))
-        steady.states = tuple((opt.state[p], tuple((b.key, opt.state[p][b.key]) for b in buffers)
-                               + ((("step", opt.state[p]["step"]),) if keeps_step else ())) for p in params)
-        steady.hypers = opt._checked.get(g)
-        steady.call = (spec, lists, h, first)
-        steady.block = advance[0] if keeps_step else None
-        steady.sgd_step = None if keeps_step else step
-        return steady
-
-    def prepare(self, opt: "FusedOptimizer", group) -> Optional[list]:
-        params = group["params"]
-        if params is not self.params_list or len(params) != len(self.params):
-            return None
+        spec = opt._spec_for(group)
         h = opt._hypers(group)
-        spec, lists, kernel_h, first = self.call
-        if (spec.name, tuple(h.values()), tuple(map(type, h.values()))) != self.hypers:
-            return None
-        if spec.flags_use_step or spec is not opt._spec_for(group):
-            return None
-        grads = []
-        state_of = opt.state
-        for p, pointer, (state, tensors) in zip(self.params, self.pointers, self.states):
-            grad = p.grad
-            if grad is None or state_of.get(p) is not state or p.data_ptr() != pointer:
+        states = [opt.state[p] for p in params]
+        keeps_step = not spec.new_buffer_is_first_step
+        steady = _Steady()
+        if keeps_step:
+            block, views = opt._step_blocks.get(g, (None, ()))
+            if block is None or len(views) != len(params) or any(
+                    state.get("step") is not view for state, view in zip(states, views)):
                 return None
-            for key, tensor in tensors:
-                if state.get(key) is not tensor:
-                    return None
-            if grad.layout is not torch.strided or grad.dtype is not p.dtype or not grad.is_contiguous():
-                return None  # the full path names the problem
-            grads.append(_numpy(grad))
-        if self.block is not None:
-            counts = self.block.tolist()
+            counts = block.tolist()
             if min(counts) != max(counts):
                 return None
-            step = int(counts[0]) + 1
-            advance = (self.block, None)
-        else:
-            step, advance = self.sgd_step, None
-        return [(spec, step, {**lists, "grads": grads}, kernel_h, advance, first)]
+            steady.count, steady.sgd_step, step = int(counts[0]), None, int(counts[0]) + 1
+        else:  # SGD: the step is 1 until a momentum buffer exists
+            have = {state.get("momentum_buffer") is not None for state in states}
+            if len(have) != 1:
+                return None
+            steady.count, steady.sgd_step = None, 2 if True in have else 1
+            step = steady.sgd_step
+        kernel_h = {name: h[name] for name in spec.kernel_hypers}
+        variant = spec.variant(kernel_h, step)
+        buffers = spec.buffers_in(variant)
+        if any(state.get(b.key) is None for state in states for b in buffers):
+            return None
+        keys = tuple(b.key for b in buffers) + (("step",) if keeps_step else ())
+        where = [_Where(g, j) for j in range(len(params))]
+        call = (spec.rule_index, [opt._view(p, w) for p, w in zip(params, where)],
+                [[opt._view(state[b.key], w, b.key) for state, w in zip(states, where)] for b in buffers],
+                list(range(len(params))), [str(w) for w in where],
+                [[f"state of {w}, {b.key!r}" for w in where] for b in buffers])
+        plan = _core.Plan([call], len(params))
+        steady.core = _core.TorchSteady(plan, tuple(params), opt.state, tuple(states), keys, len(buffers),
+                                        tuple(tuple(state[k] for k in keys) for state in states), params[0].dtype,
+                                        torch.strided, torch.Tensor, block.numpy() if keeps_step else None)
+        steady.params_list, steady.state_of, steady.spec = params, opt.state, spec
+        values = tuple(h.values())
+        steady.hypers, steady.kernel_h, steady.present = (values, tuple(map(type, values))), kernel_h, spec.present[variant]
+        return steady
+
+    def gather(self, opt: "FusedOptimizer", group) -> Optional[tuple]:
+        """This step's grads, variant and scalars; None when the group is no longer steady. Raises
+        (having written nothing) when a changed hyperparameter is invalid."""
+        spec = opt._spec_for(group)
+        if spec is not self.spec or opt.state is not self.state_of or group["params"] is not self.params_list:
+            return None
+        h = opt._hypers(group)
+        values = tuple(h.values())
+        hypers = (values, tuple(map(type, values)))  # 1 == 1.0 == True: the types too
+        if hypers != self.hypers:
+            spec.check(h)
+            self.hypers, self.kernel_h = hypers, {name: h[name] for name in spec.kernel_hypers}
+        step = self.count + 1 if self.count is not None else self.sgd_step
+        variant = spec.variant(self.kernel_h, step)
+        if spec.present[variant] != self.present:
+            return None
+        grads = self.core.gather(group["params"], -1.0 if self.count is None else float(self.count))
+        if grads is None:
+            return None
+        return grads, [variant], [spec.packed_scalars(self.kernel_h, step)]
+
+    def run(self, gathered: tuple) -> None:
+        self.core.run(*gathered)
+        if self.count is not None:
+            self.count += 1
 
 
 class _Where:
@@ -319,6 +342,9 @@ def _check_grad(p: torch.Tensor, grad: torch.Tensor, where: str) -> None:
         raise TypeError(f"{where}: grad is {grad.dtype} on {grad.device}, the param {p.dtype} on {p.device}")
     if not grad.is_contiguous():
         raise ValueError(f"{where}: its grad must be contiguous; fusedopt reads it in place and never copies")
+    if grad.is_neg():
+        raise ValueError(f"{where}: its grad is a lazily negated view (negative bit set); pass grad.resolve_neg(), "
+                         "fusedopt reads memory as it is and never copies")
 
 
 def _optimizer_class(spec: Spec) -> type:
