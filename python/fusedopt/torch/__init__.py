@@ -13,8 +13,9 @@ Each class (``SGD, Adagrad, RMSprop, Adam, AdamW``, one per spec of fusedopt.fun
 CPU tensors go to the C++ kernels as NumPy views of their memory (no copy: the param's data pointer
 does not change). CUDA tensors go to the CUDA kernels as CuPy views, launched on torch's current stream
 of their device, so a step is ordered after the backward pass that wrote the grads (this path has not
-run on a GPU yet). Not yet: an O(1) host cost per step (the step loops over the params in Python, as
-torch's single-tensor path does), bfloat16/float16 params (issue 16).
+run on a GPU yet). While a CPU group's params, state entries and step counts stay as they were, a step
+gathers the new grads in C++ by data pointer (``_Steady``), so its Python cost does not grow with the
+params. Not yet: bfloat16/float16 params (issue 16); CUDA groups take the general path every step.
 
 torch-only switches: ``foreach`` and ``fused`` are accepted and change nothing (the step is always one
 fused pass); ``capturable=True`` and ``differentiable=True`` are refused; Adam's
