@@ -1,5 +1,6 @@
-"""The ``fusedopt`` command: ``fusedopt bench`` (how fast, and still correct, on this machine) and
-``fusedopt info`` (what to paste into a bug report). Bad options exit with status 2 and a message."""
+"""The ``fusedopt`` command: ``fusedopt bench`` (how fast, and still correct, on this machine),
+``fusedopt info`` (what to paste into a bug report) and ``fusedopt demo`` (the classic pictures of
+gradient descent). Bad options exit with status 2 and a message."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 from typing import List, Optional
 
 import numpy as np
+
+from ._progress import Progress
 
 QUICK = dict(sizes=["1e4", "1e5", "1e6"], repeats=10)
 FULL = dict(sizes=["1e4", "1e5", "1e6", "1e7", "model200"], repeats=20)
@@ -59,7 +62,56 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--quick", action="store_true", help="a suite of about a minute (default)")
     mode.add_argument("--full", action="store_true", help="larger sizes and more rounds")
     sub.add_parser("info", help="version, build, instruction set, threads, optional frameworks")
+    _demo_parser(sub)
     return ap
+
+
+def _at_least(lo: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int {text!r}") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"expected an int >= {lo}, got {value}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if not (value > 0 and np.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
+def _demo_parser(sub) -> None:
+    from .surfaces import SURFACES
+
+    d = sub.add_parser("demo", help="the classic pictures of gradient descent (needs matplotlib: 'fusedopt[demo]')")
+    demos = d.add_subparsers(dest="demo", required=True)
+    p = demos.add_parser("paths", help="every optimizer's path on a loss surface, as a still (.png) or animation (.gif)")
+    p.add_argument("--surface", choices=list(SURFACES), default="beale")
+    p.add_argument("--out", default="paths.png", help="a .png/.pdf/.svg still or a .gif animation (default: paths.png)")
+    p.add_argument("--steps", type=_at_least(1), default=300)
+    p.add_argument("--fps", type=_at_least(1), default=20, help="frames per second of a .gif")
+    r = demos.add_parser("regression", help="batch GD vs SGD vs mini-batch on a linear regression; lr = 1 on y = x²")
+    r.add_argument("--out", default="fit.png")
+    r.add_argument("--samples", type=_at_least(2), default=200)
+    r.add_argument("--epochs", type=_at_least(1), default=30)
+    r.add_argument("--lr", type=_positive_float, default=0.05)
+    r.add_argument("--seed", type=_at_least(0), default=0)
+    t = demos.add_parser("train", help="the NumPy MLP trained with each optimizer and each initializer")
+    t.add_argument("--dataset", choices=["digits", "moons"], default="digits")
+    t.add_argument("--out", default="curves.png")
+    t.add_argument("--epochs", type=_at_least(1), default=30)
+    t.add_argument("--batch-size", type=_at_least(1), default=32)
+    t.add_argument("--samples", type=_at_least(0), default=0, help="use this many samples (default 0: all)")
+    t.add_argument("--seed", type=_at_least(0), default=0)
 
 
 def _check_choices(args) -> None:
@@ -96,17 +148,6 @@ def _check_choices(args) -> None:
             raise UsageError("--plot: needs matplotlib (pip install 'fusedopt[bench]')") from None
 
 
-def _progress(total: int):
-    """A tqdm bar on stderr when it is a terminal and tqdm is installed; otherwise nothing."""
-    if not sys.stderr.isatty():
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, file=sys.stderr, leave=False, desc="fusedopt bench")
-
-
 def bench(args) -> int:
     from . import _core
     from .bench import gpu, harness, report, suite
@@ -128,7 +169,7 @@ def bench(args) -> int:
         cases += [(None, "gpu-opt", name, s, dt) for dt in args.dtypes for name in args.optimizers for s in sizes]
         cases += [(None, "gpu-init", name, s, dt) for dt in args.dtypes for name in args.initializers
                   for s in sizes if not s.startswith("model")]
-    bar = _progress(len(cases))
+    bar = Progress(len(cases), "fusedopt bench")
     rows = []
     for t, kind, name, size, dt in cases:
         if kind == "opt":
@@ -142,10 +183,8 @@ def bench(args) -> int:
         else:
             new = gpu.initializer_case(name, int(float(size)), np.dtype(dt), gpu_backends, repeats)
         rows += new
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+        bar.update()
+    bar.close()
     machine = harness.machine_info()
     where = f"{machine['fusedopt_cpu']['isa']} build on {machine['cpu']}"
     if gpu_backends:
@@ -193,10 +232,21 @@ def info(args) -> int:
     return 0
 
 
+def demo(args) -> int:
+    module = importlib.import_module(f"fusedopt.demo.{args.demo}")
+    try:
+        return module.main(args)
+    except ValueError as e:  # a bad --out
+        raise UsageError(str(e)) from None
+    except ImportError as e:
+        print(f"fusedopt demo {args.demo}: {e}", file=sys.stderr)
+        return 1
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"bench": bench, "info": info}[args.command](args)
+        return {"bench": bench, "info": info, "demo": demo}[args.command](args)
     except UsageError as e:
         print(f"fusedopt {args.command}: error: {e}", file=sys.stderr)
         return 2
