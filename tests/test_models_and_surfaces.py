@@ -122,3 +122,7 @@ def test_bad_model_arguments_are_refused():
         model.loss(np.zeros((2, 3)), np.array([0, 5]), "cross_entropy")
     with pytest.raises(ValueError, match="loss"):
         model.loss(np.zeros((2, 3)), np.zeros((2, 2)), "hinge")
+    before = [p.copy() for p in model.params]
+    with pytest.raises(ValueError, match="one target per sample"):
+        models.fit(model, fusedopt.SGD(model.params, lr=0.1), np.zeros((5, 3)), np.zeros((4, 2)))
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.params))

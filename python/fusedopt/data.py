@@ -12,26 +12,15 @@ batch gradient descent, anything between mini-batch SGD.
 
 from __future__ import annotations
 
-import operator
 from typing import Iterator, Union
 
 import numpy as np
 
+from ._arguments import whole as _int
+
 __all__ = ["minibatches", "num_updates"]
 
 SeedLike = Union[None, int, np.random.Generator]
-
-
-def _int(name: str, value, lo: int) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name}: expected an int, got bool")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}") from None
-    if value < lo:
-        raise ValueError(f"{name}: expected an int >= {lo}, got {value}")
-    return value
 
 
 def num_updates(n: int, batch_size: int, epochs: int = 1, drop_last: bool = False) -> int:

@@ -206,7 +206,9 @@ def fit(model: MLP, optimizer, x, y, *, loss: str = "mse", batch_size: int = 32,
     forward, loss, backprop, ``optimizer.step(grads)``; ``schedule`` (a fusedopt.schedules schedule)
     sets the lr of each update. Returns ``{"update_loss": [...], "epoch_loss": [...]}``: the batch loss
     at each update, and the loss on all of (x, y) after each epoch. ``on_epoch(epoch)`` runs after each."""
-    x = np.asarray(x)
+    x, y = np.asarray(x), np.asarray(y)
+    if len(x) != len(y):
+        raise ValueError(f"x, y: expected one target per sample, got {len(x)} samples and {len(y)} targets")
     history: Dict[str, List[float]] = {"update_loss": [], "epoch_loss": []}
     per_epoch = _data.num_updates(len(x), batch_size, 1)
     for t, idx in enumerate(_data.minibatches(len(x), batch_size, epochs=epochs, shuffle=shuffle, seed=seed)):

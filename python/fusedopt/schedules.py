@@ -16,34 +16,13 @@ from __future__ import annotations
 
 import bisect
 import math
-import operator
 from typing import Any, Callable, Sequence
+
+from ._arguments import real as _real
+from ._arguments import whole as _int
 
 __all__ = ["Schedule", "constant", "step_decay", "multi_step", "exponential", "cosine", "cosine_warm_restarts",
            "linear_warmup", "linear_scaling"]
-
-
-def _real(name: str, value, *, lo: float = -math.inf, lo_open: bool = False, hi: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or value < lo or (lo_open and value == lo) or value > hi:
-        bound = f"> {lo}" if lo_open else f">= {lo}"
-        raise ValueError(f"{name}: expected a finite number {bound}" + (f" and <= {hi}" if hi < math.inf else "")
-                         + f", got {value}")
-    return value
-
-
-def _int(name: str, value, lo: int) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name}: expected an int, got bool")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}") from None
-    if value < lo:
-        raise ValueError(f"{name}: expected an int >= {lo}, got {value}")
-    return value
 
 
 class Schedule:

@@ -1,0 +1,32 @@
+"""Argument checks for the toolkit modules (data, schedules): TypeError for the wrong kind of thing,
+ValueError for a bad value, each naming the argument (DESIGN.md §5)."""
+
+from __future__ import annotations
+
+import math
+import operator
+
+
+def whole(name: str, value, lo: int) -> int:
+    """``value`` as an int >= lo (any integer type; bool refused)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name}: expected an int, got bool")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}") from None
+    if value < lo:
+        raise ValueError(f"{name}: expected an int >= {lo}, got {value}")
+    return value
+
+
+def real(name: str, value, *, lo: float = -math.inf, hi: float = math.inf) -> float:
+    """``value`` as a finite float in [lo, hi] (bool refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or value < lo or value > hi:
+        bounds = f" >= {lo}" if lo > -math.inf else ""
+        bounds += f" and <= {hi}" if hi < math.inf else ""
+        raise ValueError(f"{name}: expected a finite number{bounds}, got {value}")
+    return value
