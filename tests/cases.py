@@ -26,6 +26,18 @@ CASES = [
     ("AdamW", dict()),
     ("AdamW", dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
     ("AdamW", dict(lr=0.01, betas=(0.5, 0.9), maximize=True)),
+    ("Adamax", dict()),
+    ("Adamax", dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1, maximize=True)),
+    ("RAdam", dict()),
+    ("RAdam", dict(lr=0.01, betas=(0.8, 0.9), weight_decay=0.1)),  # rectified from step 6 (β2 = 0.9)
+    ("RAdam", dict(lr=0.01, betas=(0.9, 0.8), eps=1e-6, weight_decay=0.05, decoupled_weight_decay=True,
+                   maximize=True)),
+    ("Adadelta", dict()),
+    ("Adadelta", dict(lr=0.5, rho=0.8, eps=1e-5, weight_decay=0.1, maximize=True)),
+    ("Rprop", dict()),
+    ("Rprop", dict(lr=0.05, etas=(0.3, 1.5), step_sizes=(1e-3, 0.2), maximize=True)),
+    ("Lion", dict()),
+    ("Lion", dict(lr=0.01, betas=(0.8, 0.95), weight_decay=0.1, maximize=True)),
 ]
 
 REFERENCE = {
@@ -34,6 +46,11 @@ REFERENCE = {
     "RMSprop": reference.rmsprop,
     "Adam": reference.adam,
     "AdamW": reference.adamw,
+    "Adamax": reference.adamax,
+    "RAdam": reference.radam,
+    "Adadelta": reference.adadelta,
+    "Rprop": reference.rprop,
+    "Lion": reference.lion,
 }
 
 

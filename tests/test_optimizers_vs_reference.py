@@ -62,6 +62,20 @@ def run_both(name, kwargs, shapes, dtype, seed=0, steps=STEPS):
     return opt, ref, params
 
 
+# Optimizers whose step is ±lr·sign(c): where c is within float32 rounding of 0, float32 and the float64
+# reference may take opposite signs, and that param then differs by 2·lr for good (c does not depend
+# on p, so the rest of the trajectory is the same). Such elements must be rare (at most 1 in 1e5, and
+# never more than one flip each); the state is still compared in full.
+SIGN_STEPS = {"Lion"}
+
+
+def _without_sign_flips(p, p_ref, lr):
+    flipped = ~np.isclose(p, p_ref, rtol=TOLERANCE[np.float32]["rtol"], atol=TOLERANCE[np.float32]["atol"])
+    assert flipped.sum() <= max(1, 1e-5 * p.size), f"{flipped.sum()} of {p.size} elements differ"
+    assert np.all(np.abs(p[flipped] - p_ref[flipped]) <= 2.1 * lr), "a difference larger than one sign flip"
+    return p[~flipped], p_ref[~flipped]
+
+
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
@@ -70,6 +84,8 @@ def test_trajectory_matches_reference(case, dtype, layout):
     opt, ref, params = run_both(name, kwargs, LAYOUTS[layout], dtype)
     for i, (p, p_ref) in enumerate(zip(params, ref.params)):
         assert p.dtype == dtype
+        if name in SIGN_STEPS and dtype == np.float32:
+            p, p_ref = _without_sign_flips(p, p_ref, kwargs.get("lr", 1e-4))
         assert_close(p, p_ref, dtype, f"params[{i}]")
         for key, buf_ref in ref.states[i].items():
             if key == "step":
@@ -95,7 +111,8 @@ def test_nan_gradient_propagates_like_reference(case):
         with np.errstate(invalid="ignore", over="ignore"):  # inf/inf in the reference, as in the kernel
             ref.step(grads)
     np.testing.assert_allclose(params[0], ref.params[0], rtol=1e-10, atol=1e-12)  # NaNs at the same places
-    assert np.isnan(params[0][5])
+    # A step of ±sign(·) takes torch.sign, which is 0 for NaN: the NaN element does not move.
+    assert np.isnan(params[0][5]) != (name in ("Rprop", "Lion"))
     assert np.array_equal(np.isfinite(params[0]), np.isfinite(ref.params[0]))
 
 

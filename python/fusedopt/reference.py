@@ -18,7 +18,8 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "momentum_textbook", "nesterov_textbook",
+__all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "radam", "adadelta", "rprop", "lion",
+           "momentum_textbook", "nesterov_textbook",
            "fan_in_and_fan_out", "gain", "xavier_uniform_bound", "xavier_normal_std", "kaiming_std",
            "kaiming_uniform_bound", "lecun_uniform_bound", "lecun_normal_std"]
 
@@ -26,6 +27,17 @@ __all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "momentum_textbook", "n
 def _grad(param: np.ndarray, grad: np.ndarray, weight_decay: float, maximize: bool) -> np.ndarray:
     g = -grad if maximize else grad
     return g + weight_decay * param if weight_decay != 0 else g  # torch leaves a zero term out (0·inf is NaN)
+
+
+def _lerp(a, b, w):
+    """a + w·(b − a): torch's form of β·a + (1 − β)·b for first moments, which makes an infinite
+    moment NaN at the next finite gradient (inf − inf) where the other form keeps it infinite."""
+    return a + w * (b - a)
+
+
+def _sign(x):
+    """torch.sign: −1, 0 or 1, and 0 for NaN (NumPy's sign gives NaN)."""
+    return np.where(x > 0, 1.0, np.where(x < 0, -1.0, 0.0))
 
 
 def _next_step(state: dict) -> int:
@@ -67,7 +79,7 @@ def rmsprop(param, grad, state, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0
     v = alpha * state.get("square_avg", 0.0) + (1 - alpha) * g * g
     state["square_avg"] = v
     if centered:
-        a = alpha * state.get("grad_avg", 0.0) + (1 - alpha) * g
+        a = _lerp(state.get("grad_avg", 0.0), g, 1 - alpha)
         state["grad_avg"] = a
         v = v - a * a
     scaled = g / (np.sqrt(v) + eps)
@@ -92,7 +104,7 @@ def adam(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_de
         param *= 1 - lr * weight_decay
     else:
         g = _grad(param, grad, weight_decay, maximize)
-    m = beta1 * state.get("exp_avg", 0.0) + (1 - beta1) * g
+    m = _lerp(state.get("exp_avg", 0.0), g, 1 - beta1)
     v = beta2 * state.get("exp_avg_sq", 0.0) + (1 - beta2) * g * g
     state["exp_avg"], state["exp_avg_sq"] = m, v
     if amsgrad:
@@ -111,6 +123,80 @@ def adamw(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_d
 
 
 # Textbook forms (the classic lecture notation), kept to show where they meet the torch form.
+
+
+def adamax(param, grad, state, *, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, maximize=False):
+    """m = β1·m + (1−β1)·g; u = max(β2·u, |g| + eps); p −= lr/(1−β1^t) · m/u."""
+    t = _next_step(state)
+    beta1, beta2 = betas
+    g = _grad(param, grad, weight_decay, maximize)
+    m = _lerp(state.get("exp_avg", 0.0), g, 1 - beta1)
+    u = np.maximum(beta2 * state.get("exp_inf", np.zeros_like(param)), np.abs(g) + eps)
+    state["exp_avg"], state["exp_inf"] = m, u
+    param -= lr / (1 - beta1**t) * m / u
+
+
+def radam(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+          decoupled_weight_decay=False, maximize=False):
+    """Adam's moments; with ρ∞ = 2/(1−β2) − 1 and ρt = ρ∞ − 2t·β2^t/(1−β2^t): if ρt > 5,
+    p −= lr·r·m̂·√(1−β2^t)/(√v + eps) with m̂ = m/(1−β1^t) and r the rectification term; else p −= lr·m̂."""
+    t = _next_step(state)
+    beta1, beta2 = betas
+    if decoupled_weight_decay:
+        g = -grad if maximize else grad
+        if weight_decay != 0:
+            param *= 1 - lr * weight_decay
+    else:
+        g = _grad(param, grad, weight_decay, maximize)
+    m = _lerp(state.get("exp_avg", 0.0), g, 1 - beta1)
+    v = beta2 * state.get("exp_avg_sq", 0.0) + (1 - beta2) * g * g
+    state["exp_avg"], state["exp_avg_sq"] = m, v
+    m_hat = m / (1 - beta1**t)
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_t = rho_inf - 2 * t * beta2**t / (1 - beta2**t)
+    if rho_t > 5:
+        r = np.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+        param -= lr * m_hat * r * np.sqrt(1 - beta2**t) / (np.sqrt(v) + eps)
+    else:
+        param -= lr * m_hat
+
+
+def adadelta(param, grad, state, *, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False):
+    """v = ρ·v + (1−ρ)·g²; Δ = √(u + eps)/√(v + eps)·g; u = ρ·u + (1−ρ)·Δ²; p −= lr·Δ."""
+    _next_step(state)
+    g = _grad(param, grad, weight_decay, maximize)
+    v = rho * state.get("square_avg", 0.0) + (1 - rho) * g * g
+    delta = np.sqrt(state.get("acc_delta", 0.0) + eps) / np.sqrt(v + eps) * g
+    state["square_avg"] = v
+    state["acc_delta"] = rho * state.get("acc_delta", 0.0) + (1 - rho) * delta * delta
+    param -= lr * delta
+
+
+def rprop(param, grad, state, *, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0), maximize=False):
+    """f = η+ / η− / 1 as g·g_prev > 0 / < 0 / otherwise (NaN too); s = clamp(s·f, min, max);
+    g = 0 where f = η−; p −= sign(g)·s with torch's sign (0 for NaN); g_prev = g. s starts at lr,
+    g_prev at 0."""
+    _next_step(state)
+    etaminus, etaplus = etas
+    g = -grad if maximize else grad.copy()
+    product = g * state.get("prev", np.zeros_like(param))
+    factor = np.where(product > 0, etaplus, np.where(product < 0, etaminus, 1.0))
+    step_size = np.clip(state.get("step_size", np.full_like(param, lr)) * factor, *step_sizes)
+    g = np.where(product < 0, 0.0, g)
+    param -= _sign(g) * step_size
+    state["prev"], state["step_size"] = g, step_size
+
+
+def lion(param, grad, state, *, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, maximize=False):
+    """c = β1·m + (1−β1)·g; p = p·(1 − lr·wd) − lr·sign(c); m = β2·m + (1−β2)·g."""
+    _next_step(state)
+    beta1, beta2 = betas
+    g = -grad if maximize else grad
+    m = state.get("exp_avg", np.zeros_like(param))
+    c = beta1 * m + (1 - beta1) * g
+    param *= 1 - lr * weight_decay
+    param -= lr * _sign(c)
+    state["exp_avg"] = beta2 * m + (1 - beta2) * g
 
 
 def momentum_textbook(param, grad, state, *, lr, momentum):

@@ -79,6 +79,40 @@ FUSEDOPT_HD T max_propagating(T a, T b) {
   return (a > b) ? a : b;
 }
 
+// a + w·(b − a), as torch's lerp computes it (w < 0.5: fma(w, b − a, a); else fma(w − 1, b − a, b)).
+// torch.optim updates its first moments with lerp; unlike β·a + (1 − β)·b, lerp turns an infinite
+// moment NaN at the next finite gradient (inf − inf), and the rules do the same.
+template <typename T>
+FUSEDOPT_HD T lerp(T a, T b, T w) {
+  const T difference = b - a;
+  return w < T(0.5) ? fused_mul_add(w, difference, a) : fused_mul_add(w - T(1), difference, b);
+}
+
+// max that keeps a NaN from either side (torch.maximum): a NaN that entered a running maximum stays.
+template <typename T>
+FUSEDOPT_HD T maximum(T a, T b) {
+  return (a > b || a != a) ? a : b;
+}
+
+// x clamped to [lo, hi], a NaN x kept (torch.clamp).
+template <typename T>
+FUSEDOPT_HD T clamp(T x, T lo, T hi) {
+  const T above = x < lo ? lo : x;
+  return above > hi ? hi : above;
+}
+
+// −1, 0 or 1 by the sign of x, and 0 for NaN, as torch.sign computes it ((x > 0) − (x < 0)).
+template <typename T>
+FUSEDOPT_HD T sign(T x) {
+  return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
+}
+
+// |x| as a select, so the SIMD loops vectorize it the same way on every ISA.
+template <typename T>
+FUSEDOPT_HD T magnitude(T x) {
+  return x < T(0) ? -x : x;
+}
+
 // The gradient with its L2 term, g + wd·p, where the term is left out when wd is 0, as torch leaves
 // it out: 0·p is NaN for an infinite p, and -0 + 0 is +0. A select, so the SIMD loops still vectorize.
 template <typename T>

@@ -3,12 +3,18 @@
 // slots, scalar fields) to the Python specs, which match themselves against it, and the CUDA
 // backend instantiates the generic kernel for each rule by name (python/fusedopt/cuda/optimizers.cu).
 #pragma once
+#include "rules/adadelta.hpp"
 #include "rules/adagrad.hpp"
 #include "rules/adam.hpp"
+#include "rules/adamax.hpp"
+#include "rules/lion.hpp"
+#include "rules/radam.hpp"
 #include "rules/rmsprop.hpp"
+#include "rules/rprop.hpp"
 #include "rules/sgd.hpp"
 
-#define FUSEDOPT_OPTIMIZERS(X) X(Sgd) X(Adagrad) X(Rmsprop) X(Adam)
+#define FUSEDOPT_OPTIMIZERS(X) \
+  X(Sgd) X(Adagrad) X(Rmsprop) X(Adam) X(Adamax) X(Radam) X(Adadelta) X(Rprop) X(Lion)
 
 FUSEDOPT_NAMESPACE_BEGIN
 namespace rules {

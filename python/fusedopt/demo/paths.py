@@ -107,12 +107,13 @@ def draw(surface: Surface, steps: int, out: str, fps: int = 20) -> Dict[str, np.
         color = colors[k % len(colors)]
         style = "--" if class_name in classes_seen else "-"  # a variant of an optimizer drawn before
         classes_seen.add(class_name)
-        (line,) = ax.plot([], [], color=color, lw=1.8, ls=style, label=label, zorder=2)
+        lr = surface.lr_for(class_name)
+        (line,) = ax.plot([], [], color=color, lw=1.8, ls=style, label=f"{label} (lr {lr:g})", zorder=2)
         (head,) = ax.plot([], [], color=color, marker="o", markersize=6, zorder=4)
         lines.append(line)
         heads.append(head)
-    lrs = ", ".join(f"{name} {lr:g}" for name, lr in surface.lrs)
-    ax.set_title(f"{surface.name}: {surface.formula}\n{steps} steps from {surface.start}; lr: {lrs}", fontsize=10)
+    ax.set_title(f"{surface.name}: {surface.formula}\n{steps} steps of each optimizer from {surface.start}",
+                 fontsize=10)
     ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
     fig.tight_layout()
 

@@ -6,9 +6,14 @@ side: each function imported here carries its optimizer's spec (``fusedopt.funct
 from which fusedopt.optim makes the class, and the tests and benchmarks their tables.
 """
 
+from .adadelta import adadelta
 from .adagrad import adagrad
 from .adam import adam, adamw
+from .adamax import adamax
+from .lion import lion
+from .radam import radam
 from .rmsprop import rmsprop
+from .rprop import rprop
 from .sgd import sgd
 
 SPECS = tuple(f.spec for f in list(globals().values()) if callable(f) and hasattr(f, "spec"))

@@ -87,6 +87,40 @@ class Betas(Check):
         return st.tuples(self._beta.strategy(st), self._beta.strategy(st))
 
 
+class Etas(Check):
+    """Rprop's (etaminus, etaplus): 0 < etaminus < 1 < etaplus, both finite."""
+
+    def __call__(self, name, value):
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            raise TypeError(f"{name}: expected a pair (etaminus, etaplus), got {value!r}")
+        minus, plus = _real(f"{name}[0]", value[0]), _real(f"{name}[1]", value[1])
+        if not 0.0 < minus < 1.0 < plus < math.inf:
+            raise ValueError(f"{name}: expected 0 < etaminus < 1 < etaplus, got {value!r}")
+
+    def bad_values(self):
+        return [((0.5, 1.0), ValueError), ((0.0, 1.2), ValueError), ((1.5, 1.2), ValueError), (0.5, TypeError)]
+
+    def strategy(self, st):
+        return st.tuples(st.floats(0.1, 0.9), st.floats(1.05, 2.0))
+
+
+class StepSizes(Check):
+    """Rprop's (step_size_min, step_size_max): 0 <= min <= max, both finite."""
+
+    def __call__(self, name, value):
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            raise TypeError(f"{name}: expected a pair (min, max), got {value!r}")
+        lo, hi = _real(f"{name}[0]", value[0]), _real(f"{name}[1]", value[1])
+        if not 0.0 <= lo <= hi < math.inf:
+            raise ValueError(f"{name}: expected finite 0 <= min <= max, got {value!r}")
+
+    def bad_values(self):
+        return [((1.0, 0.5), ValueError), ((-1.0, 1.0), ValueError), ((0.0, math.inf), ValueError), (1.0, TypeError)]
+
+    def strategy(self, st):
+        return st.tuples(st.floats(0.0, 1e-3), st.floats(1e-3, 50.0))
+
+
 class Flag(Check):
     def __call__(self, name, value):
         if not isinstance(value, bool) and type(value).__name__ != "bool_":

@@ -46,7 +46,7 @@ struct Adam {
   FUSEDOPT_HD static void element(T& p, T grad, T& m, T& v, T& v_max, const AdamScalars<T>& s) {
     const T g = with_l2(s.l2, p, s.grad_sign * grad);  // gradient (+ L2 term)
     const T p_decayed = p * s.decay;                                  // decoupled weight decay
-    m = fused_mul_add(s.beta1, m, s.one_minus_beta1 * g);             // first moment
+    m = lerp(m, g, s.one_minus_beta1);                                // first moment (torch: lerp)
     v = fused_mul_add(s.beta2, v, s.one_minus_beta2 * g * g);         // second moment
     T v_hat = v;
     if (amsgrad) {

@@ -41,7 +41,7 @@ struct Rmsprop {
     square_avg = fused_mul_add(s.alpha, square_avg, s.one_minus_alpha * g * g);  // v = α·v + (1−α)·g²
     T centered_square = square_avg;
     if (centered) {
-      grad_avg = fused_mul_add(s.alpha, grad_avg, s.one_minus_alpha * g);       // a = α·a + (1−α)·g
+      grad_avg = lerp(grad_avg, g, s.one_minus_alpha);                          // a = α·a + (1−α)·g (lerp)
       // ṽ = v − a², deliberately not fused: with an exact a² the rounding error of v could make a
       // zero variance negative (and √ṽ NaN); rounded the same way as v, equal terms cancel to 0.
       centered_square = square_avg - grad_avg * grad_avg;
