@@ -126,7 +126,9 @@ def test_optim_db_construction_errors_are_raised_alike():
 
 @pytest.mark.parametrize("name,kwargs", [("Adam", dict(lr=0.01, amsgrad=True)), ("SGD", dict(lr=0.1, momentum=0.9)),
                                          ("RMSprop", dict(centered=True, momentum=0.5)), ("Adagrad", dict(lr=0.1)),
-                                         ("AdamW", dict(lr=0.01))])
+                                         ("AdamW", dict(lr=0.01)), ("Adamax", dict(lr=0.01)),
+                                         ("RAdam", dict(lr=0.01, decoupled_weight_decay=True, weight_decay=0.1)),
+                                         ("Adadelta", dict()), ("Rprop", dict(lr=0.02))])
 @pytest.mark.parametrize("first", ["torch", "fusedopt"])
 def test_state_dicts_cross_both_ways_mid_run(name, kwargs, first):
     dtype = torch.float64
