@@ -47,14 +47,17 @@ def assert_trees_close(a, b):
     (lambda: fj.sgd(lr=0.1, momentum=0.9), lambda: optax.sgd(0.1, momentum=0.9)),
     (lambda: fj.sgd(lr=0.1, momentum=0.9, nesterov=True), lambda: optax.sgd(0.1, momentum=0.9, nesterov=True)),
     (lambda: fj.adam(lr=optax.exponential_decay(0.01, 2, 0.5)), lambda: optax.adam(optax.exponential_decay(0.01, 2, 0.5))),
-], ids=["adam", "adam-betas-eps", "adamw", "sgd", "sgd-momentum", "sgd-nesterov", "adam-schedule"])
+    (lambda: fj.lion(lr=0.01, weight_decay=0.1), lambda: optax.lion(0.01, b1=0.9, b2=0.99, weight_decay=0.1)),
+    (lambda: fj.adadelta(lr=0.5, rho=0.8), lambda: optax.adadelta(0.5, rho=0.8, eps=1e-6)),
+], ids=["adam", "adam-betas-eps", "adamw", "sgd", "sgd-momentum", "sgd-nesterov", "adam-schedule", "lion", "adadelta"])
 def test_trajectories_equal_optax_where_the_algorithms_coincide(ours, theirs):
     assert_trees_close(trajectory(ours()), trajectory(theirs()))
 
 
 @pytest.mark.parametrize("name,kwargs", [("adagrad", dict(lr=0.1, lr_decay=0.01)), ("rmsprop", dict(lr=0.01, centered=True, momentum=0.5)),
                                          ("adam", dict(lr=0.01, weight_decay=0.1, maximize=True)),
-                                         ("adam", dict(lr=0.01, amsgrad=True))])
+                                         ("adam", dict(lr=0.01, amsgrad=True)), ("adamax", dict(lr=0.01)),
+                                         ("radam", dict(lr=0.01)), ("rprop", dict(lr=0.01))])
 def test_trajectories_equal_the_reference(name, kwargs):
     params = pytree()
     tx = getattr(fj, name)(**kwargs)

@@ -38,7 +38,7 @@ def torch_impl(optimizer, kwargs, params, grads, variant: str) -> Optional[Impl]
     """variant: "default" (foreach=False), "foreach" or "fused"; None if torch lacks it."""
     import torch
 
-    if variant == "fused" and optimizer not in TORCH_FUSED:
+    if (variant == "fused" and optimizer not in TORCH_FUSED) or not hasattr(torch.optim, TORCH_CLASS[optimizer]):
         return None
     tensors = [torch.from_numpy(p.copy()).requires_grad_(True) for p in params]
     for t, g in zip(tensors, grads):
@@ -48,11 +48,15 @@ def torch_impl(optimizer, kwargs, params, grads, variant: str) -> Optional[Impl]
     return Impl(opt.step, [t.detach().numpy() for t in tensors])
 
 
-def fusedopt_torch_impl(optimizer, kwargs, params, grads) -> Impl:
-    """fusedopt through the PyTorch adapter: the whole ``optimizer.step()`` of fusedopt.torch."""
+def fusedopt_torch_impl(optimizer, kwargs, params, grads) -> Optional[Impl]:
+    """fusedopt through the PyTorch adapter: the whole ``optimizer.step()`` of fusedopt.torch; None
+    for an optimizer the adapter has no class for."""
     import torch
 
     import fusedopt.torch as ft
+
+    if TORCH_CLASS[optimizer] not in ft.__all__:
+        return None
 
     tensors = [torch.from_numpy(p.copy()).requires_grad_(True) for p in params]
     for t, g in zip(tensors, grads):
@@ -61,8 +65,11 @@ def fusedopt_torch_impl(optimizer, kwargs, params, grads) -> Impl:
     return Impl(opt.step, [t.detach().numpy() for t in tensors])
 
 
-def numpy_impl(optimizer, kwargs, params, grads) -> Impl:
-    """Plain NumPy with in-place ufuncs and one scratch array per tensor (no per-step allocation)."""
+def numpy_impl(optimizer, kwargs, params, grads) -> Optional[Impl]:
+    """Plain NumPy with in-place ufuncs and one scratch array per tensor (no per-step allocation);
+    None for an optimizer without one here."""
+    if optimizer not in NUMPY_STEPS:
+        return None
     params = [p.copy() for p in params]
     step_fn = NUMPY_STEPS[optimizer]
     states = [dict() for _ in params]

@@ -4,7 +4,8 @@
     opt = fusedopt.torch.Adam(model.parameters(), lr=1e-3)   # a real torch.optim.Optimizer
     loss.backward(); opt.step(); opt.zero_grad()
 
-Each class (``SGD, Adagrad, RMSprop, Adam, AdamW``, one per spec of fusedopt.functional) subclasses
+Each class (``SGD, Adagrad, RMSprop, Adam, AdamW, Adamax, RAdam, Adadelta, Rprop``: one per spec of
+fusedopt.functional whose optimizer torch.optim has) subclasses
 ``torch.optim.Optimizer`` with the constructor signature of the torch class of the same name, reads
 ``p.grad``, keeps its state under torch's keys (``step`` as a float32 tensor, ``exp_avg``, ...), so that
 ``state_dict()`` crosses to and from ``torch.optim`` both ways, and works with ``lr_scheduler``,
