@@ -36,6 +36,9 @@ CASES = [
     ("Adadelta", dict(lr=0.5, rho=0.8, eps=1e-5, weight_decay=0.1, maximize=True)),
     ("Rprop", dict()),
     ("Rprop", dict(lr=0.05, etas=(0.3, 1.5), step_sizes=(1e-3, 0.2), maximize=True)),
+    ("NAdam", dict()),
+    ("NAdam", dict(lr=0.01, betas=(0.8, 0.99), momentum_decay=0.01, weight_decay=0.1, maximize=True)),
+    ("NAdam", dict(lr=0.01, eps=1e-6, weight_decay=0.05, decoupled_weight_decay=True)),
     ("Lion", dict()),
     ("Lion", dict(lr=0.01, betas=(0.8, 0.95), weight_decay=0.1, maximize=True)),
 ]
@@ -51,6 +54,7 @@ REFERENCE = {
     "Adadelta": reference.adadelta,
     "Rprop": reference.rprop,
     "Lion": reference.lion,
+    "NAdam": reference.nadam,
 }
 
 

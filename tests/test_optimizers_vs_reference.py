@@ -207,3 +207,34 @@ def test_a_param_whose_state_is_deleted_starts_afresh_like_a_new_param():
     assert opt.state[0]["step"] == 5 and opt.state[1]["step"] == 2
     for p, ref in zip(params, refs):
         np.testing.assert_allclose(p, ref.params[0], rtol=1e-10, atol=1e-12)
+
+
+NADAM_CASES = [c for c in CASES if c[0] == "NAdam"]
+
+
+@pytest.mark.parametrize("case", NADAM_CASES, ids=[case_id(c) for c in NADAM_CASES])
+def test_nadam_matches_torch_optim(case):
+    """fusedopt.NAdam derives torch's per-param mu_product from the step count (fusedopt.torch has no
+    NAdam class yet, so this is its check against torch.optim): 20 float64 steps with torch's default
+    dtype float64, where torch keeps mu_product in float64 too."""
+    torch = pytest.importorskip("torch")
+    name, kwargs = case
+    shapes = [(7,), (3, 5)]
+    params = random_params(shapes, np.float64, 11)
+    opt = make_optimizer(name, params, kwargs)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        tensors = [torch.tensor(p.copy(), requires_grad=True) for p in params]
+        theirs = torch.optim.NAdam(tensors, **kwargs)
+        rng = np.random.default_rng(12)
+        for _ in range(20):
+            grads = random_grads(shapes, np.float64, rng)
+            opt.step(grads)
+            for t, g in zip(tensors, grads):
+                t.grad = torch.tensor(g)
+            theirs.step()
+    finally:
+        torch.set_default_dtype(default)
+    for p, t in zip(params, tensors):
+        np.testing.assert_allclose(p, t.detach().numpy(), rtol=1e-10, atol=1e-12)

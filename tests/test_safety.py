@@ -524,11 +524,18 @@ def reference_steps(name, kwargs, p0, grads):
 
 def torch_steps(name, kwargs, p0, grads):
     import torch
-    p = torch.tensor(p0.copy(), requires_grad=True)
-    opt = getattr(torch.optim, name)([p], **kwargs)
-    for g in grads:
-        p.grad = torch.tensor(g.copy())
-        opt.step()
+    # NAdam keeps mu_product in torch's default dtype (float32): in float64, the product fusedopt
+    # computes from the step count is torch's only with a float64 default.
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        p = torch.tensor(p0.copy(), requires_grad=True)
+        opt = getattr(torch.optim, name)([p], **kwargs)
+        for g in grads:
+            p.grad = torch.tensor(g.copy())
+            opt.step()
+    finally:
+        torch.set_default_dtype(default)
     return p.detach().numpy()
 
 

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "radam", "adadelta", "rprop", "lion",
+__all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "radam", "adadelta", "rprop", "lion", "nadam",
            "momentum_textbook", "nesterov_textbook",
            "fan_in_and_fan_out", "gain", "xavier_uniform_bound", "xavier_normal_std", "kaiming_std",
            "kaiming_uniform_bound", "lecun_uniform_bound", "lecun_normal_std"]
@@ -197,6 +197,28 @@ def lion(param, grad, state, *, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, ma
     param *= 1 - lr * weight_decay
     param -= lr * _sign(c)
     state["exp_avg"] = beta2 * m + (1 - beta2) * g
+
+
+def nadam(param, grad, state, *, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, momentum_decay=4e-3,
+          decoupled_weight_decay=False, maximize=False):
+    """μt = β1·(1 − ½·0.96^(tψ)), Πt = μ1…μt; Adam's m, v; d = √(v/(1−β2^t)) + eps;
+    p −= lr·(1−μt)/(1−Πt)·g/d + lr·μt+1/(1−Πt·μt+1)·m/d."""
+    t = _next_step(state)
+    beta1, beta2 = betas
+    if decoupled_weight_decay:
+        g = -grad if maximize else grad
+        if weight_decay != 0:
+            param *= 1 - lr * weight_decay
+    else:
+        g = _grad(param, grad, weight_decay, maximize)
+    mu = beta1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
+    mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
+    product = np.prod([beta1 * (1 - 0.5 * 0.96 ** (i * momentum_decay)) for i in range(1, t + 1)])
+    m = _lerp(state.get("exp_avg", 0.0), g, 1 - beta1)
+    v = beta2 * state.get("exp_avg_sq", 0.0) + (1 - beta2) * g * g
+    state["exp_avg"], state["exp_avg_sq"] = m, v
+    d = np.sqrt(v / (1 - beta2**t)) + eps
+    param -= lr * (1 - mu) / (1 - product) * g / d + lr * mu_next / (1 - product * mu_next) * m / d
 
 
 def momentum_textbook(param, grad, state, *, lr, momentum):

@@ -8,13 +8,14 @@
 #include "rules/adam.hpp"
 #include "rules/adamax.hpp"
 #include "rules/lion.hpp"
+#include "rules/nadam.hpp"
 #include "rules/radam.hpp"
 #include "rules/rmsprop.hpp"
 #include "rules/rprop.hpp"
 #include "rules/sgd.hpp"
 
 #define FUSEDOPT_OPTIMIZERS(X) \
-  X(Sgd) X(Adagrad) X(Rmsprop) X(Adam) X(Adamax) X(Radam) X(Adadelta) X(Rprop) X(Lion)
+  X(Sgd) X(Adagrad) X(Rmsprop) X(Adam) X(Adamax) X(Radam) X(Adadelta) X(Rprop) X(Lion) X(Nadam)
 
 FUSEDOPT_NAMESPACE_BEGIN
 namespace rules {

@@ -11,6 +11,7 @@ from .adagrad import adagrad
 from .adam import adam, adamw
 from .adamax import adamax
 from .lion import lion
+from .nadam import nadam
 from .radam import radam
 from .rmsprop import rmsprop
 from .rprop import rprop

@@ -36,8 +36,10 @@ from ..functional import SPECS
 from ..functional._spec import Spec, run
 from ..functional.adam import ADAMW
 
-# One class per spec whose torch.optim class gives the signature (an optimizer torch lacks: not yet).
-__all__ = [spec.class_name for spec in SPECS if hasattr(torch.optim, spec.class_name)]
+# One class per spec whose torch.optim class gives the signature (an optimizer torch lacks: not yet),
+# and whose torch state fusedopt keeps (NAdam's per-param mu_product, which fusedopt derives from the
+# step: not yet).
+__all__ = [spec.class_name for spec in SPECS if hasattr(torch.optim, spec.class_name) and not spec.derived_state]
 
 _SUPPORTED_DTYPES = (torch.float32, torch.float64)
 _REFUSED_SWITCHES = {  # torch-only switch -> (the value that is harmless, why another is refused)
