@@ -39,6 +39,8 @@ CASES = [
     ("NAdam", dict()),
     ("NAdam", dict(lr=0.01, betas=(0.8, 0.99), momentum_decay=0.01, weight_decay=0.1, maximize=True)),
     ("NAdam", dict(lr=0.01, eps=1e-6, weight_decay=0.05, decoupled_weight_decay=True)),
+    ("ASGD", dict()),
+    ("ASGD", dict(lr=0.05, lambd=0.01, alpha=0.5, t0=3, weight_decay=0.1, maximize=True)),  # averaging from step 5
     ("Lion", dict()),
     ("Lion", dict(lr=0.01, betas=(0.8, 0.95), weight_decay=0.1, maximize=True)),
 ]
@@ -55,6 +57,7 @@ REFERENCE = {
     "Rprop": reference.rprop,
     "Lion": reference.lion,
     "NAdam": reference.nadam,
+    "ASGD": reference.asgd,
 }
 
 

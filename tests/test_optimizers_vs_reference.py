@@ -209,14 +209,14 @@ def test_a_param_whose_state_is_deleted_starts_afresh_like_a_new_param():
         np.testing.assert_allclose(p, ref.params[0], rtol=1e-10, atol=1e-12)
 
 
-NADAM_CASES = [c for c in CASES if c[0] == "NAdam"]
+DERIVED_STATE_CASES = [c for c in CASES if c[0] in ("NAdam", "ASGD")]
 
 
-@pytest.mark.parametrize("case", NADAM_CASES, ids=[case_id(c) for c in NADAM_CASES])
-def test_nadam_matches_torch_optim(case):
-    """fusedopt.NAdam derives torch's per-param mu_product from the step count (fusedopt.torch has no
-    NAdam class yet, so this is its check against torch.optim): 20 float64 steps with torch's default
-    dtype float64, where torch keeps mu_product in float64 too."""
+@pytest.mark.parametrize("case", DERIVED_STATE_CASES, ids=[case_id(c) for c in DERIVED_STATE_CASES])
+def test_derived_scalar_state_matches_torch_optim(case):
+    """fusedopt.NAdam and ASGD derive torch's per-param scalar state (mu_product; eta and mu) from the
+    step count (fusedopt.torch has no class for them yet, so this is their check against torch.optim):
+    20 float64 steps with torch's default dtype float64, where torch keeps that state in float64 too."""
     torch = pytest.importorskip("torch")
     name, kwargs = case
     shapes = [(7,), (3, 5)]
@@ -226,7 +226,7 @@ def test_nadam_matches_torch_optim(case):
     torch.set_default_dtype(torch.float64)
     try:
         tensors = [torch.tensor(p.copy(), requires_grad=True) for p in params]
-        theirs = torch.optim.NAdam(tensors, **kwargs)
+        theirs = getattr(torch.optim, name)(tensors, **kwargs)
         rng = np.random.default_rng(12)
         for _ in range(20):
             grads = random_grads(shapes, np.float64, rng)

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "radam", "adadelta", "rprop", "lion", "nadam",
+__all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "radam", "adadelta", "rprop", "lion", "nadam", "asgd",
            "momentum_textbook", "nesterov_textbook",
            "fan_in_and_fan_out", "gain", "xavier_uniform_bound", "xavier_normal_std", "kaiming_std",
            "kaiming_uniform_bound", "lecun_uniform_bound", "lecun_normal_std"]
@@ -219,6 +219,19 @@ def nadam(param, grad, state, *, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_d
     state["exp_avg"], state["exp_avg_sq"] = m, v
     d = np.sqrt(v / (1 - beta2**t)) + eps
     param -= lr * (1 - mu) / (1 - product) * g / d + lr * mu_next / (1 - product * mu_next) * m / d
+
+
+def asgd(param, grad, state, *, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, maximize=False):
+    """η = lr/(1 + λ·lr·(t−1))^α, μ = 1/max(1, t−1−t0) (torch's eta and mu from the step before);
+    p = p·(1 − λη) − η·g; ax += μ·(p − ax) if μ ≠ 1 else ax = p."""
+    t = _next_step(state)
+    g = _grad(param, grad, weight_decay, maximize)
+    eta = lr / (1 + lambd * lr * (t - 1)) ** alpha
+    mu = 1 / max(1, t - 1 - t0)
+    param *= 1 - lambd * eta
+    param -= eta * g
+    ax = state.get("ax", np.zeros_like(param))
+    state["ax"] = ax + mu * (param - ax) if mu != 1 else param.copy()
 
 
 def momentum_textbook(param, grad, state, *, lr, momentum):

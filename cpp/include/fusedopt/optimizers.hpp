@@ -4,6 +4,7 @@
 // backend instantiates the generic kernel for each rule by name (python/fusedopt/cuda/optimizers.cu).
 #pragma once
 #include "rules/adadelta.hpp"
+#include "rules/asgd.hpp"
 #include "rules/adagrad.hpp"
 #include "rules/adam.hpp"
 #include "rules/adamax.hpp"
@@ -15,7 +16,7 @@
 #include "rules/sgd.hpp"
 
 #define FUSEDOPT_OPTIMIZERS(X) \
-  X(Sgd) X(Adagrad) X(Rmsprop) X(Adam) X(Adamax) X(Radam) X(Adadelta) X(Rprop) X(Lion) X(Nadam)
+  X(Sgd) X(Adagrad) X(Rmsprop) X(Adam) X(Adamax) X(Radam) X(Adadelta) X(Rprop) X(Lion) X(Nadam) X(Asgd)
 
 FUSEDOPT_NAMESPACE_BEGIN
 namespace rules {

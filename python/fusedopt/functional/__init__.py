@@ -7,6 +7,7 @@ from which fusedopt.optim makes the class, and the tests and benchmarks their ta
 """
 
 from .adadelta import adadelta
+from .asgd import asgd
 from .adagrad import adagrad
 from .adam import adam, adamw
 from .adamax import adamax
