@@ -19,7 +19,9 @@ inline T& at(Absent*, int64_t, T& unused) { return unused; }
 
 template <class Rule, typename T, typename... P>
 inline void update_range(int64_t begin, int64_t end, const typename Rule::template Scalars<T>& s, P*... p) {
-  simd_for(begin, end, [&](int64_t i) {
+  // always_inline: a call per element would keep the loop from being vectorized (GCC left NAdam's
+  // element, the largest, as a call: 26 % of the bandwidth instead of 90+ %).
+  simd_for(begin, end, [&](int64_t i) __attribute__((always_inline)) {
     T unused = T(0);
     Rule::element(at<T>(p, i, unused)..., s);
   });
