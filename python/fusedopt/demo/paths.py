@@ -99,9 +99,10 @@ def draw(surface: Surface, steps: int, out: str, fps: int = 20) -> Dict[str, np.
         paths[label] = run_path(surface, label, steps)
         progress.update()
     progress.close()
-    fig, ax = plt.subplots(figsize=(8, 6.5), dpi=100)
+    fig, ax = plt.subplots(figsize=(10, 6.5), dpi=100)
     _draw_surface(ax, surface, steps)
-    colors = plt.get_cmap("tab10").colors
+    tab20 = plt.get_cmap("tab20").colors
+    colors = tab20[0::2] + tab20[1::2]  # ten strong colors, then their light twins
     lines, heads, classes_seen = [], [], set()
     for k, ((label, path), (_, class_name, _)) in enumerate(zip(paths.items(), OPTIMIZERS)):
         color = colors[k % len(colors)]
@@ -114,7 +115,7 @@ def draw(surface: Surface, steps: int, out: str, fps: int = 20) -> Dict[str, np.
         heads.append(head)
     ax.set_title(f"{surface.name}: {surface.formula}\n{steps} steps of each optimizer from {surface.start}",
                  fontsize=10)
-    ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.9)  # beside the plot
     fig.tight_layout()
 
     def show(frame: int) -> list:
