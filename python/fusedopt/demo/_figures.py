@@ -28,3 +28,9 @@ def check_out(path: str, suffixes=(".png", ".gif", ".pdf", ".svg")) -> str:
     if not os.path.isdir(folder):
         raise ValueError(f"--out {path!r}: folder {folder!r} does not exist")
     return path
+
+
+def colors(plt) -> tuple:
+    """Twenty distinct line colors: tab20's ten strong ones, then their light twins."""
+    tab20 = plt.get_cmap("tab20").colors
+    return tab20[0::2] + tab20[1::2]

@@ -101,8 +101,7 @@ def draw(surface: Surface, steps: int, out: str, fps: int = 20) -> Dict[str, np.
     progress.close()
     fig, ax = plt.subplots(figsize=(10, 6.5), dpi=100)
     _draw_surface(ax, surface, steps)
-    tab20 = plt.get_cmap("tab20").colors
-    colors = tab20[0::2] + tab20[1::2]  # ten strong colors, then their light twins
+    colors = _figures.colors(plt)
     lines, heads, classes_seen = [], [], set()
     for k, ((label, path), (_, class_name, _)) in enumerate(zip(paths.items(), OPTIMIZERS)):
         color = colors[k % len(colors)]

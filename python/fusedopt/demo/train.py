@@ -92,17 +92,19 @@ def draw(out: str, name: str = "digits", epochs: int = 30, batch_size: int = 32,
     progress.close()
     fig, axes = plt.subplots(2, 2, figsize=(12, 9), dpi=100)
     epochs_axis = np.arange(1, epochs + 1)
+    palette = _figures.colors(plt)
     for row, (runs, what) in enumerate(((by_optimizer, "optimizer (Xavier init)"),
                                         (by_init, f"init ({INIT_OPTIMIZER}, lr {LRS[INIT_OPTIMIZER]:g})"))):
-        for key, curves in runs.items():
+        for k, (key, curves) in enumerate(runs.items()):
             style = "--" if key in ("Nesterov", "AdamW") else "-"
-            axes[row, 0].plot(epochs_axis, curves["test_loss"], ls=style, label=key)
-            axes[row, 1].plot(epochs_axis, curves["test_accuracy"], ls=style, label=key)
+            color = palette[k % len(palette)]
+            axes[row, 0].plot(epochs_axis, curves["test_loss"], ls=style, color=color, label=key)
+            axes[row, 1].plot(epochs_axis, curves["test_accuracy"], ls=style, color=color, label=key)
         axes[row, 0].set(xlabel="epoch", ylabel="test cross-entropy", yscale="log", title=f"test loss by {what}")
         axes[row, 1].set(xlabel="epoch", ylabel="test accuracy", ylim=(0, 1.02), title=f"test accuracy by {what}")
         axes[row, 1].axhline(1.0 / classes, color="0.5", ls=":", lw=1, label="chance")
         for ax in axes[row]:
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=7, ncol=2)
     fig.suptitle(f"MLP {sizes} (tanh) on {name}: {len(x)} samples, batch {batch_size}, fusedopt optimizers")
     fig.tight_layout()
     fig.savefig(out)
