@@ -54,7 +54,7 @@ def compare(name, kwargs, dtype, steps=6):
     assert_same_params(reference_net, fused_net, torch.float32 if tensor_hypers else dtype)
 
 
-TORCH_CASES = [(name, kwargs) for name, kwargs in CASES if name in ft.__all__]  # not Lion (torch lacks it), NAdam
+TORCH_CASES = [(name, kwargs) for name, kwargs in CASES if hasattr(torch.optim, name) and name in ft.__all__]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
@@ -66,9 +66,9 @@ def test_training_matches_torch_optim(case, dtype):
 def test_every_class_is_a_torch_optimizer_with_torchs_signature():
     import inspect
 
-    with_torch_class = [spec for spec in fusedopt.functional.SPECS
-                        if hasattr(torch.optim, spec.class_name) and not spec.derived_state]
-    assert {spec.class_name for spec in with_torch_class} == set(ft.__all__)
+    adapted = [spec for spec in fusedopt.functional.SPECS if not spec.derived_state]
+    assert {spec.class_name for spec in adapted} == set(ft.__all__)
+    with_torch_class = [spec for spec in adapted if hasattr(torch.optim, spec.class_name)]
     for spec in with_torch_class:
         cls = getattr(ft, spec.class_name)
         assert issubclass(cls, torch.optim.Optimizer)
@@ -417,3 +417,37 @@ def test_a_scheduler_changing_lr_every_step_keeps_the_steady_path_and_torchs_num
     ob.param_groups[0]["lr"] = -1.0
     with pytest.raises(ValueError, match="lr"):
         ob.step()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_lion_which_torch_lacks_trains_as_fusedopt_lion_and_its_reference(dtype):
+    """fusedopt.torch.Lion: a torch.optim.Optimizer with fusedopt.Lion's signature (and torch's
+    keyword-only switches); a small model trained with it equals the float64 reference run on the same
+    grads (its state is in torch's format: step and exp_avg)."""
+    import inspect
+
+    from fusedopt import reference
+
+    assert issubclass(ft.Lion, torch.optim.Optimizer)
+    names = list(inspect.signature(ft.Lion.__init__).parameters)
+    assert names[:6] == ["self", "params", "lr", "betas", "weight_decay", "maximize"]
+    assert names[6:] == ["foreach", "capturable", "differentiable", "fused"]
+    net = model(dtype)
+    kwargs = dict(lr=0.01, betas=(0.8, 0.95), weight_decay=0.1)
+    opt = ft.Lion(net.parameters(), **kwargs)
+    expected = [p.detach().double().numpy().copy() for p in net.parameters()]
+    states = [{} for _ in expected]
+    for x, y in data(dtype, 5):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(net(x), y).backward()
+        grads = [p.grad.double().numpy().copy() for p in net.parameters()]
+        opt.step()
+        for p, g, s in zip(expected, grads, states):
+            reference.lion(p, g, s, **kwargs)
+    for p, e in zip(net.parameters(), expected):
+        np.testing.assert_allclose(p.detach().double().numpy(), e, rtol=1e-5 if dtype == torch.float32 else 1e-12,
+                                   atol=1e-6 if dtype == torch.float32 else 1e-14)
+    state = opt.state_dict()["state"][0]
+    assert set(state) == {"step", "exp_avg"} and float(state["step"]) == 5
+    with pytest.raises(ValueError, match="capturable"):
+        ft.Lion(net.parameters(), capturable=True)

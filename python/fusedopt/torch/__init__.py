@@ -4,8 +4,8 @@
     opt = fusedopt.torch.Adam(model.parameters(), lr=1e-3)   # a real torch.optim.Optimizer
     loss.backward(); opt.step(); opt.zero_grad()
 
-Each class (``SGD, Adagrad, RMSprop, Adam, AdamW, Adamax, RAdam, Adadelta, Rprop``: one per spec of
-fusedopt.functional whose optimizer torch.optim has) subclasses
+Each class (``SGD, Adagrad, RMSprop, Adam, AdamW, Adamax, RAdam, Adadelta, Rprop``, and ``Lion``, which
+torch.optim lacks; not yet NAdam and ASGD) subclasses
 ``torch.optim.Optimizer`` with the constructor signature of the torch class of the same name, reads
 ``p.grad``, keeps its state under torch's keys (``step`` as a float32 tensor, ``exp_avg``, ...), so that
 ``state_dict()`` crosses to and from ``torch.optim`` both ways, and works with ``lr_scheduler``,
@@ -36,10 +36,10 @@ from ..functional import SPECS
 from ..functional._spec import Spec, run
 from ..functional.adam import ADAMW
 
-# One class per spec whose torch.optim class gives the signature (an optimizer torch lacks: not yet),
-# and whose torch state fusedopt keeps (NAdam's per-param mu_product, which fusedopt derives from the
-# step: not yet).
-__all__ = [spec.class_name for spec in SPECS if hasattr(torch.optim, spec.class_name) and not spec.derived_state]
+# One class per spec whose torch state fusedopt keeps (not yet: NAdam's per-param mu_product and ASGD's
+# eta and mu, which fusedopt derives from the step count). The signature is the torch.optim class's of
+# the same name, or for an optimizer torch lacks (Lion) fusedopt's own with torch's keyword-only switches.
+__all__ = [spec.class_name for spec in SPECS if not spec.derived_state]
 
 _SUPPORTED_DTYPES = (torch.float32, torch.float64)
 _REFUSED_SWITCHES = {  # torch-only switch -> (the value that is harmless, why another is refused)
@@ -351,11 +351,23 @@ def _check_grad(p: torch.Tensor, grad: torch.Tensor, where: str) -> None:
                          "fusedopt reads memory as it is and never copies")
 
 
+def _signature_without_torch_class(spec: Spec) -> inspect.Signature:
+    """fusedopt's signature of the spec (params, then its hyperparameters) with torch's keyword-only
+    switches after them, as torch.optim's classes have them."""
+    from ..optim.optimizer import _signature
+
+    own = _signature(spec)
+    switches = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+                for name, default in (("foreach", None), ("capturable", False), ("differentiable", False),
+                                      ("fused", None))]
+    return inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+                              *own.parameters.values(), *switches])
+
+
 def _optimizer_class(spec: Spec) -> type:
     torch_class = getattr(torch.optim, spec.class_name, None)
-    if torch_class is None:
-        raise NotImplementedError(f"{spec.class_name}: no torch.optim class to take the signature from")
-    signature = inspect.signature(torch_class.__init__)
+    signature = (inspect.signature(torch_class.__init__) if torch_class is not None
+                 else _signature_without_torch_class(spec))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         bound = signature.bind(self, *args, **kwargs)
@@ -366,8 +378,10 @@ def _optimizer_class(spec: Spec) -> type:
         FusedOptimizer.__init__(self, params, arguments)
 
     __init__.__signature__ = signature  # type: ignore[attr-defined]
-    doc = (f"{spec.summary}\n\nA ``torch.optim.Optimizer`` with the signature, defaults, state keys and update of "
-           f"``torch.optim.{spec.class_name}``; the step is fusedopt's fused kernel "
+    like = (f"the signature, defaults, state keys and update of ``torch.optim.{spec.class_name}``"
+            if torch_class is not None else f"the hyperparameters, defaults and update of ``fusedopt.{spec.class_name}`` "
+                                            "(torch.optim has no such class)")
+    doc = (f"{spec.summary}\n\nA ``torch.optim.Optimizer`` with {like}; the step is fusedopt's fused kernel "
            f"(:func:`fusedopt.functional.{spec.name}`).\n\nSignature: ``{spec.class_name}{signature}``\n")
     return type(spec.class_name, (FusedOptimizer,), {"spec": spec, "torch_class": torch_class, "__init__": __init__,
                                                       "__doc__": doc, "__module__": __name__,
