@@ -75,9 +75,10 @@ class Spec:
     torch_fused: bool = True       # torch.optim has fused=True for it (benchmarks)
     bench: Dict[str, Any] = field(default_factory=dict)  # the benchmarks' hyperparameters
     summary: str = ""              # one line for the class docstring; the functional's holds the math
-    # torch's per-param scalar state that fusedopt derives from the step count instead of keeping
-    # (NAdam's mu_product): the torch adapter has no class for such a spec yet.
-    derived_state: Tuple[str, ...] = ()
+    # torch's per-param scalar state after step `step`, which fusedopt derives from the step count and
+    # the hyperparameters instead of keeping (NAdam's mu_product, ASGD's eta and mu): written into the
+    # torch adapter's state_dict(), never read.
+    derived_state: Optional[Callable[[Mapping[str, Any], int], Dict[str, float]]] = None
 
     def __post_init__(self) -> None:
         if self.rule not in _RULES:

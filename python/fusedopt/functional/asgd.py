@@ -29,7 +29,8 @@ ASGD = Spec(
             Hyper("weight_decay", 0.0, NonNegative(0.2)), Hyper("maximize", False, Flag())),
     buffers=(Buffer("ax", "axs"),),
     flags=lambda h, step: {"averaging": eta_and_mu(h, step)[1] != 1.0}, scalars=_scalars, flags_use_step=True,
-    torch_fused=False, bench=dict(lr=1e-2), derived_state=("eta", "mu"),
+    torch_fused=False, bench=dict(lr=1e-2),
+    derived_state=lambda h, step: dict(zip(("eta", "mu"), eta_and_mu(h, step + 1))),
     summary="ASGD: SGD with a decaying step and the running average of the iterates (torch.optim.ASGD).")
 
 

@@ -53,7 +53,7 @@ NADAM = Spec(
             Hyper("maximize", False, Flag())),
     buffers=(Buffer("exp_avg", "exp_avgs"), Buffer("exp_avg_sq", "exp_avg_sqs")),
     flags=lambda h, step: {}, scalars=_scalars, torch_fused=False, bench=dict(lr=2e-3),
-    derived_state=("mu_product",),
+    derived_state=lambda h, step: {"mu_product": mu_product(h["betas"][0], h["momentum_decay"], step)},
     summary="NAdam: Adam with Nesterov momentum and Dozat's momentum schedule (torch.optim.NAdam).")
 
 

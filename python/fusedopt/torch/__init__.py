@@ -4,8 +4,8 @@
     opt = fusedopt.torch.Adam(model.parameters(), lr=1e-3)   # a real torch.optim.Optimizer
     loss.backward(); opt.step(); opt.zero_grad()
 
-Each class (``SGD, Adagrad, RMSprop, Adam, AdamW, Adamax, RAdam, Adadelta, Rprop``, and ``Lion``, which
-torch.optim lacks; not yet NAdam and ASGD) subclasses
+Each class (``SGD, Adagrad, RMSprop, Adam, AdamW, Adamax, RAdam, Adadelta, Rprop, NAdam, ASGD``, and
+``Lion``, which torch.optim lacks) subclasses
 ``torch.optim.Optimizer`` with the constructor signature of the torch class of the same name, reads
 ``p.grad``, keeps its state under torch's keys (``step`` as a float32 tensor, ``exp_avg``, ...), so that
 ``state_dict()`` crosses to and from ``torch.optim`` both ways, and works with ``lr_scheduler``,
@@ -36,10 +36,9 @@ from ..functional import SPECS
 from ..functional._spec import Spec, run
 from ..functional.adam import ADAMW
 
-# One class per spec whose torch state fusedopt keeps (not yet: NAdam's per-param mu_product and ASGD's
-# eta and mu, which fusedopt derives from the step count). The signature is the torch.optim class's of
-# the same name, or for an optimizer torch lacks (Lion) fusedopt's own with torch's keyword-only switches.
-__all__ = [spec.class_name for spec in SPECS if not spec.derived_state]
+# One class per spec. The signature is the torch.optim class's of the same name, or for an optimizer
+# torch lacks (Lion) fusedopt's own with torch's keyword-only switches.
+__all__ = [spec.class_name for spec in SPECS]
 
 _SUPPORTED_DTYPES = (torch.float32, torch.float64)
 _REFUSED_SWITCHES = {  # torch-only switch -> (the value that is harmless, why another is refused)
@@ -113,6 +112,23 @@ class FusedOptimizer(torch.optim.Optimizer):
                     for b in self.spec.buffers:
                         state[b.key] = torch.full_like(p, self.spec.initial_value(b, h),
                                                        memory_format=torch.preserve_format)
+
+    def state_dict(self) -> Dict[str, Any]:
+        """torch's state dict. For NAdam and ASGD, torch's per-param scalar state (``mu_product``;
+        ``eta`` and ``mu``), which fusedopt derives from the step count, is written into the state
+        first, as tensors of torch's scalar dtype (float32, or float64 with a float64 default); a
+        loaded value of it is not read."""
+        derived = self.spec.derived_state
+        if derived is not None:
+            dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32  # torch's choice
+            for group in self.param_groups:
+                h = self._hypers(group)
+                for p in group["params"]:
+                    state = self.state.get(p)
+                    if state and "step" in state:
+                        for key, value in derived(h, int(state["step"])).items():
+                            state[key] = torch.tensor(value, dtype=dtype)
+        return super().state_dict()
 
     def _spec_for(self, group) -> Spec:
         return ADAMW if self.spec.name == "adam" and group.get("decoupled_weight_decay") else self.spec
