@@ -18,14 +18,17 @@ def _mu(beta1: float, momentum_decay: float, t: int) -> float:
 
 
 def mu_product(beta1: float, momentum_decay: float, step: int) -> float:
-    """Πt = μ1·μ2·…·μt, in float64; O(1) when steps come in order (the last product is kept), O(t)
-    after a jump (a loaded state)."""
+    """Πt = μ1·μ2·…·μt, in float64; O(1) when steps come in order (the last product is kept), and
+    after a jump (a loaded state) at most the steps until it falls below 1e-30 (every μ < β1 < 1), where
+    it stops: 1 − Πt is already 1 in float64, so the update is exact."""
     key = (beta1, momentum_decay)
     with _products_lock:
         last_step, product = _products.get(key, (0, 1.0))
         if step < last_step:
             last_step, product = 0, 1.0
         for t in range(last_step + 1, step + 1):
+            if product < 1e-30:  # 1 − Πt is 1 in float64 from about 1e-17 on: carrying it further changes nothing
+                break
             product *= _mu(beta1, momentum_decay, t)
         _products[key] = (step, product)
     return product
