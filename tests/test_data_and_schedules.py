@@ -129,6 +129,10 @@ def test_bad_steps_and_hyperparameters_are_refused(bad, error):
         schedules.constant(float("nan"))
     with pytest.raises(TypeError, match="schedule"):
         schedules.linear_warmup(lambda t: 0.1, 5)
+    with pytest.raises(ValueError, match="at step 1000 overflows"):
+        schedules.exponential(0.1, gamma=10.0)(1000)
+    with pytest.raises(TypeError, match="param_groups"):
+        schedules.constant(0.1).apply({"lr": 1.0}, 0)
 
 
 def _torch_lrs(make, steps, lr):

@@ -34,13 +34,20 @@ class Schedule:
         self._description = description
 
     def __call__(self, step: int) -> float:
-        return self._at(_int("step", step, 0))
+        step = _int("step", step, 0)
+        try:
+            return self._at(step)
+        except OverflowError:
+            raise ValueError(f"{self!r}: the learning rate at step {step} overflows a float") from None
 
     def apply(self, optimizer: Any, step: int) -> float:
         """Sets ``lr`` of every param group of ``optimizer`` (fusedopt or torch) to this step's
         rate; returns it."""
+        groups = getattr(optimizer, "param_groups", None)
+        if groups is None:
+            raise TypeError(f"optimizer: expected an optimizer with param_groups, got {type(optimizer).__name__}")
         lr = self(step)
-        for group in optimizer.param_groups:
+        for group in groups:
             group["lr"] = lr
         return lr
 
