@@ -41,6 +41,12 @@ CASES = [
     ("NAdam", dict(lr=0.01, eps=1e-6, weight_decay=0.05, decoupled_weight_decay=True)),
     ("ASGD", dict()),
     ("ASGD", dict(lr=0.05, lambd=0.01, alpha=0.5, t0=3, weight_decay=0.1, maximize=True)),  # averaging from step 5
+    ("LAMB", dict()),
+    ("LAMB", dict(lr=0.01, betas=(0.8, 0.99), eps=1e-5, weight_decay=0.1, maximize=True)),
+    ("LARS", dict(lr=0.5)),
+    ("LARS", dict(lr=1.0, momentum=0.8, weight_decay=0.01, trust_coefficient=0.01, eps=1e-6, nesterov=True,
+                  maximize=True)),
+    ("LARS", dict(lr=0.05, weight_decay=0.01, trust_ratio=False)),  # the param group of biases and norms
     ("Lion", dict()),
     ("Lion", dict(lr=0.01, betas=(0.8, 0.95), weight_decay=0.1, maximize=True)),
 ]
@@ -58,6 +64,8 @@ REFERENCE = {
     "Lion": reference.lion,
     "NAdam": reference.nadam,
     "ASGD": reference.asgd,
+    "LAMB": reference.lamb,
+    "LARS": reference.lars,
 }
 
 

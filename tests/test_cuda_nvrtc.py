@@ -46,10 +46,11 @@ def test_kernels_compile_under_nvrtc_and_define_every_launched_name(source):
 
 
 def test_every_variant_of_every_rule_is_launched():
-    """optimizers.cu is instantiated for each variant (flags) of each registered rule, in both types."""
+    """optimizers.cu is instantiated for each variant (flags) of each registered rule, in both types
+    (but the two-pass rules, LAMB and LARS, which have no CUDA kernels yet)."""
     from fusedopt import _core
 
-    expected = sum(2 * len(rule["present"]) for rule in _core.rules())
+    expected = sum(2 * len(rule["present"]) for rule in _core.rules() if not rule["per_tensor_norms"])
     assert len(set(cuda.kernel_names("optimizers"))) == expected
 
 

@@ -49,7 +49,12 @@ def assert_trees_close(a, b):
     (lambda: fj.adam(lr=optax.exponential_decay(0.01, 2, 0.5)), lambda: optax.adam(optax.exponential_decay(0.01, 2, 0.5))),
     (lambda: fj.lion(lr=0.01, weight_decay=0.1), lambda: optax.lion(0.01, b1=0.9, b2=0.99, weight_decay=0.1)),
     (lambda: fj.adadelta(lr=0.5, rho=0.8), lambda: optax.adadelta(0.5, rho=0.8, eps=1e-6)),
-], ids=["adam", "adam-betas-eps", "adamw", "sgd", "sgd-momentum", "sgd-nesterov", "adam-schedule", "lion", "adadelta"])
+    (lambda: fj.lamb(lr=0.01, weight_decay=0.1), lambda: optax.lamb(0.01, weight_decay=0.1)),
+    (lambda: fj.lars(lr=0.5, weight_decay=0.01), lambda: optax.lars(0.5, weight_decay=0.01)),
+    (lambda: fj.lars(lr=0.5, trust_coefficient=0.01, eps=1e-6, nesterov=True),
+     lambda: optax.lars(0.5, trust_coefficient=0.01, eps=1e-6, nesterov=True)),
+], ids=["adam", "adam-betas-eps", "adamw", "sgd", "sgd-momentum", "sgd-nesterov", "adam-schedule", "lion", "adadelta",
+        "lamb", "lars", "lars-nesterov"])
 def test_trajectories_equal_optax_where_the_algorithms_coincide(ours, theirs):
     assert_trees_close(trajectory(ours()), trajectory(theirs()))
 

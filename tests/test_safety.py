@@ -548,7 +548,8 @@ def assert_same_nonfinite(actual, expected):
 _HYPERS = {spec.class_name: spec.hyper_names for spec in fusedopt.functional.SPECS}
 NO_DECAY = [(name, {**kwargs, "weight_decay": 0.0} if "weight_decay" in _HYPERS[name] else kwargs)
             for name, kwargs in CASES]
-TORCH_NO_DECAY = [(name, kwargs) for name, kwargs in NO_DECAY if name not in ("Lion",)]  # torch.optim has no Lion
+TORCH_NO_DECAY = [(name, kwargs) for name, kwargs in NO_DECAY
+                  if name not in ("Lion", "LAMB", "LARS")]  # torch.optim has none of these
 
 
 @pytest.mark.parametrize("case", NO_DECAY, ids=[case_id(c) for c in NO_DECAY])

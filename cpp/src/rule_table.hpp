@@ -18,6 +18,7 @@ struct RuleDescription {
   int n_variants;
   int n_fields;
   unsigned present[kMaxVariants];  // slots each variant uses
+  bool per_tensor_norms;           // a two-pass rule (LAMB, LARS): not in the CUDA backend yet
 };
 
 const std::vector<RuleDescription>& rule_table();

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "radam", "adadelta", "rprop", "lion", "nadam", "asgd",
+__all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "radam", "adadelta", "rprop", "lion", "nadam", "asgd", "lamb", "lars",
            "momentum_textbook", "nesterov_textbook",
            "fan_in_and_fan_out", "gain", "xavier_uniform_bound", "xavier_normal_std", "kaiming_std",
            "kaiming_uniform_bound", "lecun_uniform_bound", "lecun_normal_std"]
@@ -213,7 +213,11 @@ def nadam(param, grad, state, *, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_d
         g = _grad(param, grad, weight_decay, maximize)
     mu = beta1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
     mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
-    product = np.prod([beta1 * (1 - 0.5 * 0.96 ** (i * momentum_decay)) for i in range(1, t + 1)])
+    product = 1.0
+    for i in range(1, t + 1):
+        if product < 1e-300:  # every factor is below β1 < 1: 1 − Π is 1 long before (any t, even 2**63)
+            break
+        product *= beta1 * (1 - 0.5 * 0.96 ** (i * momentum_decay))
     m = _lerp(state.get("exp_avg", 0.0), g, 1 - beta1)
     v = beta2 * state.get("exp_avg_sq", 0.0) + (1 - beta2) * g * g
     state["exp_avg"], state["exp_avg_sq"] = m, v
@@ -232,6 +236,43 @@ def asgd(param, grad, state, *, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_
     param -= eta * g
     ax = state.get("ax", np.zeros_like(param))
     state["ax"] = ax + mu * (param - ax) if mu != 1 else param.copy()
+
+
+def _trust_ratio(p_norm, u_norm, ratio):
+    """optax's scale_by_trust_ratio: the ratio, or 1 where either norm is 0."""
+    return 1.0 if p_norm == 0 or u_norm == 0 else ratio
+
+
+def lamb(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, maximize=False):
+    """Adam's m, v; u = m̂/(√v̂ + eps) + wd·p; r = ‖p‖/‖u‖ (1 if a norm is 0); p −= lr·r·u (optax.lamb)."""
+    t = _next_step(state)
+    beta1, beta2 = betas
+    g = -grad if maximize else grad
+    m = beta1 * state.get("exp_avg", 0.0) + (1 - beta1) * g
+    v = beta2 * state.get("exp_avg_sq", 0.0) + (1 - beta2) * g * g
+    state["exp_avg"], state["exp_avg_sq"] = m, v
+    u = (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + eps)
+    if weight_decay != 0:
+        u = u + weight_decay * param
+    p_norm, u_norm = np.sqrt(np.sum(param * param)), np.sqrt(np.sum(u * u))
+    param -= lr * _trust_ratio(p_norm, u_norm, p_norm / u_norm if u_norm else 1.0) * u
+
+
+def lars(param, grad, state, *, lr, momentum=0.9, weight_decay=0.0, trust_coefficient=1e-3, eps=0.0, nesterov=False,
+         trust_ratio=True, maximize=False):
+    """u = g + wd·p; r = η·‖p‖/(‖u‖ + eps) (1 if a norm is 0, or without trust_ratio);
+    b = μ·b − lr·r·u (from 0); p += b, or p += μ·b − lr·r·u with nesterov (optax.lars)."""
+    _next_step(state)
+    g = -grad if maximize else grad
+    u = g + weight_decay * param if weight_decay != 0 else g
+    r = 1.0
+    if trust_ratio:
+        p_norm, u_norm = np.sqrt(np.sum(param * param)), np.sqrt(np.sum(u * u))
+        r = _trust_ratio(p_norm, u_norm, trust_coefficient * p_norm / (u_norm + eps) if u_norm + eps else 1.0)
+    step = -lr * r * u
+    b = momentum * state.get("momentum_buffer", np.zeros_like(param)) + step
+    state["momentum_buffer"] = b
+    param += momentum * b + step if nesterov else b
 
 
 def momentum_textbook(param, grad, state, *, lr, momentum):

@@ -8,6 +8,8 @@
 #include "rules/adagrad.hpp"
 #include "rules/adam.hpp"
 #include "rules/adamax.hpp"
+#include "rules/lamb.hpp"
+#include "rules/lars.hpp"
 #include "rules/lion.hpp"
 #include "rules/nadam.hpp"
 #include "rules/radam.hpp"
@@ -16,7 +18,7 @@
 #include "rules/sgd.hpp"
 
 #define FUSEDOPT_OPTIMIZERS(X) \
-  X(Sgd) X(Adagrad) X(Rmsprop) X(Adam) X(Adamax) X(Radam) X(Adadelta) X(Rprop) X(Lion) X(Nadam) X(Asgd)
+  X(Sgd) X(Adagrad) X(Rmsprop) X(Adam) X(Adamax) X(Radam) X(Adadelta) X(Rprop) X(Lion) X(Nadam) X(Asgd) X(Lamb) X(Lars)
 
 FUSEDOPT_NAMESPACE_BEGIN
 namespace rules {
@@ -30,6 +32,17 @@ struct RuleInfo {
   static constexpr int n_variants = 1 << n_flags;
   static constexpr int n_slots = count_names(Rule<0>::slots);
 };
+
+// A rule with per-tensor norms (LAMB, LARS) declares n_norms (0 in a variant that needs none),
+// norm_terms(slots..., s, terms) for a first pass (the squared terms of each norm, and any state that
+// pass writes), tensor_factor(norms, s) per tensor, and element(slots..., s, factor) for the second
+// pass. NormCount<Rule>::value is -1 for an elementwise rule.
+template <class...>
+struct Void { using type = void; };
+template <class Rule, class = void>
+struct NormCount { static constexpr int value = -1; };
+template <class Rule>
+struct NormCount<Rule, typename Void<decltype(Rule::n_norms)>::type> { static constexpr int value = Rule::n_norms; };
 
 // Index of slot k among the slots a variant uses (its list in the kernel's arguments).
 FUSEDOPT_HD constexpr int list_index(unsigned present, int k) {

@@ -96,7 +96,15 @@ def step_kernel_name(rule: int, variant: int, dtype: str) -> str:
 
 
 def _rule_kernel_names(rule: int) -> Tuple[str, ...]:
+    if _rule(rule)["per_tensor_norms"]:  # LAMB, LARS: their two passes have no CUDA kernels yet
+        return ()
     return tuple(step_kernel_name(rule, v, t) for v in range(len(_rule(rule)["present"])) for t in _SUPPORTED)
+
+
+def _refuse_two_pass(rule: int) -> None:
+    if _rule(rule)["per_tensor_norms"]:
+        raise NotImplementedError(f"{_rule(rule)['name']}: not on the GPU yet (its per-tensor norms have no CUDA "
+                                  "kernels); CPU arrays only")
 
 
 def kernel_names(source: str) -> Tuple[str, ...]:
@@ -368,6 +376,7 @@ def _hold_until_done(arrays) -> None:
 # --- the optimizer step and plan (the interface of fusedopt.backends) ------------------------------
 
 def step(spec, variant: int, names, lists, scalars: bytes) -> None:
+    _refuse_two_pass(spec.rule_index)
     _check_variant(spec.rule_index, variant, len(lists))
     dtype, infos = _check(list(zip(names, lists)))
     _launch(spec.rule_index, variant, dtype, infos, _scalars_struct(spec.rule_index, dtype, scalars))
@@ -394,6 +403,7 @@ class Plan:
         self.n_params = n_params
         self._calls = []
         for rule, params, buffers, indices, names, buffer_names in calls:
+            _refuse_two_pass(rule)
             lists = [("params", list(params)), ("grads", list(params))]
             lists += [(f"buffers{k}", list(b)) for k, b in enumerate(buffers)]
             user = {"params": names, **{f"buffers{k}": n for k, n in enumerate(buffer_names)}}

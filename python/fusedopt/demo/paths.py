@@ -28,6 +28,7 @@ _NAMED = [
     ("RMSProp", "RMSprop", {}),
     ("Adam", "Adam", {}),
     ("AdamW", "AdamW", {"weight_decay": 0.01}),
+    ("LARS", "LARS", {"trust_coefficient": 1.0}),  # a step of lr·‖p‖ (times the momentum's gain)
 ]
 OPTIMIZERS: List[Tuple[str, str, Dict]] = _NAMED + [
     (spec.class_name, spec.class_name, {}) for spec in SPECS if spec.class_name not in {c for _, c, _ in _NAMED}]

@@ -11,6 +11,8 @@ from .asgd import asgd
 from .adagrad import adagrad
 from .adam import adam, adamw
 from .adamax import adamax
+from .lamb import lamb
+from .lars import lars
 from .lion import lion
 from .nadam import nadam
 from .radam import radam

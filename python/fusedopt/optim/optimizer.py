@@ -235,7 +235,8 @@ class Optimizer:
         variants, scalars = [], []
         for call in calls:
             group = call.group
-            hypers = tuple(map(group.__getitem__, names))
+            values = tuple(map(group.__getitem__, names))
+            hypers = (values, tuple(map(type, values)))  # 1 == 1.0 == True: the types too
             step = 1 if call.first_step else call.step + 1
             if hypers != call.checked:
                 spec.check(group)

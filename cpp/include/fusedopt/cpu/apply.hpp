@@ -2,7 +2,9 @@
 // the threads (tensor_list.hpp), the inner loop SIMD over a chunk. Slot k of the rule's element is
 // list k of the view when the variant uses it, otherwise a local the rule never reads.
 #pragma once
+#include <cmath>
 #include <utility>
+#include <vector>
 
 #include "../optimizers.hpp"
 #include "tensor_list.hpp"
@@ -36,12 +38,103 @@ inline auto slot_pointer(const TensorListView& list, int64_t t) {
   }
 }
 
+// --- rules with per-tensor norms (rules::NormCount >= 0: LAMB, LARS) -------------------------------
+
+template <class Rule, typename T, typename... P>
+inline void update_range_scaled(int64_t begin, int64_t end, const typename Rule::template Scalars<T>& s, T factor,
+                                P*... p) {
+  simd_for(begin, end, [&](int64_t i) __attribute__((always_inline)) {
+    T unused = T(0);
+    Rule::element(at<T>(p, i, unused)..., s, factor);
+  });
+}
+
+constexpr int64_t kNormChunk = 4096;  // elements per partial sum: fixed, so the sums never depend on the threads
+constexpr int kNormLanes = 16;        // element j of a chunk goes to lane j % 16, on every ISA
+
+// The squared-norm sums of one chunk, out[k] for norm k: each lane sums its elements in order, in
+// double, then the lanes are added 0..15 (the same bits whatever the vector width).
+template <class Rule, typename T, typename... P>
+inline void chunk_norms(int64_t begin, int64_t end, const typename Rule::template Scalars<T>& s, double* out,
+                        P*... p) {
+  constexpr int N = rules::NormCount<Rule>::value;
+  double lanes[N][kNormLanes] = {};
+  int64_t i = begin;
+  for (; i + kNormLanes <= end; i += kNormLanes) {
+#pragma omp simd
+    for (int l = 0; l < kNormLanes; ++l) {
+      T unused = T(0);
+      T terms[N];
+      Rule::norm_terms(at<T>(p, i + l, unused)..., s, terms);
+      for (int k = 0; k < N; ++k) lanes[k][l] += static_cast<double>(terms[k]);
+    }
+  }
+  for (int l = 0; i < end; ++i, ++l) {
+    T unused = T(0);
+    T terms[N];
+    Rule::norm_terms(at<T>(p, i, unused)..., s, terms);
+    for (int k = 0; k < N; ++k) lanes[k][l] += static_cast<double>(terms[k]);
+  }
+  for (int k = 0; k < N; ++k) {
+    double sum = 0.0;
+    for (int l = 0; l < kNormLanes; ++l) sum += lanes[k][l];
+    out[k] = sum;
+  }
+}
+
+// Two passes: every tensor's norms (chunks split over the threads, partial sums added in chunk order),
+// the rule's factor per tensor, then the update. A variant without norms (n_norms 0) takes factor 1
+// in one pass.
+template <class Rule, typename T, int... K>
+void apply_with_norms(const TensorListView& list, const typename Rule::template Scalars<T>& s) {
+  constexpr int N = rules::NormCount<Rule>::value;
+  const int64_t n = list.n_tensors;
+  std::vector<T> factor(static_cast<size_t>(n), T(1));
+  if constexpr (N > 0) {
+    std::vector<int64_t> first_chunk(static_cast<size_t>(n) + 1, 0);
+    for (int64_t t = 0; t < n; ++t)
+      first_chunk[t + 1] = first_chunk[t] + (list.offsets[t + 1] - list.offsets[t] + kNormChunk - 1) / kNormChunk;
+    const int64_t chunks = first_chunk[n];
+    std::vector<int64_t> chunk_tensor(static_cast<size_t>(chunks));
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t c = first_chunk[t]; c < first_chunk[t + 1]; ++c) chunk_tensor[c] = t;
+    std::vector<double> partial(static_cast<size_t>(chunks) * N);
+    const auto one_chunk = [&](int64_t c) {
+      const int64_t t = chunk_tensor[c];
+      const int64_t begin = (c - first_chunk[t]) * kNormChunk;
+      const int64_t size = list.offsets[t + 1] - list.offsets[t];
+      const int64_t end = begin + kNormChunk < size ? begin + kNormChunk : size;
+      chunk_norms<Rule, T>(begin, end, s, &partial[static_cast<size_t>(c) * N], slot_pointer<Rule, T, K>(list, t)...);
+    };
+    if (list.offsets[n] < list.serial_below || list.num_threads <= 1) {
+      for (int64_t c = 0; c < chunks; ++c) one_chunk(c);
+    } else {
+#pragma omp parallel for num_threads(list.num_threads) schedule(static)
+      for (int64_t c = 0; c < chunks; ++c) one_chunk(c);
+    }
+    for (int64_t t = 0; t < n; ++t) {
+      double norms[N] = {};
+      for (int64_t c = first_chunk[t]; c < first_chunk[t + 1]; ++c)
+        for (int k = 0; k < N; ++k) norms[k] += partial[static_cast<size_t>(c) * N + k];
+      for (int k = 0; k < N; ++k) norms[k] = std::sqrt(norms[k]);
+      factor[t] = static_cast<T>(Rule::tensor_factor(norms, s));
+    }
+  }
+  for_each_range(list, [&](int64_t t, int64_t begin, int64_t end) {
+    update_range_scaled<Rule, T>(begin, end, s, factor[t], slot_pointer<Rule, T, K>(list, t)...);
+  });
+}
+
 template <class Rule, typename T, int... K>
 void apply_slots(const TensorListView& list, const void* scalars, std::integer_sequence<int, K...>) {
   const auto s = *static_cast<const typename Rule::template Scalars<T>*>(scalars);
-  for_each_range(list, [&](int64_t t, int64_t begin, int64_t end) {
-    update_range<Rule, T>(begin, end, s, slot_pointer<Rule, T, K>(list, t)...);
-  });
+  if constexpr (rules::NormCount<Rule>::value >= 0) {
+    apply_with_norms<Rule, T, K...>(list, s);
+  } else {
+    for_each_range(list, [&](int64_t t, int64_t begin, int64_t end) {
+      update_range<Rule, T>(begin, end, s, slot_pointer<Rule, T, K>(list, t)...);
+    });
+  }
 }
 
 // One step of Rule (a variant, e.g. rules::Adam<1>) in type T; scalars points to its Scalars<T>.
