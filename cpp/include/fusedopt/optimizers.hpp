@@ -33,10 +33,10 @@ struct RuleInfo {
   static constexpr int n_slots = count_names(Rule<0>::slots);
 };
 
-// A rule with per-tensor norms (LAMB, LARS) declares n_norms (0 in a variant that needs none),
-// norm_terms(slots..., s, terms) for a first pass (the squared terms of each norm, and any state that
-// pass writes), tensor_factor(norms, s) per tensor, and element(slots..., s, factor) for the second
-// pass. NormCount<Rule>::value is -1 for an elementwise rule.
+// A rule with per-tensor norms (LAMB, LARS) declares n_norms (2; 0 in a variant that needs none),
+// norm_terms(slots..., s, a, b) for a first pass (the squared terms of the two norms, and any state
+// that pass writes), tensor_factor(norms, s) per tensor, and element(slots..., s, factor) for the
+// second pass. NormCount<Rule>::value is -1 for an elementwise rule.
 template <class...>
 struct Void { using type = void; };
 template <class Rule, class = void>

@@ -25,8 +25,12 @@ def state_buffers(optimizer: str, kwargs: dict) -> int:
 
 
 def bytes_per_param(optimizer: str, kwargs: dict, itemsize: int) -> int:
-    """The byte model: each state buffer is read and written once, p read and written, g read."""
-    return itemsize * (3 + 2 * state_buffers(optimizer, kwargs))
+    """The byte model: each state buffer is read and written once, p read and written, g read; a
+    two-pass rule (LAMB, LARS with its trust ratio) adds the traffic of its norm pass."""
+    spec = SPECS[optimizer]
+    h = {**spec.defaults, **kwargs}
+    norm_pass = spec.norm_pass_traffic if h.get("trust_ratio", True) else 0
+    return itemsize * (3 + 2 * state_buffers(optimizer, kwargs) + norm_pass)
 
 
 def model_shapes(total: int, count: int = 200, seed: int = 0):

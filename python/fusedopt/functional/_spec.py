@@ -79,6 +79,9 @@ class Spec:
     # the hyperparameters instead of keeping (NAdam's mu_product, ASGD's eta and mu): written into the
     # torch adapter's state_dict(), never read.
     derived_state: Optional[Callable[[Mapping[str, Any], int], Dict[str, float]]] = None
+    # Arrays per param the norm pass of a two-pass rule moves beyond the one-pass model (LAMB: 3, it
+    # reads p, g, m, v and writes m, v, then reads p, m, v and writes p): the benchmarks' byte model.
+    norm_pass_traffic: int = 0
 
     def __post_init__(self) -> None:
         if self.rule not in _RULES:

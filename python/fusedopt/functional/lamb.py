@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence, Tuple
 
 from ._checks import Betas, Flag, NonNegative
 from ._spec import Buffer, Hyper, Spec, run
+
+def _scalars(h, step):
+    (beta1, beta2), sqrt_bias_correction2 = h["betas"], math.sqrt(1.0 - h["betas"][1] ** step)
+    return dict(grad_sign=-1.0 if h["maximize"] else 1.0, beta1=beta1, one_minus_beta1=1.0 - beta1, beta2=beta2,
+                one_minus_beta2=1.0 - beta2, direction_scale=sqrt_bias_correction2 / (1.0 - beta1**step),
+                eps=h["eps"] * sqrt_bias_correction2, weight_decay=h["weight_decay"], lr=h["lr"])
+
 
 LAMB = Spec(
     "lamb", "LAMB", rule="lamb",
@@ -14,12 +22,8 @@ LAMB = Spec(
             Hyper("maximize", False, Flag())),
     buffers=(Buffer("exp_avg", "exp_avgs"), Buffer("exp_avg_sq", "exp_avg_sqs")),
     flags=lambda h, step: {},
-    scalars=lambda h, step: dict(grad_sign=-1.0 if h["maximize"] else 1.0, beta1=h["betas"][0],
-                                 one_minus_beta1=1.0 - h["betas"][0], beta2=h["betas"][1],
-                                 one_minus_beta2=1.0 - h["betas"][1], bias_correction1=1.0 - h["betas"][0] ** step,
-                                 bias_correction2=1.0 - h["betas"][1] ** step, eps=h["eps"],
-                                 weight_decay=h["weight_decay"], lr=h["lr"]),
-    torch_fused=False, bench=dict(lr=1e-3, weight_decay=0.01),
+    scalars=lambda h, step: _scalars(h, step),
+    torch_fused=False, bench=dict(lr=1e-3, weight_decay=0.01), norm_pass_traffic=3,
     summary="LAMB: the Adam direction scaled per tensor by the trust ratio ‖p‖/‖u‖ (You et al., 2020; optax.lamb).")
 
 

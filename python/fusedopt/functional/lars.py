@@ -19,6 +19,7 @@ LARS = Spec(
                                  trust_coefficient=h["trust_coefficient"], eps=h["eps"], momentum=h["momentum"],
                                  lr=h["lr"]),
     torch_fused=False, bench=dict(lr=1.0, weight_decay=1e-4),
+    norm_pass_traffic=2,  # the norm pass reads p and g; then the update as SGD with momentum
     summary="LARS: SGD with momentum and a per-tensor trust ratio η‖p‖/‖g + λp‖ (You et al., 2017; optax.lars).")
 
 

@@ -52,34 +52,37 @@ inline void update_range_scaled(int64_t begin, int64_t end, const typename Rule:
 constexpr int64_t kNormChunk = 4096;  // elements per partial sum: fixed, so the sums never depend on the threads
 constexpr int kNormLanes = 16;        // element j of a chunk goes to lane j % 16, on every ISA
 
-// The squared-norm sums of one chunk, out[k] for norm k: each lane sums its elements in order, in
-// double, then the lanes are added 0..15 (the same bits whatever the vector width).
+// The squared-norm sums of one chunk, out[0] and out[1]: each of 16 lanes sums its elements (element j
+// of the chunk in lane j % 16) in order, in double, then the lanes are added 0..15 (the same bits
+// whatever the vector width). Two norms: what LAMB and LARS need.
 template <class Rule, typename T, typename... P>
 inline void chunk_norms(int64_t begin, int64_t end, const typename Rule::template Scalars<T>& s, double* out,
                         P*... p) {
-  constexpr int N = rules::NormCount<Rule>::value;
-  double lanes[N][kNormLanes] = {};
+  static_assert(rules::NormCount<Rule>::value == 2, "chunk_norms sums two norms");
+  double lane0[kNormLanes] = {}, lane1[kNormLanes] = {};
   int64_t i = begin;
   for (; i + kNormLanes <= end; i += kNormLanes) {
 #pragma omp simd
     for (int l = 0; l < kNormLanes; ++l) {
-      T unused = T(0);
-      T terms[N];
-      Rule::norm_terms(at<T>(p, i + l, unused)..., s, terms);
-      for (int k = 0; k < N; ++k) lanes[k][l] += static_cast<double>(terms[k]);
+      T unused = T(0), a, b;
+      Rule::norm_terms(at<T>(p, i + l, unused)..., s, a, b);
+      lane0[l] += static_cast<double>(a);
+      lane1[l] += static_cast<double>(b);
     }
   }
   for (int l = 0; i < end; ++i, ++l) {
-    T unused = T(0);
-    T terms[N];
-    Rule::norm_terms(at<T>(p, i, unused)..., s, terms);
-    for (int k = 0; k < N; ++k) lanes[k][l] += static_cast<double>(terms[k]);
+    T unused = T(0), a, b;
+    Rule::norm_terms(at<T>(p, i, unused)..., s, a, b);
+    lane0[l] += static_cast<double>(a);
+    lane1[l] += static_cast<double>(b);
   }
-  for (int k = 0; k < N; ++k) {
-    double sum = 0.0;
-    for (int l = 0; l < kNormLanes; ++l) sum += lanes[k][l];
-    out[k] = sum;
+  double sum0 = 0.0, sum1 = 0.0;
+  for (int l = 0; l < kNormLanes; ++l) {
+    sum0 += lane0[l];
+    sum1 += lane1[l];
   }
+  out[0] = sum0;
+  out[1] = sum1;
 }
 
 // Two passes: every tensor's norms (chunks split over the threads, partial sums added in chunk order),

@@ -6,6 +6,8 @@
 //   u  = (m/(1 − β1^t)) / (√(v/(1 − β2^t)) + eps) + wd·p        the Adam direction with weight decay
 //   r  = ‖p‖/‖u‖ per tensor (1 when either norm is 0)              the trust ratio
 //   p  = p − lr·r·u
+// u is computed as α·m/(√v + ε') with α = √(1 − β2^t)/(1 − β1^t), ε' = eps·√(1 − β2^t) (as Adam's rule:
+// the same number up to rounding, one division per element and pass).
 // Two passes: the first updates m and v and sums p² and u² per tensor (in fixed chunks and lanes, the
 // same bits for any thread count and ISA); the second recomputes u from m, v and p and writes p.
 // apex/DeepSpeed FusedLAMB differ: they clip the global gradient norm first (max_grad_norm=1.0) and
@@ -21,9 +23,8 @@ struct LambScalars {
   FUSEDOPT_SCALARS(grad_sign,                 // −1 if maximize, else 1
                    beta1, one_minus_beta1,
                    beta2, one_minus_beta2,
-                   bias_correction1,          // 1 − β1^t
-                   bias_correction2,          // 1 − β2^t
-                   eps,
+                   direction_scale,           // α = √(1 − β2^t)/(1 − β1^t)
+                   eps,                       // ε' = eps·√(1 − β2^t)
                    weight_decay,
                    lr)
 };
@@ -39,19 +40,19 @@ struct Lamb {
 
   template <typename T>
   FUSEDOPT_HD static T direction(T p, T m, T v, const LambScalars<T>& s) {
-    const T adam = (m / s.bias_correction1) / (square_root(v / s.bias_correction2) + s.eps);
+    const T adam = s.direction_scale * m / (square_root(v) + s.eps);     // α·m/(√v + ε'), one division
     return with_l2(s.weight_decay, p, adam);                           // u = adam + wd·p
   }
 
   // First pass: the moments, and the squared terms of ‖p‖ and ‖u‖.
   template <typename T>
-  FUSEDOPT_HD static void norm_terms(T& p, T grad, T& m, T& v, const LambScalars<T>& s, T* terms) {
+  FUSEDOPT_HD static void norm_terms(T& p, T grad, T& m, T& v, const LambScalars<T>& s, T& p_square, T& u_square) {
     const T g = s.grad_sign * grad;
     m = fused_mul_add(s.beta1, m, s.one_minus_beta1 * g);             // optax's form: β1·m + (1−β1)·g
     v = fused_mul_add(s.beta2, v, s.one_minus_beta2 * g * g);
     const T u = direction(p, m, v, s);
-    terms[0] = p * p;
-    terms[1] = u * u;
+    p_square = p * p;
+    u_square = u * u;
   }
 
   template <typename T>

@@ -42,10 +42,10 @@ struct Lars {
   }
 
   template <typename T>
-  FUSEDOPT_HD static void norm_terms(T& p, T grad, T&, const LarsScalars<T>& s, T* terms) {
+  FUSEDOPT_HD static void norm_terms(T& p, T grad, T&, const LarsScalars<T>& s, T& p_square, T& u_square) {
     const T u = direction(p, grad, s);
-    terms[0] = p * p;
-    terms[1] = u * u;
+    p_square = p * p;
+    u_square = u * u;
   }
 
   template <typename T>
