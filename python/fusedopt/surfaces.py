@@ -82,20 +82,20 @@ def _bowl_1d_gradient(x):
 
 bowl_1d = Surface("bowl_1d", "y = x²", 1, _bowl_1d_value, _bowl_1d_gradient, ((0.0,),), (4.0,), ((-5.0, 5.0),),
                   lrs=(("SGD", 0.1), ("ASGD", 0.1), ("Adagrad", 1.0), ("RMSprop", 0.05), ("Adam", 0.2),
-        ("Adamax", 0.2), ("RAdam", 0.2), ("Adadelta", 10.0), ("Rprop", 0.1), ("Lion", 0.05), ("LARS", 0.01)))
+        ("Adamax", 0.2), ("RAdam", 0.2), ("Adadelta", 10.0), ("Rprop", 0.1), ("Lion", 0.05), ("LARS", 0.01), ("LAMB", 0.01)))
 
 _A, _B = 0.5, 20.0  # curvatures 2·0.5 and 2·20 (condition number 40)
 ill_conditioned_bowl = Surface(
     "ill_conditioned_bowl", "f = 0.5 x² + 20 y²", 2, lambda x, y: _A * x * x + _B * y * y,
     lambda x, y: (2 * _A * x, 2 * _B * y), ((0.0, 0.0),), (-4.0, 1.0), ((-5.0, 5.0), (-2.0, 2.0)),
     lrs=(("SGD", 0.02), ("ASGD", 0.02), ("Adagrad", 0.5), ("RMSprop", 0.05), ("Adam", 0.1),
-        ("Adamax", 0.2), ("RAdam", 0.1), ("Adadelta", 5.0), ("Rprop", 0.05), ("Lion", 0.05), ("LARS", 0.01)))
+        ("Adamax", 0.2), ("RAdam", 0.1), ("Adadelta", 5.0), ("Rprop", 0.05), ("Lion", 0.05), ("LARS", 0.01), ("LAMB", 0.01)))
 
 rosenbrock = Surface(
     "rosenbrock", "f = (1 − x)² + 100 (y − x²)²", 2, lambda x, y: (1 - x) ** 2 + 100 * (y - x * x) ** 2,
     lambda x, y: (-2 * (1 - x) - 400 * x * (y - x * x), 200 * (y - x * x)), ((1.0, 1.0),), (-1.5, 2.0),
     ((-2.0, 2.0), (-1.0, 3.0)), lrs=(("SGD", 0.001), ("ASGD", 0.001), ("Adagrad", 0.5), ("RMSprop", 0.02), ("Adam", 0.1),
-        ("Adamax", 0.5), ("RAdam", 0.01), ("Adadelta", 5.0), ("Rprop", 0.1), ("Lion", 0.01), ("LARS", 0.01)))
+        ("Adamax", 0.5), ("RAdam", 0.01), ("Adadelta", 5.0), ("Rprop", 0.1), ("Lion", 0.01), ("LARS", 0.01), ("LAMB", 0.01)))
 
 
 def _beale_terms(x, y):
@@ -116,11 +116,11 @@ def _beale_gradient(x, y):
 
 beale = Surface("beale", "f = (1.5 − x + xy)² + (2.25 − x + xy²)² + (2.625 − x + xy³)²", 2, _beale_value,
                 _beale_gradient, ((3.0, 0.5),), (1.0, 1.5), ((-0.5, 4.5), (-2.5, 2.5)), lrs=(("SGD", 0.005), ("ASGD", 0.005), ("Adagrad", 0.5), ("RMSprop", 0.02), ("Adam", 0.1),
-        ("Adamax", 0.2), ("RAdam", 0.02), ("Adadelta", 5.0), ("Rprop", 0.05), ("Lion", 0.02), ("LARS", 0.01)))
+        ("Adamax", 0.2), ("RAdam", 0.02), ("Adadelta", 5.0), ("Rprop", 0.05), ("Lion", 0.02), ("LARS", 0.01), ("LAMB", 0.01)))
 
 saddle = Surface("saddle", "f = x² − y²", 2, lambda x, y: x * x - y * y, lambda x, y: (2 * x, -2 * y), (),
                  (1.0, 1e-3), ((-1.5, 1.5), (-1.5, 1.5)), lrs=(("SGD", 0.01), ("ASGD", 0.01), ("Adagrad", 0.1), ("RMSprop", 0.01), ("Adam", 0.01),
-        ("Adamax", 0.01), ("RAdam", 0.01), ("Adadelta", 0.01), ("Rprop", 0.01), ("Lion", 0.01), ("LARS", 0.01)))
+        ("Adamax", 0.01), ("RAdam", 0.01), ("Adadelta", 0.01), ("Rprop", 0.01), ("Lion", 0.01), ("LARS", 0.01), ("LAMB", 0.01)))
 
 _HIMMELBLAU_MINIMA = ((3.0, 2.0), (-2.805118, 3.131312), (-3.779310, -3.283186), (3.584428, -1.848126))
 himmelblau = Surface(
@@ -128,7 +128,7 @@ himmelblau = Surface(
     lambda x, y: (x * x + y - 11) ** 2 + (x + y * y - 7) ** 2,
     lambda x, y: (4 * x * (x * x + y - 11) + 2 * (x + y * y - 7), 2 * (x * x + y - 11) + 4 * y * (x + y * y - 7)),
     _HIMMELBLAU_MINIMA, (-0.3, -0.9), ((-5.0, 5.0), (-5.0, 5.0)), lrs=(("SGD", 0.002), ("ASGD", 0.002), ("Adagrad", 0.5), ("RMSprop", 0.02), ("Adam", 0.1),
-        ("Adamax", 0.5), ("RAdam", 0.1), ("Adadelta", 1.0), ("Rprop", 0.1), ("Lion", 0.02), ("LARS", 0.01)))
+        ("Adamax", 0.5), ("RAdam", 0.1), ("Adadelta", 1.0), ("Rprop", 0.1), ("Lion", 0.02), ("LARS", 0.01), ("LAMB", 0.01)))
 
 SURFACES: Dict[str, Surface] = {s.name: s for s in (bowl_1d, ill_conditioned_bowl, rosenbrock, beale, saddle,
                                                     himmelblau)}

@@ -21,7 +21,7 @@ from .paths import OPTIMIZERS
 # Learning rates for mini-batch training of the MLP (an optimizer added later takes Adam's).
 LRS = {"SGD": 0.1, "Momentum": 0.05, "Nesterov": 0.05, "AdaGrad": 0.05, "RMSProp": 0.002, "Adam": 0.003,
        "AdamW": 0.003, "Adamax": 0.005, "RAdam": 0.003, "Adadelta": 1.0, "Rprop": 1e-4, "Lion": 3e-4, "NAdam": 0.003,
-       "ASGD": 0.1, "LAMB": 0.01, "LARS": 0.01}
+       "ASGD": 0.1, "LAMB": 0.003, "LARS": 0.002}
 INITS = ("xavier_uniform", "he_uniform", "lecun_uniform", "zeros")
 INIT_OPTIMIZER = "Momentum"
 
