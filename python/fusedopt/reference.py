@@ -29,6 +29,15 @@ def _grad(param: np.ndarray, grad: np.ndarray, weight_decay: float, maximize: bo
     return g + weight_decay * param if weight_decay != 0 else g  # torch leaves a zero term out (0·inf is NaN)
 
 
+def _decayed_grad(param, grad, lr, weight_decay, decoupled, maximize):
+    """The gradient with its L2 term, or (decoupled, as AdamW) the gradient after p *= 1 − lr·wd in place."""
+    if not decoupled:
+        return _grad(param, grad, weight_decay, maximize)
+    if weight_decay != 0:
+        param *= 1 - lr * weight_decay
+    return -grad if maximize else grad
+
+
 def _lerp(a, b, w):
     """a + w·(b − a): torch's form of β·a + (1 − β)·b for first moments, which makes an infinite
     moment NaN at the next finite gradient (inf − inf) where the other form keeps it infinite."""
@@ -99,11 +108,7 @@ def adam(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_de
     """
     t = _next_step(state)
     beta1, beta2 = betas
-    if decoupled_weight_decay:
-        g = -grad if maximize else grad
-        param *= 1 - lr * weight_decay
-    else:
-        g = _grad(param, grad, weight_decay, maximize)
+    g = _decayed_grad(param, grad, lr, weight_decay, decoupled_weight_decay, maximize)
     m = _lerp(state.get("exp_avg", 0.0), g, 1 - beta1)
     v = beta2 * state.get("exp_avg_sq", 0.0) + (1 - beta2) * g * g
     state["exp_avg"], state["exp_avg_sq"] = m, v
@@ -142,12 +147,7 @@ def radam(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_d
     p −= lr·r·m̂·√(1−β2^t)/(√v + eps) with m̂ = m/(1−β1^t) and r the rectification term; else p −= lr·m̂."""
     t = _next_step(state)
     beta1, beta2 = betas
-    if decoupled_weight_decay:
-        g = -grad if maximize else grad
-        if weight_decay != 0:
-            param *= 1 - lr * weight_decay
-    else:
-        g = _grad(param, grad, weight_decay, maximize)
+    g = _decayed_grad(param, grad, lr, weight_decay, decoupled_weight_decay, maximize)
     m = _lerp(state.get("exp_avg", 0.0), g, 1 - beta1)
     v = beta2 * state.get("exp_avg_sq", 0.0) + (1 - beta2) * g * g
     state["exp_avg"], state["exp_avg_sq"] = m, v
@@ -205,12 +205,7 @@ def nadam(param, grad, state, *, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_d
     p −= lr·(1−μt)/(1−Πt)·g/d + lr·μt+1/(1−Πt·μt+1)·m/d."""
     t = _next_step(state)
     beta1, beta2 = betas
-    if decoupled_weight_decay:
-        g = -grad if maximize else grad
-        if weight_decay != 0:
-            param *= 1 - lr * weight_decay
-    else:
-        g = _grad(param, grad, weight_decay, maximize)
+    g = _decayed_grad(param, grad, lr, weight_decay, decoupled_weight_decay, maximize)
     mu = beta1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
     mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
     product = 1.0

@@ -9,13 +9,17 @@ from ._checks import Betas, Flag, NonNegative
 from ._spec import Buffer, Hyper, Spec, run
 
 
+def weight_decay_scalars(h, decoupled: bool):
+    """The rules' l2 and decay fields: wd·p added to g (Adam), or p *= 1 − lr·wd (AdamW, decoupled)."""
+    wd = h["weight_decay"]
+    return dict(l2=0.0 if decoupled else wd, decay=1.0 - h["lr"] * wd if decoupled else 1.0)
+
+
 def _adam_scalars(h, step, decoupled: bool):
-    lr, (beta1, beta2), wd = h["lr"], h["betas"], h["weight_decay"]
+    lr, (beta1, beta2) = h["lr"], h["betas"]
     bias_correction1 = 1.0 - beta1**step
     bias_correction2_sqrt = math.sqrt(1.0 - beta2**step)
-    return dict(grad_sign=-1.0 if h["maximize"] else 1.0,
-                l2=0.0 if decoupled else wd,
-                decay=1.0 - lr * wd if decoupled else 1.0,
+    return dict(grad_sign=-1.0 if h["maximize"] else 1.0, **weight_decay_scalars(h, decoupled),
                 beta1=beta1, one_minus_beta1=1.0 - beta1, beta2=beta2, one_minus_beta2=1.0 - beta2,
                 step_size=lr * bias_correction2_sqrt / bias_correction1,
                 eps=h["eps"] * bias_correction2_sqrt)

@@ -8,6 +8,7 @@ from typing import Dict, Sequence, Tuple
 
 from ._checks import Betas, Flag, NonNegative
 from ._spec import Buffer, Hyper, Spec, run
+from .adam import weight_decay_scalars
 
 _products: Dict[Tuple[float, float], Tuple[int, float]] = {}  # (β1, ψ) -> the last (t, Πt) computed
 _products_lock = threading.Lock()
@@ -35,13 +36,12 @@ def mu_product(beta1: float, momentum_decay: float, step: int) -> float:
 
 
 def _scalars(h, step):
-    lr, (beta1, beta2), wd, psi = h["lr"], h["betas"], h["weight_decay"], h["momentum_decay"]
-    decoupled = h["decoupled_weight_decay"]
+    lr, (beta1, beta2), psi = h["lr"], h["betas"], h["momentum_decay"]
     mu, mu_next = _mu(beta1, psi, step), _mu(beta1, psi, step + 1)
     product = mu_product(beta1, psi, step)
     bias_correction2_sqrt = math.sqrt(1.0 - beta2**step)
-    return dict(grad_sign=-1.0 if h["maximize"] else 1.0, l2=0.0 if decoupled else wd,
-                decay=1.0 - lr * wd if decoupled else 1.0, one_minus_beta1=1.0 - beta1, beta2=beta2,
+    return dict(grad_sign=-1.0 if h["maximize"] else 1.0, **weight_decay_scalars(h, h["decoupled_weight_decay"]),
+                one_minus_beta1=1.0 - beta1, beta2=beta2,
                 one_minus_beta2=1.0 - beta2,
                 grad_coefficient=-lr * (1.0 - mu) / (1.0 - product) * bias_correction2_sqrt,
                 avg_coefficient=-lr * mu_next / (1.0 - product * mu_next) * bias_correction2_sqrt,

@@ -7,6 +7,7 @@ from typing import Sequence, Tuple
 
 from ._checks import Betas, Flag, NonNegative
 from ._spec import Buffer, Hyper, Spec, run
+from .adam import weight_decay_scalars
 
 
 def _rho_t(beta2: float, step: int) -> Tuple[float, float]:
@@ -20,8 +21,7 @@ def _flags(h, step):
 
 
 def _scalars(h, step):
-    lr, (beta1, beta2), wd = h["lr"], h["betas"], h["weight_decay"]
-    decoupled = h["decoupled_weight_decay"]
+    lr, (beta1, beta2) = h["lr"], h["betas"]
     bias_correction1 = 1.0 - beta1**step
     bias_correction2 = 1.0 - beta2**step
     rho_inf, rho_t = _rho_t(beta2, step)
@@ -30,8 +30,8 @@ def _scalars(h, step):
         step_size = lr * rect * math.sqrt(bias_correction2) / bias_correction1
     else:
         step_size = lr / bias_correction1
-    return dict(grad_sign=-1.0 if h["maximize"] else 1.0, l2=0.0 if decoupled else wd,
-                decay=1.0 - lr * wd if decoupled else 1.0, beta1=beta1, one_minus_beta1=1.0 - beta1,
+    return dict(grad_sign=-1.0 if h["maximize"] else 1.0, **weight_decay_scalars(h, h["decoupled_weight_decay"]),
+                beta1=beta1, one_minus_beta1=1.0 - beta1,
                 beta2=beta2, one_minus_beta2=1.0 - beta2, step_size=step_size, eps=h["eps"])
 
 
