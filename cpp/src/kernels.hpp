@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "fusedopt/cpu/adafactor.hpp"
 #include "fusedopt/cpu/init.hpp"
 #include "fusedopt/cpu/tensor_list.hpp"
 #include "fusedopt/optimizers.hpp"
@@ -16,6 +17,9 @@ using Kernel = void (*)(const TensorListView&, const Hyper&);
 
 // One optimizer step: scalars points to the rule's Scalars<T> for the kernel's T.
 using StepKernel = void (*)(const TensorListView&, const void* scalars);
+
+// One Adafactor step; scalars: kAdafactorScalars doubles (cpu/adafactor.hpp).
+using AdafactorKernel = void (*)(const AdafactorView&, const double* scalars);
 
 constexpr int kMaxVariants = 16;  // 4 flags per rule at most
 #define FUSEDOPT_COUNT_ONE(Rule) +1
@@ -33,6 +37,7 @@ struct KernelTable {
   Kernel<double> stream_adam_pattern[2];    // benchmarks' bandwidth ceiling
   Kernel<double> stream_write[2];           // the initializers' ceiling
   Kernel<InitHyper> init_fill[4];           // indexed by OutKind
+  AdafactorKernel adafactor[2];             // its own walker: state not shaped like the params
 };
 
 // One per build of kernels_isa.cpp (see CMakeLists.txt).

@@ -4,6 +4,7 @@
 
 #include "kernels.hpp"
 
+#include "fusedopt/cpu/adafactor.hpp"
 #include "fusedopt/cpu/apply.hpp"
 #include "fusedopt/cpu/stream.hpp"
 
@@ -38,6 +39,7 @@ const KernelTable& FUSEDOPT_CAT(kernel_table_, FUSEDOPT_ISA_NAMESPACE)() {
       {&cpu::stream_write<float>, &cpu::stream_write<double>},
       {&cpu::init_fill<OutKind::Float32>, &cpu::init_fill<OutKind::Float64>, &cpu::init_fill<OutKind::Float16>,
        &cpu::init_fill<OutKind::BFloat16>},
+      {&cpu::adafactor<float>, &cpu::adafactor<double>},
   };
   return table;
 }

@@ -18,13 +18,6 @@ std::atomic<int> g_num_threads{omp_get_max_threads()};  // OMP_NUM_THREADS or th
 using py::detail::array_proxy;
 using py::detail::npy_api;
 
-std::string shape_of(py::handle arr) {
-  const auto* a = array_proxy(arr.ptr());
-  std::string s = "(";
-  for (int d = 0; d < a->nd; ++d) s += (d ? ", " : "") + std::to_string(a->dimensions[d]);
-  return s + (a->nd == 1 ? ",)" : ")");
-}
-
 std::string dtype_of(py::handle arr) { return py::str(py::reinterpret_borrow<py::array>(arr).dtype()); }
 
 bool same_shape(py::handle a, py::handle b) {
@@ -80,9 +73,19 @@ DType call_dtype(py::handle first_param, const std::string& name) {
                        " is not supported; expected float32 or float64 (native byte order)");
 }
 
-void* check_array(py::handle a, const Namer& name, size_t i, bool writable, py::handle param,
-                  const Namer& param_name, size_t param_i, py::handle first_param,
-                  const std::string& first_param_name) {
+std::vector<int64_t> shape_vector(py::handle a) {
+  const auto* x = array_proxy(a.ptr());
+  return std::vector<int64_t>(x->dimensions, x->dimensions + x->nd);
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s = "(";
+  for (size_t d = 0; d < shape.size(); ++d) s += (d ? ", " : "") + std::to_string(shape[d]);
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+void* check_memory(py::handle a, const Namer& name, size_t i, bool writable, py::handle first_param,
+                   const std::string& first_param_name) {
   const npy_api& api = npy_api::get();
   if (!api.PyArray_Check_(a.ptr()))
     throw py::type_error(name(i) + ": expected a numpy.ndarray, got " + type_name(a) +
@@ -99,10 +102,17 @@ void* check_array(py::handle a, const Namer& name, size_t i, bool writable, py::
   if (!(flags & npy_api::NPY_ARRAY_ALIGNED_)) throw py::value_error(name(i) + ": array is not aligned to its dtype");
   if (writable && !(flags & npy_api::NPY_ARRAY_WRITEABLE_))
     throw py::value_error(name(i) + ": array is read-only; it is updated in place, so it must be writable");
-  if (param.ptr() != a.ptr() && !same_shape(a, param))
-    throw py::value_error(name(i) + ": shape " + shape_of(a) + " does not match " + param_name(param_i) +
-                          " shape " + shape_of(param));
   return array_proxy(a.ptr())->data;
+}
+
+void* check_array(py::handle a, const Namer& name, size_t i, bool writable, py::handle param,
+                  const Namer& param_name, size_t param_i, py::handle first_param,
+                  const std::string& first_param_name) {
+  void* data = check_memory(a, name, i, writable, first_param, first_param_name);
+  if (param.ptr() != a.ptr() && !same_shape(a, param))
+    throw py::value_error(name(i) + ": shape " + shape_text(shape_vector(a)) + " does not match " + param_name(param_i) +
+                          " shape " + shape_text(shape_vector(param)));
+  return data;
 }
 
 CheckedLists::CheckedLists(const std::vector<Arg>& lists) {

@@ -22,6 +22,15 @@ void* check_array(pybind11::handle a, const Namer& name, size_t i, bool writable
                   const Namer& param_name, size_t param_i, pybind11::handle first_param,
                   const std::string& first_param_name);
 
+// The checks of check_array but the shape: a numpy array of first_param's dtype, C-contiguous,
+// aligned, and writable when asked. Returns its data pointer.
+void* check_memory(pybind11::handle a, const Namer& name, size_t i, bool writable, pybind11::handle first_param,
+                   const std::string& first_param_name);
+
+// An array's shape, and a shape as Python prints a tuple: "(3, 1)", "(5,)".
+std::vector<int64_t> shape_vector(pybind11::handle a);
+std::string shape_text(const std::vector<int64_t>& shape);
+
 // The dtype of a call, from its first param (float32 or float64, native byte order), or TypeError.
 DType call_dtype(pybind11::handle first_param, const std::string& name);
 

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "radam", "adadelta", "rprop", "lion", "nadam", "asgd", "lamb", "lars",
+__all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "radam", "adadelta", "rprop", "lion", "nadam", "asgd", "lamb", "lars", "adafactor",
            "momentum_textbook", "nesterov_textbook",
            "fan_in_and_fan_out", "gain", "xavier_uniform_bound", "xavier_normal_std", "kaiming_std",
            "kaiming_uniform_bound", "lecun_uniform_bound", "lecun_normal_std"]
@@ -268,6 +268,34 @@ def lars(param, grad, state, *, lr, momentum=0.9, weight_decay=0.0, trust_coeffi
     b = momentum * state.get("momentum_buffer", np.zeros_like(param)) + step
     state["momentum_buffer"] = b
     param += momentum * b + step if nesterov else b
+
+
+def adafactor(param, grad, state, *, lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0, weight_decay=0.0,
+              maximize=False, eps1_dtype=None):
+    """torch.optim.Adafactor: row and column factors R, C for 2+ dims (V̂ = R·C/max(mean R, eps1)), else
+    V̂ = lerp(V̂, g², t^decay); U = g/√max(V̂, eps1²); p = (1 − lr·wd)·p − α/max(1, RMS(U)/d)·U with
+    α = max(eps2, RMS(p))·min(lr, 1/√t). eps1 None: the machine epsilon of ``eps1_dtype`` (the dtype
+    the kernel runs in; default the param's)."""
+    t = _next_step(state)
+    eps1, eps2 = eps
+    if eps1 is None:
+        eps1 = float(np.finfo(eps1_dtype or param.dtype).eps)
+    if param.size == 0:
+        return
+    g = -grad if maximize else grad
+    weight = t**beta2_decay
+    alpha = max(eps2, float(np.sqrt(np.sum(param * param))) / param.size**0.5) * min(lr, 1 / t**0.5)
+    if weight_decay != 0:
+        param *= 1 - lr * weight_decay
+    if param.ndim >= 2:
+        rows = _lerp(state.get("row_var", 0.0), np.mean(g * g, axis=-1, keepdims=True), weight)
+        cols = _lerp(state.get("col_var", 0.0), np.mean(g * g, axis=-2, keepdims=True), weight)
+        state["row_var"], state["col_var"] = rows, cols
+        v = rows * cols / np.maximum(np.mean(rows, axis=-2, keepdims=True), eps1)
+    else:
+        v = state["variance"] = _lerp(state.get("variance", 0.0), g * g, weight)
+    u = g / np.sqrt(np.maximum(v, eps1 * eps1))
+    param -= alpha / max(1.0, float(np.sqrt(np.sum(u * u))) / (u.size**0.5 * d)) * u
 
 
 def momentum_textbook(param, grad, state, *, lr, momentum):

@@ -51,6 +51,27 @@ class NonNegative(Check):
         return st.floats(self.smallest, self.typical)
 
 
+class Bounded(Check):
+    """Finite and in [lo, hi] (Adafactor's beta2_decay <= 0, d >= 1); ``typical`` bounds the random values."""
+
+    def __init__(self, lo: float = -math.inf, hi: float = math.inf, typical: Tuple[float, float] = (0.0, 1.0)):
+        self.lo, self.hi, self.typical = lo, hi, typical
+
+    def __call__(self, name, value):
+        v = _real(name, value)
+        if not (math.isfinite(v) and self.lo <= v <= self.hi):
+            bound = f">= {self.lo}" if self.hi == math.inf else f"<= {self.hi}" if self.lo == -math.inf else \
+                f"in [{self.lo}, {self.hi}]"
+            raise ValueError(f"{name}: expected a finite value {bound}, got {value!r}")
+
+    def bad_values(self):
+        outside = self.lo - 1.0 if self.lo != -math.inf else self.hi + 1.0
+        return [(outside, ValueError), (math.nan, ValueError), ("1", TypeError)]
+
+    def strategy(self, st):
+        return st.floats(*self.typical)
+
+
 class UnitInterval(Check):
     """0 <= value < 1 (betas), or 0 <= value <= 1 with closed=True (alpha, dampening)."""
 
@@ -119,6 +140,27 @@ class StepSizes(Check):
 
     def strategy(self, st):
         return st.tuples(st.floats(0.0, 1e-3), st.floats(1e-3, 50.0))
+
+
+class EpsilonPair(Check):
+    """Adafactor's (eps1, eps2): eps1 None (the param dtype's machine epsilon) or finite >= 0, eps2
+    finite >= 0."""
+
+    _eps = NonNegative()
+
+    def __call__(self, name, value):
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            raise TypeError(f"{name}: expected a pair (eps1 or None, eps2), got {value!r}")
+        if value[0] is not None:
+            self._eps(f"{name}[0]", value[0])
+        self._eps(f"{name}[1]", value[1])
+
+    def bad_values(self):
+        return [((None, -1e-3), ValueError), ((-1.0, 1e-3), ValueError), ((None, math.nan), ValueError),
+                (1e-3, TypeError)]
+
+    def strategy(self, st):
+        return st.tuples(st.one_of(st.none(), st.floats(1e-30, 1e-3)), st.floats(0.0, 1e-2))
 
 
 class Flag(Check):

@@ -56,8 +56,28 @@ class Buffer:
     initial: Union[float, str] = 0.0
 
 
+class HyperparameterTable:
+    """What a spec does with its ``hypers`` and ``constraint``: names, defaults and the checks."""
+
+    hypers: Tuple[Hyper, ...]
+    constraint: Optional[Callable[[Mapping[str, Any]], None]]
+
+    def _index_hypers(self) -> None:
+        self.hyper_names = tuple(h.name for h in self.hypers)
+        self.kernel_hypers = tuple(h.name for h in self.hypers if h.kernel)
+        self.defaults = {h.name: h.default for h in self.hypers}
+
+    def check(self, h: Mapping[str, Any]) -> None:
+        """Every hyperparameter of ``h`` checked, then the constraints across them."""
+        for hyper in self.hypers:
+            if hyper.name in h:
+                hyper.check(hyper.name, h[hyper.name])
+        if self.constraint is not None:
+            self.constraint(h)
+
+
 @dataclass
-class Spec:
+class Spec(HyperparameterTable):
     """One optimizer. ``flags(h, step)`` and ``scalars(h, step)`` read the hyperparameters ``h`` (a
     mapping: the functional's keywords or a param group) for the step ``step`` (counting from 1):
     flags gives the rule's flags by name, scalars its Scalars<T> fields by name, in float64."""
@@ -111,19 +131,9 @@ class Spec:
         self._lists = [(("params", "grads") + tuple(b.argument for b in self.buffers_in(v)), self.buffers_in(v))
                        for v in range(len(self.present))]
         self._checked: Optional[tuple] = None  # the last hyperparameters run() found valid
-        self.hyper_names = tuple(h.name for h in self.hypers)
-        self.kernel_hypers = tuple(h.name for h in self.hypers if h.kernel)
-        self.defaults = {h.name: h.default for h in self.hypers}
+        self._index_hypers()
 
     # --- per step --------------------------------------------------------------------------------
-
-    def check(self, h: Mapping[str, Any]) -> None:
-        """Every hyperparameter of ``h`` checked, then the constraints across them."""
-        for hyper in self.hypers:
-            if hyper.name in h:
-                hyper.check(hyper.name, h[hyper.name])
-        if self.constraint is not None:
-            self.constraint(h)
 
     def variant(self, h: Mapping[str, Any], step: int) -> int:
         """The compiled variant (bit k: the rule's k-th flag) for these hyperparameters."""
