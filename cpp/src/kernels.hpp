@@ -18,8 +18,8 @@ using Kernel = void (*)(const TensorListView&, const Hyper&);
 // One optimizer step: scalars points to the rule's Scalars<T> for the kernel's T.
 using StepKernel = void (*)(const TensorListView&, const void* scalars);
 
-// One Adafactor step; scalars: kAdafactorScalars doubles (cpu/adafactor.hpp).
-using AdafactorKernel = void (*)(const AdafactorView&, const double* scalars);
+// One Adafactor step (cpu/adafactor.hpp).
+using AdafactorKernel = void (*)(const AdafactorView&);
 
 constexpr int kMaxVariants = 16;  // 4 flags per rule at most
 #define FUSEDOPT_COUNT_ONE(Rule) +1

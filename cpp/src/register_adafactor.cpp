@@ -63,15 +63,24 @@ void adafactor_step(py::handle params, py::handle grads, py::handle row_vars, py
       throw py::value_error(std::string(l.names[k]) + ": expected " + std::to_string(l.n) +
                             " entries (one per param), got " + std::to_string(len));
   }
-  char* bytes = nullptr;
-  Py_ssize_t size = 0;
-  if (!PyBytes_Check(scalars.ptr()) || PyBytes_AsStringAndSize(scalars.ptr(), &bytes, &size) != 0)
-    throw py::type_error("adafactor: scalars must be bytes (the rule's fields as doubles)");
-  if (size != static_cast<Py_ssize_t>(kAdafactorScalars * sizeof(double)))
-    throw py::value_error("adafactor: expected " + std::to_string(kAdafactorScalars) + " scalars, got " +
-                          std::to_string(size / sizeof(double)));
-  double fields[kAdafactorScalars];
-  std::memcpy(fields, bytes, sizeof(fields));
+  // One set of scalars for every param (bytes), or one per param (a list of bytes: an optimizer's
+  // param groups in one call, so that everything is checked before anything is written).
+  const bool per_param = PyList_Check(scalars.ptr()) || PyTuple_Check(scalars.ptr());
+  if (per_param && static_cast<size_t>(PySequence_Fast_GET_SIZE(scalars.ptr())) != l.n)
+    throw py::value_error("scalars: expected " + std::to_string(l.n) + " entries (one per param), got " +
+                          std::to_string(PySequence_Fast_GET_SIZE(scalars.ptr())));
+  std::vector<double> fields(l.n * kAdafactorScalars);
+  for (size_t i = 0; i < l.n; ++i) {
+    py::handle given_scalars = per_param ? PySequence_Fast_GET_ITEM(scalars.ptr(), static_cast<Py_ssize_t>(i)) : scalars;
+    char* bytes = nullptr;
+    Py_ssize_t size = 0;
+    if (!PyBytes_Check(given_scalars.ptr()) || PyBytes_AsStringAndSize(given_scalars.ptr(), &bytes, &size) != 0)
+      throw py::type_error("adafactor: scalars must be bytes (the rule's fields as doubles)");
+    if (size != static_cast<Py_ssize_t>(kAdafactorScalars * sizeof(double)))
+      throw py::value_error("adafactor: expected " + std::to_string(kAdafactorScalars) + " scalars, got " +
+                            std::to_string(size / sizeof(double)));
+    std::memcpy(&fields[i * kAdafactorScalars], bytes, kAdafactorScalars * sizeof(double));
+  }
 
   py::handle first = l.item(0, 0);
   const DType dtype = call_dtype(first, "params[0]");
@@ -83,6 +92,7 @@ void adafactor_step(py::handle params, py::handle grads, py::handle row_vars, py
   for (size_t i = 0; i < l.n; ++i) {
     py::handle p = l.item(0, i);
     AdafactorTensor& x = tensors[i];
+    x.scalars = &fields[i * kAdafactorScalars];
     x.param = check_array(p, l.namer(0), i, true, p, l.namer(0), i, first, "params[0]");
     x.grad = check_array(l.item(1, i), l.namer(1), i, false, p, l.namer(0), i, first, "params[0]");
     const std::vector<int64_t> shape = shape_vector(p);
@@ -128,7 +138,7 @@ void adafactor_step(py::handle params, py::handle grads, py::handle row_vars, py
   AdafactorView view{static_cast<int64_t>(l.n), tensors.data(), serial_threshold(), num_threads()};
   const AdafactorKernel kernel = active_kernels().adafactor[dtype];
   py::gil_scoped_release release;
-  kernel(view, fields);
+  kernel(view);
 }
 
 }  // namespace
@@ -137,7 +147,8 @@ void register_adafactor(py::module_& m) {
   m.def("adafactor_step", &adafactor_step, "params"_a, "grads"_a, "row_vars"_a, "col_vars"_a, "variances"_a,
         "scalars"_a,
         "One fused Adafactor step in place: row_vars/col_vars for params of 2+ dims, variances for the others "
-        "(None where a param has none); scalars: the rule's fields as float64 bytes (fusedopt.functional.adafactor).");
+        "(None where a param has none); scalars: the rule's fields as float64 bytes (fusedopt.functional.adafactor), "
+        "for all params or a list with one per param.");
 }
 
 }  // namespace fusedopt

@@ -7,6 +7,7 @@ from which fusedopt.optim makes the class, and the tests and benchmarks their ta
 """
 
 from .adadelta import adadelta
+from .adafactor import adafactor
 from .asgd import asgd
 from .adagrad import adagrad
 from .adam import adam, adamw
@@ -20,6 +21,9 @@ from .rmsprop import rmsprop
 from .rprop import rprop
 from .sgd import sgd
 
-SPECS = tuple(f.spec for f in list(globals().values()) if callable(f) and hasattr(f, "spec"))
+# The elementwise specs (rule table, Plan); Adafactor's state is shaped by its params' dims, so it has
+# its own spec type and binding (adafactor.py) and is not among them.
+SPECS = tuple(f.spec for f in list(globals().values()) if callable(f) and hasattr(f, "spec")
+              and f is not adafactor)
 
-__all__ = [spec.name for spec in SPECS]
+__all__ = [spec.name for spec in SPECS] + ["adafactor"]

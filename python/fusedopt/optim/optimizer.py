@@ -415,9 +415,13 @@ class Optimizer:
                                      f"(expected step, {', '.join(buffer_keys)})")
                 if not backends.is_array(value):
                     raise TypeError(f"{name}[{key!r}]: expected an array, got {type(value).__name__}")
-                if tuple(value.shape) != tuple(p.shape):
+                expected = self._state_shape(key, p)
+                if expected is None:
+                    raise ValueError(f"{name}[{key!r}]: param {i} of shape {tuple(p.shape)} has no {key!r} state")
+                if tuple(value.shape) != expected:
                     raise ValueError(f"{name}[{key!r}]: shape {tuple(value.shape)} does not match "
-                                     f"param {i} shape {tuple(p.shape)}")
+                                     f"{'param' if expected == tuple(p.shape) else key + ' of param'} {i} shape "
+                                     f"{expected}")
                 if getattr(value.dtype, "kind", None) != "f":
                     raise TypeError(f"{name}[{key!r}]: dtype {value.dtype} is not a floating-point dtype")
                 entry[key] = value
@@ -430,6 +434,11 @@ class Optimizer:
                 if key != "step":
                     entry[key] = backends.for_array(p).copy_like(value, p)
         return groups, state
+
+    def _state_shape(self, key: str, p) -> Optional[Tuple[int, ...]]:
+        """The shape state ``key`` has for param ``p`` (None: p has no such state). Every buffer of
+        an elementwise spec is shaped like its param."""
+        return tuple(p.shape)
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]

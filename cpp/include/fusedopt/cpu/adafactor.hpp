@@ -24,6 +24,7 @@ namespace fusedopt {
 // param has row_var and col_var and no variance; a vector (≤ 1-D) the reverse, with batches = rows = 1
 // and cols = its size.
 struct AdafactorTensor {
+  const double* scalars;  // rules::AdafactorScalars' fields (kAdafactorScalars doubles)
   void* param;
   const void* grad;
   void* row_var;   // batches × rows
@@ -97,6 +98,14 @@ struct Tiling {
   }
 };
 
+template <typename T>
+inline rules::AdafactorScalars<T> scalars_of(const AdafactorTensor& x) {
+  rules::AdafactorScalars<T> s;
+  T* fields = &s.grad_sign;
+  for (int k = 0; k < kAdafactorScalars; ++k) fields[k] = static_cast<T>(x.scalars[k]);
+  return s;
+}
+
 inline double lane_total(const double* lanes) {
   double sum = 0.0;
   for (int l = 0; l < kLanes; ++l) sum += lanes[l];
@@ -128,17 +137,11 @@ inline void for_each_tile(const AdafactorView& view, const Tiling& tiling, Body&
 
 }  // namespace adafactor_detail
 
-// One Adafactor step over every tensor of the view; scalars: the rule's fields as doubles.
+// One Adafactor step over every tensor of the view, each with its own scalars.
 template <typename T>
-void adafactor(const AdafactorView& view, const double* scalars) {
+void adafactor(const AdafactorView& view) {
   using namespace adafactor_detail;
   using Rule = rules::Adafactor;
-  rules::AdafactorScalars<double> sd;
-  rules::AdafactorScalars<T> s;
-  double* fields = &sd.grad_sign;
-  T* typed = &s.grad_sign;
-  for (int k = 0; k < kAdafactorScalars; ++k) fields[k] = scalars[k], typed[k] = static_cast<T>(scalars[k]);
-
   const Tiling tiling(view);
   std::vector<double> sums(tiling.tiles.size() * 2);  // per tile: ‖p‖², ‖U‖² partials
   std::vector<double> row_part(static_cast<size_t>(tiling.row_part_size));
@@ -148,6 +151,7 @@ void adafactor(const AdafactorView& view, const double* scalars) {
   // Pass 1.
   for_each_tile(view, tiling, [&](int64_t k, const Tile& tile) {
     const AdafactorTensor& x = view.tensors[tile.tensor];
+    const auto s = scalars_of<T>(x);
     double p_lanes[kLanes] = {}, u_lanes[kLanes] = {};
     if (x.row_var != nullptr) {
       double* cols = &col_part[static_cast<size_t>(tiling.col_part[tile.tensor] +
@@ -193,6 +197,7 @@ void adafactor(const AdafactorView& view, const double* scalars) {
   for (size_t t = 0; t < n; ++t) {
     const AdafactorTensor& x = view.tensors[t];
     if (x.row_var == nullptr || x.batches * x.rows * x.cols == 0) continue;
+    const auto s = scalars_of<T>(x);
     for (int64_t b = 0; b < x.batches; ++b) {
       T* r = at(x.row_var, b * x.rows);
       T* c = at(x.col_var, b * x.cols);
@@ -216,8 +221,8 @@ void adafactor(const AdafactorView& view, const double* scalars) {
   }
 
   // Pass 2, factored tensors: ‖U‖².
-  const auto factored_update = [&](const AdafactorTensor& x, size_t t, int64_t b, int64_t i, const T* g,
-                                   int64_t col0) {
+  const auto factored_update = [&](const AdafactorTensor& x, const rules::AdafactorScalars<T>& s, size_t t,
+                                   int64_t b, int64_t i, const T* g, int64_t col0) {
     const T floor = row_mean_floor[row_mean_at[t] + static_cast<size_t>(b)];
     const T row = *at(x.row_var, b * x.rows + i);
     const T* c = at(x.col_var, b * x.cols + col0);
@@ -228,10 +233,11 @@ void adafactor(const AdafactorView& view, const double* scalars) {
   for_each_tile(view, tiling, [&](int64_t k, const Tile& tile) {
     const AdafactorTensor& x = view.tensors[tile.tensor];
     if (x.row_var == nullptr) return;
+    const auto s = scalars_of<T>(x);
     double u_lanes[kLanes] = {};
     for (int64_t i = tile.row0; i < tile.row0 + tile.rows; ++i) {
       const T* g = at(x.grad, (tile.batch * x.rows + i) * x.cols + tile.col0);
-      const auto u_at = factored_update(x, static_cast<size_t>(tile.tensor), tile.batch, i, g, tile.col0);
+      const auto u_at = factored_update(x, s, static_cast<size_t>(tile.tensor), tile.batch, i, g, tile.col0);
       in_lanes(tile.cols, [&](int64_t j, int l) __attribute__((always_inline)) {
         const T u = u_at(j);
         u_lanes[l] += static_cast<double>(u * u);
@@ -250,19 +256,21 @@ void adafactor(const AdafactorView& view, const double* scalars) {
       u_square += sums[static_cast<size_t>(k) * 2 + 1];
     }
     const double numel = static_cast<double>(x.batches * x.rows * x.cols);
-    step[t] = static_cast<T>(Rule::step_size(square_root(p_square), square_root(u_square), numel, sd));
+    step[t] = static_cast<T>(Rule::step_size(square_root(p_square), square_root(u_square), numel,
+                                             scalars_of<double>(x)));
   }
 
   // Last pass: the params.
   for_each_tile(view, tiling, [&](int64_t, const Tile& tile) {
     const AdafactorTensor& x = view.tensors[tile.tensor];
     const T size = step[static_cast<size_t>(tile.tensor)];
+    const auto s = scalars_of<T>(x);
     if (x.row_var != nullptr) {
       for (int64_t i = tile.row0; i < tile.row0 + tile.rows; ++i) {
         const int64_t first = (tile.batch * x.rows + i) * x.cols + tile.col0;
         T* p = at(x.param, first);
         const T* g = at(x.grad, first);
-        const auto u_at = factored_update(x, static_cast<size_t>(tile.tensor), tile.batch, i, g, tile.col0);
+        const auto u_at = factored_update(x, s, static_cast<size_t>(tile.tensor), tile.batch, i, g, tile.col0);
         simd_for(0, tile.cols, [&](int64_t j) __attribute__((always_inline)) { p[j] = Rule::write(p[j], u_at(j), size, s); });
       }
     } else {
