@@ -40,8 +40,9 @@ def _decayed_grad(param, grad, lr, weight_decay, decoupled, maximize):
 
 def _lerp(a, b, w):
     """a + w·(b − a): torch's form of β·a + (1 − β)·b for first moments, which makes an infinite
-    moment NaN at the next finite gradient (inf − inf) where the other form keeps it infinite."""
-    return a + w * (b - a)
+    moment NaN at the next finite gradient (inf − inf) where the other form keeps it infinite. As torch,
+    from b's side for w >= 0.5, so that w = 1 gives b exactly (Adafactor's first step)."""
+    return a + w * (b - a) if w < 0.5 else b - (1 - w) * (b - a)
 
 
 def _sign(x):
@@ -280,7 +281,11 @@ def adafactor(param, grad, state, *, lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3)
     eps1, eps2 = eps
     if eps1 is None:
         eps1 = float(np.finfo(eps1_dtype or param.dtype).eps)
-    if param.size == 0:
+    if param.size == 0:  # nothing to update (torch divides by zero here); the state is made, and stays zero
+        keys = ("row_var", "col_var") if param.ndim >= 2 else ("variance",)
+        shapes = (param.shape[:-1] + (1,), param.shape[:-2] + (1, param.shape[-1])) if param.ndim >= 2 else (param.shape,)
+        for key, shape in zip(keys, shapes):
+            state.setdefault(key, np.zeros(shape))
         return
     g = -grad if maximize else grad
     weight = t**beta2_decay

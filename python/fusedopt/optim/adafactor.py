@@ -85,14 +85,20 @@ class Adafactor(Optimizer):
                     for argument, state_key in _STATE_KEY.items():
                         lists[argument].append(state.get(state_key))
                     indices.append(i)
-                    names.append((f"param_groups[{g}]['params'][{j}]", i))
+                    names.append(f"param_groups[{g}]['params'][{j}]")
                 first += len(group["params"])
             if not indices:
                 return
             try:
                 _core.adafactor_step(*lists.values(), scalars)
             except (TypeError, ValueError) as e:
-                raise type(e)(_named(str(e), names)) from None
+                def describe(argument: str, k: int) -> str:
+                    if argument == "params":
+                        return names[k]
+                    i = indices[k]
+                    return f"grads[{i}]" if argument == "grads" else f"state[{i}]['{_STATE_KEY[argument]}']"
+
+                raise type(e)(_named(str(e), describe)) from None
             for i, state in new_state.items():
                 dict.__setitem__(self._state, i, _ParamState(self, state))
             for i in indices:
@@ -100,15 +106,7 @@ class Adafactor(Optimizer):
                 dict.__setitem__(state, "step", state["step"] + 1)
 
 
-def _named(message: str, names) -> str:
-    """The binding's message with each list entry named as the user knows it."""
-
-    def name(match) -> str:
-        where, i = names[int(match.group(2))]
-        if match.group(1) == "params":
-            return where
-        if match.group(1) == "grads":
-            return f"grads[{i}]"
-        return f"state[{i}]['{_STATE_KEY[match.group(1)]}']"
-
-    return _LIST_ENTRY.sub(name, message)
+def _named(message: str, describe) -> str:
+    """The binding's message with each list entry ("row_vars[3]") named as the user knows it:
+    ``describe(list_name, k)``."""
+    return _LIST_ENTRY.sub(lambda match: describe(match.group(1), int(match.group(2))), message)

@@ -4,8 +4,8 @@
     opt = fusedopt.torch.Adam(model.parameters(), lr=1e-3)   # a real torch.optim.Optimizer
     loss.backward(); opt.step(); opt.zero_grad()
 
-Each class (``SGD, Adagrad, RMSprop, Adam, AdamW, Adamax, RAdam, Adadelta, Rprop, NAdam, ASGD``, and
-``Lion``, which torch.optim lacks) subclasses
+Each class (``SGD, Adagrad, RMSprop, Adam, AdamW, Adamax, RAdam, Adadelta, Rprop, NAdam, ASGD,
+Adafactor``, and ``Lion``, ``LAMB``, ``LARS``, which torch.optim lacks) subclasses
 ``torch.optim.Optimizer`` with the constructor signature of the torch class of the same name, reads
 ``p.grad``, keeps its state under torch's keys (``step`` as a float32 tensor, ``exp_avg``, ...), so that
 ``state_dict()`` crosses to and from ``torch.optim`` both ways, and works with ``lr_scheduler``,
@@ -408,3 +408,7 @@ for _spec in SPECS:
     if _spec.class_name in __all__:
         globals()[_spec.class_name] = _optimizer_class(_spec)
 del _spec
+
+from .adafactor import Adafactor  # noqa: E402 - uses the helpers above
+
+__all__.append("Adafactor")

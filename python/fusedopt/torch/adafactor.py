@@ -1,0 +1,109 @@
+"""``fusedopt.torch.Adafactor``: torch.optim.Adafactor's signature, state keys (``step``, ``row_var``
+and ``col_var`` for a param of 2 or more dims, ``variance`` for the others) and update, stepped by
+fusedopt's fused Adafactor (one call for every param with a grad, all groups together). CPU only:
+CUDA params are refused until its reductions have a CUDA kernel. Every step gathers the params in
+Python (O(params)); the elementwise classes' steady path is not here yet."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import torch
+
+from .. import _core
+from ..functional.adafactor import ADAFACTOR
+from ..optim.adafactor import _STATE_KEY, _named
+from . import _check_grad, _check_param, _numpy, _plain, _Where
+
+
+class Adafactor(torch.optim.Optimizer):
+    __doc__ = (f"{ADAFACTOR.summary}\n\nA ``torch.optim.Optimizer`` with the signature, defaults, state keys and "
+               "update of ``torch.optim.Adafactor``; the step is fusedopt's fused kernel "
+               "(:func:`fusedopt.functional.adafactor`). ``foreach`` is accepted and changes nothing.\n")
+    spec = ADAFACTOR
+    torch_class = getattr(torch.optim, "Adafactor", None)
+
+    def __init__(self, params, lr: float = 1e-2, beta2_decay: float = -0.8,
+                 eps: Tuple[Optional[float], float] = (None, 1e-3), d: float = 1.0, weight_decay: float = 0.0, *,
+                 foreach: Optional[bool] = None, maximize: bool = False) -> None:
+        defaults = dict(lr=lr, beta2_decay=beta2_decay, eps=eps, d=d, weight_decay=weight_decay, foreach=foreach,
+                        maximize=maximize)
+        ADAFACTOR.check(self._hypers(defaults))
+        super().__init__(params, defaults)
+
+    @staticmethod
+    def _hypers(group) -> Dict[str, Any]:
+        return {name: _plain(name, group[name]) for name in ADAFACTOR.hyper_names}
+
+    @torch.no_grad()
+    def step(self, closure: Optional[Callable[[], Any]] = None):
+        """One fused step of every param that has a ``.grad`` (the others are skipped, as torch
+        skips them). Returns the closure's loss when a closure is given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        created: list = []
+        try:
+            self._step(created)
+        except Exception:
+            for p in created:  # bad input changes nothing: not even the state a first step made
+                self.state.pop(p, None)
+            raise
+        return loss
+
+    def _step(self, created: list) -> None:
+        lists: Dict[str, list] = {k: [] for k in ("params", "grads", "row_vars", "col_vars", "variances")}
+        scalars, steps, names = [], [], []
+        for g, group in enumerate(self.param_groups):
+            h = self._hypers(group)
+            ADAFACTOR.check(h)
+            for j, p in enumerate(group["params"]):
+                if p.grad is None:
+                    continue
+                where = _Where(g, j)
+                _check_param(p, str(where))
+                if p.is_cuda:
+                    raise NotImplementedError(f"{where}: Adafactor is not on the GPU yet (its row and column "
+                                              "reductions have no CUDA kernel)")
+                _check_grad(p, p.grad, str(where))
+                state = self.state[p]
+                if len(state) == 0:
+                    created.append(p)
+                    state["step"] = torch.tensor(0.0, dtype=torch.float32)
+                    for b in ADAFACTOR.buffers:
+                        shape = ADAFACTOR.buffer_shape(b.key, p.shape)
+                        if shape is not None:
+                            state[b.key] = p.new_zeros(shape)
+                step = int(state["step"]) + 1
+                scalars.append(ADAFACTOR.packed_scalars(h, step, _numpy_dtype(p.dtype)))
+                lists["params"].append(_numpy(p))
+                lists["grads"].append(_numpy(p.grad))
+                for argument, key in (("row_vars", "row_var"), ("col_vars", "col_var"), ("variances", "variance")):
+                    buffer = state.get(key)
+                    if buffer is not None:
+                        _check_param(buffer, f"state of {where}, {key!r}")
+                    lists[argument].append(None if buffer is None else _numpy(buffer))
+                steps.append(state["step"])
+                names.append(str(where))
+        if not steps:
+            return
+
+        def describe(argument: str, k: int) -> str:
+            if argument == "params":
+                return names[k]
+            return f"the grad of {names[k]}" if argument == "grads" else \
+                f"state of {names[k]}, {_STATE_KEY[argument]!r}"
+
+        try:
+            _core.adafactor_step(*lists.values(), scalars)
+        except (TypeError, ValueError) as e:
+            raise type(e)(_named(str(e), describe)) from None
+        for count in steps:
+            count += 1
+
+
+def _numpy_dtype(dtype: torch.dtype):
+    import numpy as np
+
+    return np.float64 if dtype == torch.float64 else np.float32
