@@ -19,7 +19,7 @@ from . import _checks
 from ._checks import Bounded, EpsilonPair, Flag, NonNegative
 from ._spec import Buffer, HyperparameterTable, Hyper
 
-_PACK = struct.Struct("8d").pack
+_PACK = struct.Struct("9d").pack
 
 
 @dataclass
@@ -55,7 +55,8 @@ class FactoredSpec(HyperparameterTable):
             eps1 = float(np.finfo(dtype).eps)
         lr = h["lr"]
         return _PACK(-1.0 if h["maximize"] else 1.0, float(step) ** h["beta2_decay"], eps1, eps1 * eps1,
-                     1.0 - lr * h["weight_decay"], min(lr, 1.0 / math.sqrt(step)), eps2, h["d"])
+                     1.0 / eps1 if eps1 > 0 else math.inf, 1.0 - lr * h["weight_decay"],
+                     min(lr, 1.0 / math.sqrt(step)), eps2, h["d"])
 
 
 ADAFACTOR = FactoredSpec(

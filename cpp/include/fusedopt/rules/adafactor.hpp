@@ -6,7 +6,7 @@
 //   p   = (1 − lr·wd)·p
 //   ≥ 2-D p, per matrix of the last two dims (rows i, columns j):
 //     R_i = lerp(R_i, mean_j g², 1 − β̂) ;  C_j = lerp(C_j, mean_i g², 1 − β̂)
-//     V̂_ij = (R_i·C_j) / max(mean_i R_i, eps1)
+//     V̂_ij = (R_i·C_j) / max(mean_i R_i, eps1)      (computed as 1/√V̂ = 1/√(R_i/mean) · 1/√C_j)
 //   ≤ 1-D p:  V̂ = lerp(V̂, g², 1 − β̂)
 //   U   = rsqrt(max(V̂, eps1²))·g ;  p = p − α/max(1, RMS(U)/d) · U   RMS(U) per tensor
 //
@@ -25,6 +25,7 @@ struct AdafactorScalars {
                    one_minus_beta2,    // t^decay, the weight of the new squares
                    eps1,               // floor of the mean row factor (eps[0], or the dtype's epsilon)
                    eps1_square,        // floor of V̂
+                   inverse_eps1,       // 1/eps1 (inf for eps1 = 0): the cap of 1/√V̂
                    decay,              // 1 − lr·wd
                    rho,                // min(lr, 1/√t)
                    eps2,               // floor of RMS(p)
@@ -47,17 +48,29 @@ struct Adafactor {
     return lerp(old, mean_square, s.one_minus_beta2);
   }
 
-  // V̂ of a factored element: the outer product of its row and column factors over the mean row factor.
+  // A factored element's 1/√V̂ = 1/√(R_i/max(mean R, eps1)) · 1/√C_j: the row's and the column's
+  // factors, each computed once per step (O(rows + cols)), so that an element costs two multiplies
+  // instead of two divisions and a square root. The floor max(V̂, eps1²) becomes min(·, 1/eps1) on
+  // the product (a NaN stays NaN); the result differs from rsqrt(max(R_i·C_j/mean, eps1²)) by rounding only.
   template <typename T>
-  FUSEDOPT_HD static T factored_estimate(T row, T col, T row_mean_floor) {
-    return row * col / row_mean_floor;
+  FUSEDOPT_HD static T inverse_root(T x) {
+    return T(1) / square_root(x);
+  }
+  template <typename T>
+  FUSEDOPT_HD static T row_scale(T row, T row_mean_floor) {
+    return inverse_root(row / row_mean_floor);
+  }
+  template <typename T>
+  FUSEDOPT_HD static T factored_update(T grad, T row_scale, T col_scale, const AdafactorScalars<T>& s) {
+    const T scale = row_scale * col_scale;
+    return (scale > s.inverse_eps1 ? s.inverse_eps1 : scale) * (s.grad_sign * grad);
   }
 
-  // U = rsqrt(max(V̂, eps1²))·g (torch: clamp_, rsqrt_, mul_ by the gradient).
+  // A vector's U = rsqrt(max(V̂, eps1²))·g (torch: clamp_, rsqrt_, mul_ by the gradient).
   template <typename T>
   FUSEDOPT_HD static T update(T grad, T estimate, const AdafactorScalars<T>& s) {
     const T floored = estimate < s.eps1_square ? s.eps1_square : estimate;  // clamp_(min=): a NaN stays
-    return (T(1) / square_root(floored)) * (s.grad_sign * grad);
+    return inverse_root(floored) * (s.grad_sign * grad);
   }
 
   // p = (1 − lr·wd)·p − step·U, step = α/max(1, RMS(U)/d) for the whole tensor.
