@@ -62,9 +62,6 @@ struct Tile {
 struct Tiling {
   std::vector<Tile> tiles;
   std::vector<int64_t> first_tile, row_part, col_part, row_blocks, col_blocks;  // per tensor
-  // Elements before each tile, of all tiles and of the factored ones only: the threads' shares (pass 2
-  // runs over the factored tiles alone).
-  std::vector<int64_t> before_all{0}, before_factored{0};
   int64_t row_part_size = 0, col_part_size = 0;
 
   explicit Tiling(const AdafactorView& view) {
@@ -95,9 +92,6 @@ struct Tiling {
             const int64_t row0 = rb * tile_rows, col0 = cb * tile_cols;
             tiles.push_back({static_cast<int64_t>(t), b, row0, x.rows - row0 < tile_rows ? x.rows - row0 : tile_rows,
                              col0, x.cols - col0 < tile_cols ? x.cols - col0 : tile_cols, rb, cb});
-            const int64_t size = tiles.back().rows * tiles.back().cols;
-            before_all.push_back(before_all.back() + size);
-            before_factored.push_back(before_factored.back() + (factored ? size : 0));
           }
     }
     first_tile[n] = static_cast<int64_t>(tiles.size());
@@ -138,53 +132,120 @@ inline void in_lanes(int64_t n, F&& body) {
   for (int l = 0; j < n; ++j, ++l) body(j, l);
 }
 
-// body(k, tile) for every tile, over the threads: each takes the tiles that start in its equal share of
-// the elements counted by `before` (a prefix sum per tile), so that tiles of different sizes balance.
-// Which thread runs a tile never changes its result.
+// body(u) for units u = 0 .. before.size() − 2 over the threads: each takes the units that start in its
+// equal share of the elements counted by `before` (elements before each unit), so that units of
+// different sizes balance. Which thread runs a unit never changes its result.
 template <typename Body>
-inline void for_each_tile(const AdafactorView& view, const Tiling& tiling, const std::vector<int64_t>& before,
-                          Body&& body) {
-  const auto n = static_cast<int64_t>(tiling.tiles.size());
+inline void parallel_over(const AdafactorView& view, const std::vector<int64_t>& before, Body&& body) {
+  const auto n = static_cast<int64_t>(before.size()) - 1;
   const int64_t total = before.back();
   if (total < view.serial_below || view.num_threads <= 1) {
-    for (int64_t k = 0; k < n; ++k) body(k, tiling.tiles[static_cast<size_t>(k)]);
+    for (int64_t u = 0; u < n; ++u) body(u);
     return;
   }
 #pragma omp parallel num_threads(view.num_threads)
   {
     const int64_t threads = omp_get_num_threads(), me = omp_get_thread_num();
-    const auto share_start = [&](int64_t thread) {  // the first tile starting at or after the thread's share
+    const auto share_start = [&](int64_t thread) {  // the first unit starting at or after the thread's share
       const int64_t element = total / threads * thread + std::min(thread, total % threads);
       return std::lower_bound(before.begin(), before.end() - 1, element) - before.begin();
     };
     const int64_t last = me + 1 == threads ? n : share_start(me + 1);
-    for (int64_t k = share_start(me); k < last; ++k) body(k, tiling.tiles[static_cast<size_t>(k)]);
+    for (int64_t u = share_start(me); u < last; ++u) body(u);
   }
 }
 
-}  // namespace adafactor_detail
 
-// One Adafactor step over every tensor of the view, each with its own scalars.
+// One Adafactor step over the tensors of a view: the passes over one tile and the work between them
+// over one tensor. A tensor small enough to stay in a core's caches between its passes is done whole
+// by one thread (its three passes back to back, the later ones from cache); a larger one pass by pass,
+// its tiles over all threads. Either way every tile and tensor computes the same numbers.
 template <typename T>
-void adafactor(const AdafactorView& view) {
-  using namespace adafactor_detail;
+class AdafactorStep {
+ public:
   using Rule = rules::Adafactor;
-  const Tiling tiling(view);
-  thread_local std::vector<double> sums_buffer, row_buffer, col_buffer, col_sum_buffer;
-  double* const sums = scratch(sums_buffer, tiling.tiles.size() * 2);  // per tile: ‖p‖², ‖U‖² partials
-  double* const row_part = scratch(row_buffer, static_cast<size_t>(tiling.row_part_size));
-  double* const col_part = scratch(col_buffer, static_cast<size_t>(tiling.col_part_size));
-  const auto at = [](const void* base, int64_t offset) { return static_cast<T*>(const_cast<void*>(base)) + offset; };
+  static constexpr int64_t kInCacheBytes = int64_t(1) << 22;  // p and g of a tensor done whole: 4 MiB at most
 
-  // Pass 1.
-  for_each_tile(view, tiling, tiling.before_all, [&](int64_t k, const Tile& tile) {
-    const AdafactorTensor& x = view.tensors[tile.tensor];
+  explicit AdafactorStep(const AdafactorView& view) : view_(view), tiling_(view) {
+    thread_local std::vector<double> sums_buffer, row_buffer, col_buffer;
+    sums_ = scratch(sums_buffer, tiling_.tiles.size() * 2);
+    row_part_ = scratch(row_buffer, static_cast<size_t>(tiling_.row_part_size));
+    col_part_ = scratch(col_buffer, static_cast<size_t>(tiling_.col_part_size));
+    const auto n = static_cast<size_t>(view.n_tensors);
+    scale_at_.assign(n + 1, 0);
+    for (size_t t = 0; t < n; ++t) {
+      const AdafactorTensor& x = view.tensors[t];
+      scale_at_[t + 1] = scale_at_[t] + (x.row_var != nullptr ? size_t(x.batches * (x.rows + x.cols)) : 0);
+    }
+    scales_.resize(scale_at_[n]);
+    step_.assign(n, T(0));
+  }
+
+  void run() {
+    const auto n = static_cast<int64_t>(view_.n_tensors);
+    const auto& tiles = tiling_.tiles;
+    std::vector<char> whole(static_cast<size_t>(n));
+    // First the tensors done whole and the first pass of the others' tiles, in one parallel region.
+    std::vector<int64_t> units, before{0};
+    for (int64_t t = 0; t < n; ++t) {
+      const int64_t elements = numel(t);
+      whole[t] = elements * int64_t(sizeof(T)) * 2 <= kInCacheBytes;
+      if (whole[t] && elements > 0) units.push_back(-1 - t), before.push_back(before.back() + elements);
+    }
+    for (int64_t k = 0; k < static_cast<int64_t>(tiles.size()); ++k)
+      if (!whole[tiles[k].tensor]) units.push_back(k), before.push_back(before.back() + size(k));
+    parallel_over(view_, before, [&](int64_t u) {
+      if (units[u] < 0) {
+        whole_tensor(-1 - units[u]);
+      } else {
+        first_pass(units[u]);
+      }
+    });
+    for (int64_t t = 0; t < n; ++t)
+      if (!whole[t]) factors(t);
+    run_tiles(whole, true, [&](int64_t k) { norm_pass(k); });
+    for (int64_t t = 0; t < n; ++t)
+      if (!whole[t]) step_size(t);
+    run_tiles(whole, false, [&](int64_t k) { write_pass(k); });
+  }
+
+ private:
+  int64_t numel(int64_t t) const {
+    const AdafactorTensor& x = view_.tensors[t];
+    return x.batches * x.rows * x.cols;
+  }
+  int64_t size(int64_t k) const { return tiling_.tiles[k].rows * tiling_.tiles[k].cols; }
+  T* at(const void* base, int64_t offset) const { return static_cast<T*>(const_cast<void*>(base)) + offset; }
+
+  void whole_tensor(int64_t t) {
+    for (int64_t k = tiling_.first_tile[t]; k < tiling_.first_tile[t + 1]; ++k) first_pass(k);
+    factors(t);
+    for (int64_t k = tiling_.first_tile[t]; k < tiling_.first_tile[t + 1]; ++k) norm_pass(k);
+    step_size(t);
+    for (int64_t k = tiling_.first_tile[t]; k < tiling_.first_tile[t + 1]; ++k) write_pass(k);
+  }
+
+  // The tiles of the tensors not done whole (only the factored ones for the norm pass), over the threads.
+  template <typename Body>
+  void run_tiles(const std::vector<char>& whole, bool factored_only, Body&& body) {
+    std::vector<int64_t> units, before{0};
+    for (int64_t k = 0; k < static_cast<int64_t>(tiling_.tiles.size()); ++k) {
+      const AdafactorTensor& x = view_.tensors[tiling_.tiles[k].tensor];
+      if (!whole[tiling_.tiles[k].tensor] && (!factored_only || x.row_var != nullptr))
+        units.push_back(k), before.push_back(before.back() + size(k));
+    }
+    parallel_over(view_, before, [&](int64_t u) { body(units[u]); });
+  }
+
+  // Pass 1 of tile k: ‖p‖² (and for a vector V̂ and ‖U‖²), or the row and column sums of g².
+  void first_pass(int64_t k) {
+    const Tile& tile = tiling_.tiles[k];
+    const AdafactorTensor& x = view_.tensors[tile.tensor];
     const auto s = scalars_of<T>(x);
     double p_lanes[kLanes] = {}, u_lanes[kLanes] = {};
     if (x.row_var != nullptr) {
-      double* cols = &col_part[static_cast<size_t>(tiling.col_part[tile.tensor] +
-                                                   (tile.batch * tiling.row_blocks[tile.tensor] + tile.row_block) * x.cols +
-                                                   tile.col0)];
+      double* cols = &col_part_[tiling_.col_part[tile.tensor] +
+                                (tile.batch * tiling_.row_blocks[tile.tensor] + tile.row_block) * x.cols + tile.col0];
       for (int64_t j = 0; j < tile.cols; ++j) cols[j] = 0.0;
       for (int64_t i = tile.row0; i < tile.row0 + tile.rows; ++i) {
         const int64_t first = (tile.batch * x.rows + i) * x.cols + tile.col0;
@@ -197,12 +258,11 @@ void adafactor(const AdafactorView& view) {
           p_lanes[l] += static_cast<double>(p[j] * p[j]);
           cols[j] += static_cast<double>(g2);
         });
-        row_part[static_cast<size_t>(tiling.row_part[tile.tensor] +
-                                     (tile.batch * tiling.col_blocks[tile.tensor] + tile.col_block) * x.rows + i)] =
-            lane_total(row_lanes);
+        row_part_[tiling_.row_part[tile.tensor] + (tile.batch * tiling_.col_blocks[tile.tensor] + tile.col_block) * x.rows +
+                  i] = lane_total(row_lanes);
       }
     } else {
-      T* p = at(x.param, tile.col0);
+      const T* p = at(x.param, tile.col0);
       const T* g = at(x.grad, tile.col0);
       T* v = at(x.variance, tile.col0);
       in_lanes(tile.cols, [&](int64_t j, int l) __attribute__((always_inline)) {
@@ -211,100 +271,94 @@ void adafactor(const AdafactorView& view) {
         p_lanes[l] += static_cast<double>(p[j] * p[j]);
         u_lanes[l] += static_cast<double>(u * u);
       });
-      sums[k * 2 + 1] = lane_total(u_lanes);
+      sums_[k * 2 + 1] = lane_total(u_lanes);
     }
-    sums[k * 2] = lane_total(p_lanes);
-  });
-
-  // The factors R and C, the floored mean of R per matrix, and from them the scales of 1/√V̂ per row
-  // and per column (O(rows + cols), in order).
-  const auto n = static_cast<size_t>(view.n_tensors);
-  std::vector<size_t> scale_at(n + 1, 0);  // per tensor: batches × rows row scales, then batches × cols column scales
-  for (size_t t = 0; t < n; ++t) {
-    const AdafactorTensor& x = view.tensors[t];
-    scale_at[t + 1] = scale_at[t] + (x.row_var != nullptr ? size_t(x.batches * (x.rows + x.cols)) : 0);
+    sums_[k * 2] = lane_total(p_lanes);
   }
-  std::vector<T> scales(scale_at[n]);
-  for (size_t t = 0; t < n; ++t) {
-    const AdafactorTensor& x = view.tensors[t];
-    if (x.row_var == nullptr || x.batches * x.rows * x.cols == 0) continue;
+
+  // Between the first two passes of a factored tensor: R and C, the floored mean of R per matrix, and
+  // from them the scales of 1/√V̂ per row and per column (O(rows + cols); partials added in order).
+  void factors(int64_t t) {
+    const AdafactorTensor& x = view_.tensors[t];
+    if (x.row_var == nullptr || numel(t) == 0) return;
     const auto s = scalars_of<T>(x);
+    thread_local std::vector<double> col_sum_buffer;
+    double* col_sum = scratch(col_sum_buffer, static_cast<size_t>(x.cols));
     for (int64_t b = 0; b < x.batches; ++b) {
       T* r = at(x.row_var, b * x.rows);
       T* c = at(x.col_var, b * x.cols);
       double r_total = 0.0;
       for (int64_t i = 0; i < x.rows; ++i) {
         double sum = 0.0;
-        for (int64_t cb = 0; cb < tiling.col_blocks[t]; ++cb)
-          sum += row_part[static_cast<size_t>(tiling.row_part[t] + (b * tiling.col_blocks[t] + cb) * x.rows + i)];
+        for (int64_t cb = 0; cb < tiling_.col_blocks[t]; ++cb)
+          sum += row_part_[tiling_.row_part[t] + (b * tiling_.col_blocks[t] + cb) * x.rows + i];
         r[i] = Rule::second_moment(r[i], static_cast<T>(sum / static_cast<double>(x.cols)), s);
         r_total += static_cast<double>(r[i]);
       }
-      T* col_scales = &scales[scale_at[t] + size_t(x.batches * x.rows + b * x.cols)];
-      double* col_sum = scratch(col_sum_buffer, static_cast<size_t>(x.cols));  // row blocks added in order
-      const double* part = &col_part[static_cast<size_t>(tiling.col_part[t] + b * tiling.row_blocks[t] * x.cols)];
+      const double* part = &col_part_[tiling_.col_part[t] + b * tiling_.row_blocks[t] * x.cols];
       for (int64_t j = 0; j < x.cols; ++j) col_sum[j] = 0.0;
-      for (int64_t rb = 0; rb < tiling.row_blocks[t]; ++rb)
+      for (int64_t rb = 0; rb < tiling_.row_blocks[t]; ++rb)
         for (int64_t j = 0; j < x.cols; ++j) col_sum[j] += part[rb * x.cols + j];
+      T* col_scales = &scales_[scale_at_[t] + size_t(x.batches * x.rows + b * x.cols)];
       for (int64_t j = 0; j < x.cols; ++j) {
         c[j] = Rule::second_moment(c[j], static_cast<T>(col_sum[j] / static_cast<double>(x.rows)), s);
         col_scales[j] = Rule::inverse_root(c[j]);
       }
       const T mean = static_cast<T>(r_total / static_cast<double>(x.rows));
       const T floor = mean < s.eps1 ? s.eps1 : mean;  // clamp_(min=eps1): a NaN stays
-      T* row_scales = &scales[scale_at[t] + size_t(b * x.rows)];
+      T* row_scales = &scales_[scale_at_[t] + size_t(b * x.rows)];
       for (int64_t i = 0; i < x.rows; ++i) row_scales[i] = Rule::row_scale(r[i], floor);
     }
   }
 
-  // Pass 2, factored tensors: ‖U‖².
-  const auto factored_update = [&](const AdafactorTensor& x, const rules::AdafactorScalars<T>& s, size_t t,
-                                   int64_t b, int64_t i, const T* g, int64_t col0) {
-    const T row = scales[scale_at[t] + size_t(b * x.rows + i)];
-    const T* col = &scales[scale_at[t] + size_t(x.batches * x.rows + b * x.cols + col0)];
+  // U of the elements of row i of a factored tile, from the row's and the columns' scales.
+  auto factored_row(const Tile& tile, const rules::AdafactorScalars<T>& s, int64_t i, const T* g) const {
+    const AdafactorTensor& x = view_.tensors[tile.tensor];
+    const size_t first = scale_at_[tile.tensor];
+    const T row = scales_[first + size_t(tile.batch * x.rows + i)];
+    const T* col = &scales_[first + size_t(x.batches * x.rows + tile.batch * x.cols + tile.col0)];
     return [=, &s](int64_t j) __attribute__((always_inline)) { return Rule::factored_update(g[j], row, col[j], s); };
-  };
-  for_each_tile(view, tiling, tiling.before_factored, [&](int64_t k, const Tile& tile) {
-    const AdafactorTensor& x = view.tensors[tile.tensor];
+  }
+
+  // Pass 2 of a factored tile: ‖U‖².
+  void norm_pass(int64_t k) {
+    const Tile& tile = tiling_.tiles[k];
+    const AdafactorTensor& x = view_.tensors[tile.tensor];
     if (x.row_var == nullptr) return;
     const auto s = scalars_of<T>(x);
     double u_lanes[kLanes] = {};
     for (int64_t i = tile.row0; i < tile.row0 + tile.rows; ++i) {
-      const T* g = at(x.grad, (tile.batch * x.rows + i) * x.cols + tile.col0);
-      const auto u_at = factored_update(x, s, static_cast<size_t>(tile.tensor), tile.batch, i, g, tile.col0);
+      const auto u_at = factored_row(tile, s, i, at(x.grad, (tile.batch * x.rows + i) * x.cols + tile.col0));
       in_lanes(tile.cols, [&](int64_t j, int l) __attribute__((always_inline)) {
         const T u = u_at(j);
         u_lanes[l] += static_cast<double>(u * u);
       });
     }
-    sums[k * 2 + 1] = lane_total(u_lanes);
-  });
-
-  // The step size of each tensor, from its tiles' partials in order.
-  std::vector<T> step(n, T(0));
-  for (size_t t = 0; t < n; ++t) {
-    const AdafactorTensor& x = view.tensors[t];
-    double p_square = 0.0, u_square = 0.0;
-    for (int64_t k = tiling.first_tile[t]; k < tiling.first_tile[t + 1]; ++k) {
-      p_square += sums[k * 2];
-      u_square += sums[k * 2 + 1];
-    }
-    const double numel = static_cast<double>(x.batches * x.rows * x.cols);
-    step[t] = static_cast<T>(Rule::step_size(square_root(p_square), square_root(u_square), numel,
-                                             scalars_of<double>(x)));
+    sums_[k * 2 + 1] = lane_total(u_lanes);
   }
 
-  // Last pass: the params.
-  for_each_tile(view, tiling, tiling.before_all, [&](int64_t, const Tile& tile) {
-    const AdafactorTensor& x = view.tensors[tile.tensor];
-    const T size = step[static_cast<size_t>(tile.tensor)];
+  // A tensor's step size, from its tiles' partials in order.
+  void step_size(int64_t t) {
+    double p_square = 0.0, u_square = 0.0;
+    for (int64_t k = tiling_.first_tile[t]; k < tiling_.first_tile[t + 1]; ++k) {
+      p_square += sums_[k * 2];
+      u_square += sums_[k * 2 + 1];
+    }
+    step_[t] = static_cast<T>(Rule::step_size(square_root(p_square), square_root(u_square),
+                                              static_cast<double>(numel(t)), scalars_of<double>(view_.tensors[t])));
+  }
+
+  // The last pass of tile k: the params.
+  void write_pass(int64_t k) {
+    const Tile& tile = tiling_.tiles[k];
+    const AdafactorTensor& x = view_.tensors[tile.tensor];
+    const T size = step_[tile.tensor];
     const auto s = scalars_of<T>(x);
     if (x.row_var != nullptr) {
       for (int64_t i = tile.row0; i < tile.row0 + tile.rows; ++i) {
         const int64_t first = (tile.batch * x.rows + i) * x.cols + tile.col0;
         T* p = at(x.param, first);
-        const T* g = at(x.grad, first);
-        const auto u_at = factored_update(x, s, static_cast<size_t>(tile.tensor), tile.batch, i, g, tile.col0);
+        const auto u_at = factored_row(tile, s, i, at(x.grad, first));
         simd_for(0, tile.cols, [&](int64_t j) __attribute__((always_inline)) { p[j] = Rule::write(p[j], u_at(j), size, s); });
       }
     } else {
@@ -315,7 +369,24 @@ void adafactor(const AdafactorView& view) {
         p[j] = Rule::write(p[j], Rule::update(g[j], v[j], s), size, s);
       });
     }
-  });
+  }
+
+  const AdafactorView& view_;
+  const Tiling tiling_;
+  double* sums_;      // per tile: ‖p‖², ‖U‖² partials
+  double* row_part_;  // per factored tensor, batch, column block and row: the row's partial sum of g²
+  double* col_part_;  // per factored tensor, batch, row block and column: the column's partial sum of g²
+  std::vector<size_t> scale_at_;  // per tensor: batches × rows row scales, then batches × cols column scales
+  std::vector<T> scales_;
+  std::vector<T> step_;  // per tensor: α/max(1, RMS(U)/d)
+};
+
+}  // namespace adafactor_detail
+
+// One Adafactor step over every tensor of the view, each with its own scalars.
+template <typename T>
+void adafactor(const AdafactorView& view) {
+  adafactor_detail::AdafactorStep<T>(view).run();
 }
 
 }  // namespace cpu
