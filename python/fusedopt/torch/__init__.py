@@ -171,16 +171,7 @@ class FusedOptimizer(torch.optim.Optimizer):
         return loss
 
     def _view(self, tensor: torch.Tensor, where: "_Where", key: Optional[str] = None):
-        """The NumPy view of a param or state tensor, made once and kept while the tensor keeps its
-        memory (checked by data pointer: ``p.data = ...`` or a loaded state gives new memory)."""
-        pointer = tensor.data_ptr()
-        cached = self._views.get(id(tensor))
-        if cached is not None and cached[0] is tensor and cached[1] == pointer:
-            return cached[2]
-        _check_param(tensor, str(where) if key is None else f"state of {where}, {key!r}")
-        view = _numpy(tensor)
-        self._views[id(tensor)] = (tensor, pointer, view)
-        return view
+        return _cached_view(self._views, tensor, where, key)
 
     def _prepare(self, g: int, group: Dict[str, Any]) -> list:
         """The group's params with a gradient, checked, cut by step count into functional calls:
@@ -343,6 +334,19 @@ class _Where:
 
     def __str__(self) -> str:
         return f"param_groups[{self.g}]['params'][{self.j}]"
+
+
+def _cached_view(views: Dict[int, tuple], tensor: torch.Tensor, where: "_Where", key: Optional[str] = None):
+    """The NumPy view of a param or state tensor, made once and kept in ``views`` while the tensor
+    keeps its memory (checked by data pointer: ``p.data = ...`` or a loaded state gives new memory)."""
+    pointer = tensor.data_ptr()
+    cached = views.get(id(tensor))
+    if cached is not None and cached[0] is tensor and cached[1] == pointer:
+        return cached[2]
+    _check_param(tensor, str(where) if key is None else f"state of {where}, {key!r}")
+    view = _numpy(tensor)
+    views[id(tensor)] = (tensor, pointer, view)
+    return view
 
 
 def _check_param(p: torch.Tensor, where: str) -> None:

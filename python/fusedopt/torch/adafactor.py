@@ -13,7 +13,7 @@ import torch
 from .. import _core
 from ..functional.adafactor import ADAFACTOR
 from ..optim.adafactor import _STATE_KEY, _named
-from . import _check_grad, _check_param, _numpy, _plain, _Where
+from . import _cached_view, _check_grad, _check_param, _numpy, _plain, _Where
 
 
 class Adafactor(torch.optim.Optimizer):
@@ -29,6 +29,9 @@ class Adafactor(torch.optim.Optimizer):
         defaults = dict(lr=lr, beta2_decay=beta2_decay, eps=eps, d=d, weight_decay=weight_decay, foreach=foreach,
                         maximize=maximize)
         ADAFACTOR.check(self._hypers(defaults))
+        self._views: Dict[int, tuple] = {}  # id(tensor) -> (tensor, data pointer, NumPy view)
+        self._packed: Dict[tuple, bytes] = {}  # (hyperparameters, step, dtype) -> the kernel's scalars
+        self._valid: set = set()  # hyperparameters found valid
         super().__init__(params, defaults)
 
     @staticmethod
@@ -55,18 +58,29 @@ class Adafactor(torch.optim.Optimizer):
     def _step(self, created: list) -> None:
         lists: Dict[str, list] = {k: [] for k in ("params", "grads", "row_vars", "col_vars", "variances")}
         scalars, steps, names = [], [], []
+        packed = self._packed
+        if len(packed) > 1024:  # a schedule changing lr every step: keep the caches small
+            packed.clear()
+            self._valid.clear()
         for g, group in enumerate(self.param_groups):
             h = self._hypers(group)
-            ADAFACTOR.check(h)
+            values = tuple(h.values())
+            hypers = (values, tuple(map(type, values)))  # 1 == 1.0 == True: the types too
+            if hypers not in self._valid:
+                ADAFACTOR.check(h)
+                self._valid.add(hypers)
             for j, p in enumerate(group["params"]):
-                if p.grad is None:
+                grad = p.grad
+                if grad is None:
                     continue
                 where = _Where(g, j)
-                _check_param(p, str(where))
+                view = _cached_view(self._views, p, where)
                 if p.is_cuda:
                     raise NotImplementedError(f"{where}: Adafactor is not on the GPU yet (its row and column "
                                               "reductions have no CUDA kernel)")
-                _check_grad(p, p.grad, str(where))
+                if (grad.layout is not torch.strided or grad.dtype is not p.dtype or not grad.is_contiguous()
+                        or grad.is_neg()):
+                    _check_grad(p, grad, str(where))
                 state = self.state[p]
                 if len(state) == 0:
                     created.append(p)
@@ -76,22 +90,25 @@ class Adafactor(torch.optim.Optimizer):
                         if shape is not None:
                             state[b.key] = p.new_zeros(shape)
                 step = int(state["step"]) + 1
-                scalars.append(ADAFACTOR.packed_scalars(h, step, _numpy_dtype(p.dtype)))
-                lists["params"].append(_numpy(p))
-                lists["grads"].append(_numpy(p.grad))
-                for argument, key in (("row_vars", "row_var"), ("col_vars", "col_var"), ("variances", "variance")):
-                    buffer = state.get(key)
-                    if buffer is not None:
-                        _check_param(buffer, f"state of {where}, {key!r}")
-                    lists[argument].append(None if buffer is None else _numpy(buffer))
+                key = (hypers, step, p.dtype)
+                if key not in packed:
+                    packed[key] = ADAFACTOR.packed_scalars(h, step, _numpy_dtype(p.dtype))
+                scalars.append(packed[key])
+                lists["params"].append(view)
+                lists["grads"].append(_numpy(grad))
+                for argument, state_key in (("row_vars", "row_var"), ("col_vars", "col_var"),
+                                            ("variances", "variance")):
+                    buffer = state.get(state_key)
+                    lists[argument].append(None if buffer is None else _cached_view(self._views, buffer, where,
+                                                                                     state_key))
                 steps.append(state["step"])
-                names.append(str(where))
+                names.append(where)
         if not steps:
             return
 
         def describe(argument: str, k: int) -> str:
             if argument == "params":
-                return names[k]
+                return str(names[k])
             return f"the grad of {names[k]}" if argument == "grads" else \
                 f"state of {names[k]}, {_STATE_KEY[argument]!r}"
 
