@@ -245,7 +245,7 @@ def test_a_state_dict_round_trip_continues_to_the_same_bits():
 
 # --- against torch.optim.Adafactor ---------------------------------------------------------------------
 
-torch_cases = [dict(), dict(lr=0.05, weight_decay=0.1, maximize=True), dict(eps=(1e-4, 1e-2), d=1.5, beta2_decay=-0.6)]
+torch_cases = [dict(), dict(lr=0.05, weight_decay=0.1, maximize=True), dict(eps=[1e-4, 1e-2], d=1.5, beta2_decay=-0.6)]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

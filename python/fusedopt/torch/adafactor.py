@@ -36,7 +36,9 @@ class Adafactor(torch.optim.Optimizer):
 
     @staticmethod
     def _hypers(group) -> Dict[str, Any]:
-        return {name: _plain(name, group[name]) for name in ADAFACTOR.hyper_names}
+        """The kernel's hyperparameters of a group: numbers for 1-element tensors, tuples for lists."""
+        return {name: _plain(name, tuple(group[name]) if isinstance(group[name], list) else group[name])
+                for name in ADAFACTOR.hyper_names}
 
     @torch.no_grad()
     def step(self, closure: Optional[Callable[[], Any]] = None):
