@@ -46,12 +46,19 @@ def test_kernels_compile_under_nvrtc_and_define_every_launched_name(source):
 
 
 def test_every_variant_of_every_rule_is_launched():
-    """optimizers.cu is instantiated for each variant (flags) of each registered rule, in both types
-    (but the two-pass rules, LAMB and LARS, which have no CUDA kernels yet)."""
+    """optimizers.cu is instantiated for each variant (flags) of each registered rule, in both types:
+    one kernel per variant, and for a two-pass rule (LAMB, LARS) two where the variant sums norms."""
     from fusedopt import _core
 
-    expected = sum(2 * len(rule["present"]) for rule in _core.rules() if not rule["per_tensor_norms"])
-    assert len(set(cuda.kernel_names("optimizers"))) == expected
+    launched = {"step": 0, "first_pass": 0, "scaled_step": 0}
+    for index, rule in enumerate(_core.rules()):
+        for variant, norms in enumerate(rule["norms"]):
+            kernels = cuda.kernels_of(index, variant)
+            assert kernels == (("step",) if norms < 0 else ("first_pass", "scaled_step") if norms else ("scaled_step",))
+            for kernel in kernels:
+                launched[kernel] += 2
+    assert launched["first_pass"] > 0 and launched["scaled_step"] > launched["first_pass"]  # LARS without norms
+    assert len(set(cuda.kernel_names("optimizers"))) == sum(launched.values())
 
 
 @pytest.mark.parametrize("arch", ARCHS)

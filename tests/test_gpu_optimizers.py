@@ -48,21 +48,8 @@ def trajectories(name, kwargs, dtype, steps=20):
     return params, [cupy.asnumpy(p) for p in gpu_params], ref, cpu_opt, gpu_opt
 
 
-TWO_PASS = {"LAMB", "LARS"}  # per-tensor norms: no CUDA kernels yet (refused, tested below)
-GPU_CASES = [c for c in CASES if c[0] not in TWO_PASS]
-
-
-def test_two_pass_optimizers_are_refused_on_the_gpu_with_a_clear_error():
-    for name, kwargs in CASES:
-        if name in TWO_PASS:
-            p = cupy.zeros(4)
-            with pytest.raises(NotImplementedError, match="not on the GPU yet"):
-                make_optimizer(name, [p], kwargs).step([cupy.ones(4)])
-            assert not cupy.asnumpy(p).any()
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize("case", GPU_CASES, ids=[case_id(c) for c in GPU_CASES])
+@pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])  # LAMB and LARS: two launches
 def test_gpu_matches_reference_and_cpu_bits(case, dtype):
     from test_optimizers_vs_reference import assert_close
 
@@ -72,6 +59,17 @@ def test_gpu_matches_reference_and_cpu_bits(case, dtype):
         assert_close(g, r, dtype, f"params[{i}]")
         assert g.tobytes() == c.tobytes(), f"params[{i}]: GPU and CPU bits differ"
     assert_same_state(cpu_opt, gpu_opt, cupy.asnumpy)
+
+
+def test_adafactor_is_refused_on_the_gpu_with_a_clear_error_and_changes_nothing():
+    """Adafactor's row and column reductions have no CUDA kernel yet."""
+    p, g = cupy.ones((3, 4), cupy.float32), cupy.ones((3, 4), cupy.float32)
+    rows, cols = cupy.zeros((3, 1), cupy.float32), cupy.zeros((1, 4), cupy.float32)
+    with pytest.raises(NotImplementedError, match="not on the GPU yet"):
+        fusedopt.functional.adafactor([p], [g], [rows], [cols], [None], step=1)
+    with pytest.raises(NotImplementedError, match="not on the GPU yet"):
+        fusedopt.Adafactor([p])
+    assert (cupy.asnumpy(p) == 1).all() and not cupy.asnumpy(rows).any() and not cupy.asnumpy(cols).any()
 
 
 def test_new_arrays_at_new_addresses_do_not_reuse_a_stale_chunk_table():

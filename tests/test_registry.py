@@ -32,9 +32,9 @@ def test_every_spec_has_every_piece(spec):
     if not any(name == spec.class_name for name, _ in CASES):
         missing.append(f"case rows for {spec.class_name} in tests/cases.py")
     names = cuda.kernel_names("optimizers")
-    two_pass = _core.rules()[spec.rule_index]["per_tensor_norms"]  # LAMB, LARS: no CUDA kernels yet
-    if not two_pass and not all(cuda.step_kernel_name(spec.rule_index, v, t) in names
-                                for v in range(len(spec.present)) for t in ("float32", "float64")):
+    if not all(cuda.step_kernel_name(spec.rule_index, v, t, kernel) in names
+               for v in range(len(spec.present)) for t in ("float32", "float64")
+               for kernel in cuda.kernels_of(spec.rule_index, v)):
         missing.append("CUDA instantiations of every variant")
     if spec.name not in tables.OPTIMIZERS or not spec.bench:
         missing.append("bench hyperparameters (Spec.bench)")

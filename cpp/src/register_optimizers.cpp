@@ -40,8 +40,10 @@ py::list describe_rules() {
   py::list out;
   for (const RuleDescription& r : rule_table()) {
     std::vector<unsigned> present(r.present, r.present + r.n_variants);
+    std::vector<int> norms(r.norms, r.norms + r.n_variants);
     out.append(py::dict("name"_a = r.name, "cpp_name"_a = r.cpp_name, "flags"_a = r.flags, "slots"_a = r.slots,
-                        "scalars"_a = r.scalars, "present"_a = present, "per_tensor_norms"_a = r.per_tensor_norms));
+                        "scalars"_a = r.scalars, "present"_a = present, "per_tensor_norms"_a = r.per_tensor_norms,
+                        "norms"_a = norms));
   }
   return out;
 }
@@ -70,7 +72,8 @@ void stream_write(py::handle arrays, double value) {
 void register_optimizers(py::module_& m) {
   m.def("rules", &describe_rules,
         "The registered rules, in index order: name, cpp_name, flags, slots and scalars (comma-separated "
-        "names), present (per variant, bit k: slot k in use), per_tensor_norms (a two-pass rule).");
+        "names), present (per variant, bit k: slot k in use), per_tensor_norms (a two-pass rule), norms (per "
+        "variant: the norms its first pass sums; -1 for an elementwise rule).");
   m.def("step", &step, "rule"_a, "variant"_a, "names"_a, "lists"_a, "scalars"_a,
         "One fused step of a rule variant over lists (params, grads, state lists in use), in place; scalars: "
         "the rule's fields as float64 bytes (see fusedopt.functional).");

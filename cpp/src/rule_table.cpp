@@ -19,8 +19,9 @@ RuleDescription describe(const char* cpp_name, std::integer_sequence<unsigned, F
   static_assert(n_fields <= 32, "at most 32 scalar fields");
   static_assert(Info::n_variants <= kMaxVariants, "too many flags");
   RuleDescription d{Family<0>::name, cpp_name, Family<0>::flags, Family<0>::slots, S32::field_names,
-                    Info::n_variants, n_fields, {}, rules::NormCount<Family<0>>::value >= 0};
+                    Info::n_variants, n_fields, {}, rules::NormCount<Family<0>>::value >= 0, {}};
   ((d.present[Flags] = Family<Flags>::present), ...);
+  ((d.norms[Flags] = rules::NormCount<Family<Flags>>::value), ...);
   return d;
 }
 

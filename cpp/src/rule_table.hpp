@@ -18,7 +18,8 @@ struct RuleDescription {
   int n_variants;
   int n_fields;
   unsigned present[kMaxVariants];  // slots each variant uses
-  bool per_tensor_norms;           // a two-pass rule (LAMB, LARS): not in the CUDA backend yet
+  bool per_tensor_norms;           // a two-pass rule (LAMB, LARS)
+  int norms[kMaxVariants];         // per variant: rules::NormCount (-1 elementwise, 0 a two-pass rule's one-pass variant)
 };
 
 const std::vector<RuleDescription>& rule_table();

@@ -1,7 +1,8 @@
 // Compiles the CUDA sources of python/fusedopt/cuda as plain C++ so a host without a GPU can run
 // their kernels (tests/fake_cupy, run by tests/test_gpu_tests_on_host.py): the built-in index variables become globals
-// and a launch runs every (block, thread) pair in turn. Valid for kernels whose threads never talk
-// to each other (no shared memory, no __syncthreads), which is all of ours.
+// and a launch runs every (block, thread) pair in turn. Valid for kernels whose threads never wait for
+// each other (no shared memory, no __syncthreads), which is all of ours; the two-pass rules' threads
+// meet through an atomic counter, which run in turn is exact.
 #pragma once
 #include <cmath>
 #include <cstring>
@@ -17,6 +18,13 @@ struct HostDim3 {
   unsigned x = 1, y = 1, z = 1;
 };
 inline HostDim3 threadIdx, blockIdx, blockDim, gridDim;
+
+inline unsigned atomicAdd(unsigned* address, unsigned value) {
+  const unsigned old = *address;
+  *address = old + value;
+  return old;
+}
+inline void __threadfence() {}
 
 namespace host_emulation {
 

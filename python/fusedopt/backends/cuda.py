@@ -89,22 +89,24 @@ def _rule(index: int) -> dict:
     return _core.rules()[index]
 
 
-def step_kernel_name(rule: int, variant: int, dtype: str) -> str:
-    """The name expression of one instantiation of the kernel template of optimizers.cu."""
+def step_kernel_name(rule: int, variant: int, dtype: str, kernel: str = "step") -> str:
+    """The name expression of one instantiation of a kernel template of optimizers.cu: ``step`` (an
+    elementwise rule), or a two-pass rule's ``first_pass`` and ``scaled_step``."""
     ctype = "float" if dtype == "float32" else "double"
-    return f"fusedopt::cuda::step<fusedopt::rules::{_rule(rule)['cpp_name']}<{variant}u>, {ctype}>"
+    return f"fusedopt::cuda::{kernel}<fusedopt::rules::{_rule(rule)['cpp_name']}<{variant}u>, {ctype}>"
+
+
+def kernels_of(rule: int, variant: int) -> Tuple[str, ...]:
+    """The kernels one step of a variant launches, in order."""
+    norms = _rule(rule)["norms"][variant]
+    if norms < 0:
+        return ("step",)
+    return ("first_pass", "scaled_step") if norms > 0 else ("scaled_step",)
 
 
 def _rule_kernel_names(rule: int) -> Tuple[str, ...]:
-    if _rule(rule)["per_tensor_norms"]:  # LAMB, LARS: their two passes have no CUDA kernels yet
-        return ()
-    return tuple(step_kernel_name(rule, v, t) for v in range(len(_rule(rule)["present"])) for t in _SUPPORTED)
-
-
-def _refuse_two_pass(rule: int) -> None:
-    if _rule(rule)["per_tensor_norms"]:
-        raise NotImplementedError(f"{_rule(rule)['name']}: not on the GPU yet (its per-tensor norms have no CUDA "
-                                  "kernels); CPU arrays only")
+    return tuple(step_kernel_name(rule, v, t, kernel) for v in range(len(_rule(rule)["present"])) for t in _SUPPORTED
+                 for kernel in kernels_of(rule, v))
 
 
 def kernel_names(source: str) -> Tuple[str, ...]:
@@ -122,9 +124,9 @@ def _module(source: str, names: Tuple[str, ...]):
     return _cupy().RawModule(code=kernel_source(source), options=compile_options())
 
 
-def _step_kernel(rule: int, variant: int, dtype: str):
+def _step_kernel(rule: int, variant: int, dtype: str, kernel: str = "step"):
     """One rule's module holds all its variants in both types: compiled once, at its first launch."""
-    return _module("optimizers", _rule_kernel_names(rule)).get_function(step_kernel_name(rule, variant, dtype))
+    return _module("optimizers", _rule_kernel_names(rule)).get_function(step_kernel_name(rule, variant, dtype, kernel))
 
 
 def _fill_kernel(name: str):
@@ -348,13 +350,51 @@ def _check_variant(rule: int, variant: int, n_lists: int) -> None:
         raise ValueError(f"{_rule(rule)['name']}: variant {variant} does not update {n_lists} lists")
 
 
+NORM_CHUNK = 4096  # elements per partial norm sum: the CPU's (cpu/apply.hpp, kNormChunk), for the same bits
+
+_norm_scratch: Dict[tuple, tuple] = {}
+
+
+def _first_pass_arguments(infos: Sequence[_ListInfo], dtype: str):
+    """A two-pass rule's first launch over these lists: its table cut in the CPU's norm chunks, each
+    tensor's first chunk, and device scratch (chunk sums, per-tensor counters at zero, factors), built
+    once per lists. Returns (arguments before the scalars, number of norm chunks, the factors)."""
+    key = (dtype, infos[0].shapes) + tuple(info.ptrs for info in infos)
+    cached = _norm_scratch.get(key)
+    if cached is None:
+        cupy = _cupy()
+        sizes = [int(np.prod(s)) for s in infos[0].shapes]
+        host = build_chunk_table([info.ptrs for info in infos], sizes, NORM_CHUNK)
+        per_tensor = (np.asarray(sizes, np.int64) + NORM_CHUNK - 1) // NORM_CHUNK
+        first_chunk = np.concatenate([[0], np.cumsum(per_tensor)]).astype(np.int32)
+        table = _to_device(host + (first_chunk,))
+        n_chunks = len(host[0])
+        sums = cupy.empty(2 * max(n_chunks, 1), np.float64)
+        done = cupy.zeros(len(sizes), np.uint32)
+        factors = cupy.ones(len(sizes), dtype)
+        arguments = (*table[:4], np.int32(len(sizes)), np.int32(n_chunks), np.int32(NORM_CHUNK), table[4], sums, done,
+                     factors)
+        if len(_norm_scratch) >= 64:  # a bounded cache, as the chunk tables'
+            _norm_scratch.clear()
+        cached = _norm_scratch[key] = (arguments, n_chunks, factors)
+    return cached
+
+
 def _launch(rule: int, variant: int, dtype: str, infos: Sequence[_ListInfo], scalars) -> None:
-    """One launch for the whole step over the lists the variant uses."""
+    """One step over the lists the variant uses: one launch (two for a two-pass rule's norms)."""
     args, n_chunks = _chunk_table(infos)
     if n_chunks == 0:
         return
     blocks = min(n_chunks, _max_blocks(infos[0].device))
-    _step_kernel(rule, variant, dtype)((blocks,), (THREADS,), (*args, scalars))
+    kernels = kernels_of(rule, variant)
+    if kernels == ("step",):
+        _step_kernel(rule, variant, dtype)((blocks,), (THREADS,), (*args, scalars))
+        return
+    first, norm_chunks, factors = _first_pass_arguments(infos, dtype)
+    if "first_pass" in kernels:  # one thread per norm chunk
+        grid = min(-(-norm_chunks // THREADS), _max_blocks(infos[0].device))
+        _step_kernel(rule, variant, dtype, "first_pass")((grid,), (THREADS,), (*first, scalars))
+    _step_kernel(rule, variant, dtype, "scaled_step")((blocks,), (THREADS,), (*args, factors, scalars))
 
 
 # Launches that may still run, each with the arrays it reads and writes: a launch returns before the
@@ -376,7 +416,6 @@ def _hold_until_done(arrays) -> None:
 # --- the optimizer step and plan (the interface of fusedopt.backends) ------------------------------
 
 def step(spec, variant: int, names, lists, scalars: bytes) -> None:
-    _refuse_two_pass(spec.rule_index)
     _check_variant(spec.rule_index, variant, len(lists))
     dtype, infos = _check(list(zip(names, lists)))
     _launch(spec.rule_index, variant, dtype, infos, _scalars_struct(spec.rule_index, dtype, scalars))
@@ -403,7 +442,6 @@ class Plan:
         self.n_params = n_params
         self._calls = []
         for rule, params, buffers, indices, names, buffer_names in calls:
-            _refuse_two_pass(rule)
             lists = [("params", list(params)), ("grads", list(params))]
             lists += [(f"buffers{k}", list(b)) for k, b in enumerate(buffers)]
             user = {"params": names, **{f"buffers{k}": n for k, n in enumerate(buffer_names)}}

@@ -14,5 +14,19 @@ __global__ void step(FUSEDOPT_CHUNK_PARAMS, const typename Rule::template Scalar
   for_each_element<Rule, T>(FUSEDOPT_CHUNK_TABLE, scalars);
 }
 
+// A two-pass rule (LAMB, LARS): two launches per step. first_pass over a table cut in the CPU's norm
+// chunks (its state updates, the norms, each tensor's factor); then scaled_step over the usual table,
+// each element with its tensor's factor (a variant without norms: scaled_step alone, factor 1).
+template <class Rule, typename T>
+__global__ void first_pass(FUSEDOPT_CHUNK_PARAMS, const int* first_chunk, double* sums, unsigned* done, T* factors,
+                           const typename Rule::template Scalars<T> scalars) {
+  norms_and_factors<Rule, T>(FUSEDOPT_CHUNK_TABLE, first_chunk, sums, done, factors, scalars);
+}
+
+template <class Rule, typename T>
+__global__ void scaled_step(FUSEDOPT_CHUNK_PARAMS, const T* factors, const typename Rule::template Scalars<T> scalars) {
+  for_each_element<Rule, T>(FUSEDOPT_CHUNK_TABLE, scalars, factors);
+}
+
 }  // namespace cuda
 }  // namespace fusedopt

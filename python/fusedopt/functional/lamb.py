@@ -42,7 +42,8 @@ def lamb(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_avg_sqs: Seq
     ``scale_by_trust_ratio``). Two passes over memory: the first updates m and v and sums p² and u²
     per tensor, the second writes p (u needs the whole tensor's norm first). The sums are taken in
     fixed chunks of 4096 elements and 16 lanes, so the result is the same for any thread count and
-    instruction set. Not on the GPU yet.
+    instruction set. On the GPU, two launches with the same chunks and lanes (the CPU's bits; checked on a
+    host emulation, not yet run on a GPU).
 
     .. warning:: apex's and DeepSpeed's FusedLAMB clip the global gradient norm first
        (``max_grad_norm=1.0``), DeepSpeed clamps r to [0.01, 10], and apex skips the ratio for

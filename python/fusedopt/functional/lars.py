@@ -38,7 +38,8 @@ def lars(params: Sequence, grads: Sequence, momentum_buffers: Sequence, *, step:
     ``scale_by_learning_rate``, ``trace``). ``trust_ratio=False`` — set in the param group of biases
     and normalization weights, which LARS usually excludes — makes r = 1 (SGD with momentum, one pass);
     otherwise two passes: ‖p‖ and ‖u‖ per tensor, then the update, the sums taken in fixed chunks and
-    lanes (the same result for any thread count and instruction set). Not on the GPU yet.
+    lanes (the same result for any thread count and instruction set). On the GPU, two launches with the
+    same chunks and lanes (the CPU's bits; checked on a host emulation, not yet run on a GPU).
 
     .. warning:: the paper and NVIDIA's apex/DALI recipes fold lr into the momentum differently
        (``b = μb + r·lr·u``, ``p -= b``: the same for a constant lr); torch.optim has no LARS.

@@ -51,16 +51,30 @@ __device__ __forceinline__ void store_slot(Store store, T value) {
   if constexpr (((Present >> K) & 1u) != 0 && K != 1) store(List<rules::list_index(Present, K)>{}, value);  // grads: read only
 }
 
-// One element of every slot: loaded, the rule, stored (load(List<l>) / store(List<l>, value) reach list l).
-template <class Rule, typename T, typename Load, typename Store, int... K>
-__device__ __forceinline__ void update(const typename Rule::template Scalars<T>& s, Load load, Store store, Slots<K...>) {
+// One element of every slot: loaded, op(slot values...) on it (the rule), stored (load(List<l>) /
+// store(List<l>, value) reach list l).
+template <class Rule, typename T, typename Load, typename Store, typename Op, int... K>
+__device__ __forceinline__ void with_element(Load load, Store store, Slots<K...>, Op op) {
   T e[sizeof...(K)] = {load_slot<Rule::present, K, T>(load)...};
-  Rule::element(e[K]..., s);
+  op(e[K]...);
   (store_slot<Rule::present, K>(store, e[K]), ...);
 }
 
+// The rule's element: an elementwise rule's, or a two-pass rule's second pass with its tensor's factor.
+template <class Rule, typename T, typename Load, typename Store, int... K>
+__device__ __forceinline__ void update(const typename Rule::template Scalars<T>& s, T factor, Load load, Store store,
+                                      Slots<K...> slots) {
+  with_element<Rule, T>(load, store, slots, [&](auto&... x) {
+    if constexpr (rules::NormCount<Rule>::value >= 0) Rule::element(x..., s, factor);
+    else Rule::element(x..., s);
+  });
+}
+
+// factors: a two-pass rule's per-tensor factors (from its first pass; unused for an elementwise rule or
+// a variant without norms, whose factor is 1).
 template <class Rule, typename T>
-__device__ __forceinline__ void for_each_element(const ChunkTable& c, const typename Rule::template Scalars<T>& s) {
+__device__ __forceinline__ void for_each_element(const ChunkTable& c, const typename Rule::template Scalars<T>& s,
+                                                 const T* factors = nullptr) {
   constexpr int kLists = rules::popcount(Rule::present);
   constexpr int kLanes = Pack<T>::lanes;
   using kSlots = typename MakeSlots<count_names(Rule::slots)>::type;
@@ -68,6 +82,7 @@ __device__ __forceinline__ void for_each_element(const ChunkTable& c, const type
     const int t = c.chunk_tensor[chunk];
     const long long begin = c.chunk_start[chunk];
     const long long end = begin + c.chunk_size < c.sizes[t] ? begin + c.chunk_size : c.sizes[t];
+    const T factor = rules::NormCount<Rule>::value > 0 ? factors[t] : T(1);
     T* ptr[kLists];
     unsigned long long address_bits = 0;
 #pragma unroll
@@ -87,7 +102,7 @@ __device__ __forceinline__ void for_each_element(const ChunkTable& c, const type
 #pragma unroll
         for (int lane = 0; lane < kLanes; ++lane)
           update<Rule, T>(
-              s, [&](auto list) { return x[decltype(list)::index].v[lane]; },
+              s, factor, [&](auto list) { return x[decltype(list)::index].v[lane]; },
               [&](auto list, T value) { x[decltype(list)::index].v[lane] = value; }, kSlots{});
 #pragma unroll
         for (int k = 0; k < kLists; ++k)
@@ -97,8 +112,80 @@ __device__ __forceinline__ void for_each_element(const ChunkTable& c, const type
     }
     for (long long i = scalar_begin + threadIdx.x; i < end; i += blockDim.x)
       update<Rule, T>(
-          s, [&](auto list) { return ptr[decltype(list)::index][i]; },
+          s, factor, [&](auto list) { return ptr[decltype(list)::index][i]; },
           [&](auto list, T value) { ptr[decltype(list)::index][i] = value; }, kSlots{});
+  }
+}
+
+// --- the first pass of a two-pass rule (LAMB, LARS) -------------------------------------------------
+//
+// One thread per norm chunk of a table cut in the CPU's norm chunks (cpu/apply.hpp: kNormChunk
+// elements): the rule's first pass over the chunk (its state updates), and the squared-norm terms
+// summed in 16 lanes of double, element j of the chunk in lane j % 16, the lanes then added 0..15,
+// as the CPU sums them. The thread that finishes a tensor's last chunk adds the tensor's chunk sums
+// in chunk order and writes its factor: the CPU's bits, in one launch. Threads meet only through
+// that per-tensor counter (an atomic), which the last one resets for the next step.
+constexpr int kNormLanes = 16;
+
+template <class Rule, typename T>
+__device__ __forceinline__ void norm_chunk(const ChunkTable& c, int chunk, const typename Rule::template Scalars<T>& s,
+                                           double* sums) {
+  constexpr int kLists = rules::popcount(Rule::present);
+  using kSlots = typename MakeSlots<count_names(Rule::slots)>::type;
+  const int t = c.chunk_tensor[chunk];
+  const long long begin = c.chunk_start[chunk];
+  const long long end = begin + c.chunk_size < c.sizes[t] ? begin + c.chunk_size : c.sizes[t];
+  T* ptr[kLists];
+#pragma unroll
+  for (int k = 0; k < kLists; ++k) ptr[k] = reinterpret_cast<T*>(c.ptrs[k * c.n_tensors + t]);
+  double lane0[kNormLanes] = {}, lane1[kNormLanes] = {};
+  for (long long i = begin; i < end; i += kNormLanes) {
+#pragma unroll
+    for (int lane = 0; lane < kNormLanes; ++lane) {
+      const long long j = i + lane;
+      if (j < end) {
+        T a = T(0), b = T(0);
+        with_element<Rule, T>([&](auto list) { return ptr[decltype(list)::index][j]; },
+                              [&](auto list, T value) { ptr[decltype(list)::index][j] = value; }, kSlots{},
+                              [&](auto&... x) { Rule::norm_terms(x..., s, a, b); });
+        lane0[lane] += static_cast<double>(a);
+        lane1[lane] += static_cast<double>(b);
+      }
+    }
+  }
+  double sum0 = 0.0, sum1 = 0.0;
+#pragma unroll
+  for (int lane = 0; lane < kNormLanes; ++lane) {
+    sum0 += lane0[lane];
+    sum1 += lane1[lane];
+  }
+  sums[2 * chunk] = sum0;
+  sums[2 * chunk + 1] = sum1;
+}
+
+template <class Rule, typename T>
+__device__ __forceinline__ void norms_and_factors(const ChunkTable& c, const int* first_chunk, double* sums, unsigned* done,
+                                           T* factors, const typename Rule::template Scalars<T>& s) {
+  static_assert(rules::NormCount<Rule>::value == 2, "the first pass sums two norms");
+  for (long long chunk = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; chunk < c.n_chunks;
+       chunk += static_cast<long long>(gridDim.x) * blockDim.x) {
+    norm_chunk<Rule, T>(c, static_cast<int>(chunk), s, sums);
+    const int t = c.chunk_tensor[chunk];
+    __threadfence();  // this chunk's sums are visible before the counter says so
+    const unsigned chunks = static_cast<unsigned>(first_chunk[t + 1] - first_chunk[t]);
+    if (atomicAdd(&done[t], 1u) + 1u == chunks) {
+      __threadfence();
+      const volatile double* all = sums;  // written by other threads: not from this one's cache
+      double norms[2] = {0.0, 0.0};
+      for (int k = first_chunk[t]; k < first_chunk[t + 1]; ++k) {
+        norms[0] += all[2 * k];
+        norms[1] += all[2 * k + 1];
+      }
+      norms[0] = square_root(norms[0]);
+      norms[1] = square_root(norms[1]);
+      factors[t] = static_cast<T>(Rule::tensor_factor(norms, s));
+      done[t] = 0u;  // every chunk of t has counted: ready for the next step
+    }
   }
 }
 
