@@ -24,7 +24,7 @@ import traceback
 import numpy as np
 
 from fusedopt.backends import cuda as cuda_backend
-from fusedopt.bench import gpu, report
+from fusedopt.bench import gpu, report, suite
 
 
 SWEEPS = {"chunk": "FUSEDOPT_CUDA_CHUNK", "blocks_per_sm": "FUSEDOPT_CUDA_BLOCKS_PER_SM"}
@@ -78,9 +78,9 @@ def free_gpu_memory():
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", nargs="+", default=["1e6", "1e7", "1e8", "1e9", "model200", "small200"])
-    ap.add_argument("--optimizers", nargs="+", default=["adam", "sgd"])
+    ap.add_argument("--optimizers", nargs="+", default=["adam", "sgd"], choices=list(suite.OPTIMIZERS))
     ap.add_argument("--initializers", nargs="+", default=["uniform", "normal", "kaiming_uniform"])
-    ap.add_argument("--init-sizes", nargs="+", default=["1e7", "1e8"])
+    ap.add_argument("--init-sizes", nargs="*", default=["1e7", "1e8"], help="none: no initializer cases")
     ap.add_argument("--chunks", nargs="*", type=int, default=[2048, 4096, 8192, 16384, 65536],
                     help="FUSEDOPT_CUDA_CHUNK values to sweep for Adam (none: skip)")
     ap.add_argument("--grid", nargs="*", type=int, default=[2, 3, 4, 8, 16],
