@@ -50,43 +50,27 @@ class Adafactor(Optimizer):
         ``None`` skips a param and its step count). Everything is checked before anything is
         written."""
         with self._lock:
-            if not isinstance(grads, (list, tuple)):
-                raise TypeError(f"grads: expected a list of arrays, got {type(grads).__name__}")
-            n = len(self._params)
-            if len(grads) != n:
-                raise ValueError(f"grads: expected {n} arrays (one per param, None to skip one), got {len(grads)}")
-            for group in self.param_groups:
-                ADAFACTOR.check(group)
             lists: Dict[str, list] = {k: [] for k in ("params", "grads", "row_vars", "col_vars", "variances")}
             scalars, indices, names, new_state = [], [], [], {}
             packed: Dict[tuple, bytes] = {}
-            first = 0
-            for g, group in enumerate(self.param_groups):
-                for j, p in enumerate(group["params"]):
-                    i = first + j
-                    if grads[i] is None:
-                        continue
-                    state = dict(self._state.get(i, {"step": 0}))
-                    if "step" not in state:
-                        raise ValueError(f"state[{i}]: no 'step' entry (the number of steps this param has taken)")
-                    for b in ADAFACTOR.buffers:
-                        shape = ADAFACTOR.buffer_shape(b.key, p.shape)
-                        if shape is not None and b.key not in state:
-                            state[b.key] = np.zeros(shape, dtype=p.dtype)
-                            new_state[i] = state
-                    if i not in self._state:
+            for g, j, i, p, group, state in self._with_grads(grads):
+                for b in ADAFACTOR.buffers:
+                    shape = ADAFACTOR.buffer_shape(b.key, p.shape)
+                    if shape is not None and b.key not in state:
+                        state[b.key] = np.zeros(shape, dtype=p.dtype)
                         new_state[i] = state
-                    key = (g, state["step"] + 1, p.dtype)
-                    if key not in packed:
-                        packed[key] = ADAFACTOR.packed_scalars(group, state["step"] + 1, p.dtype)
-                    scalars.append(packed[key])
-                    lists["params"].append(p)
-                    lists["grads"].append(grads[i])
-                    for argument, state_key in _STATE_KEY.items():
-                        lists[argument].append(state.get(state_key))
-                    indices.append(i)
-                    names.append(f"param_groups[{g}]['params'][{j}]")
-                first += len(group["params"])
+                if i not in self._state:
+                    new_state[i] = state
+                key = (g, state["step"] + 1, p.dtype)
+                if key not in packed:
+                    packed[key] = ADAFACTOR.packed_scalars(group, state["step"] + 1, p.dtype)
+                scalars.append(packed[key])
+                lists["params"].append(p)
+                lists["grads"].append(grads[i])
+                for argument, state_key in _STATE_KEY.items():
+                    lists[argument].append(state.get(state_key))
+                indices.append(i)
+                names.append(f"param_groups[{g}]['params'][{j}]")
             if not indices:
                 return
             try:

@@ -251,54 +251,61 @@ class Optimizer:
             scalars.append(spec.packed_scalars(group, step))
         return variants, scalars
 
-    def _general_step(self, grads) -> None:
-        """Builds the plan for the params that have a gradient (creating the state they lack, kept
-        aside until the step has succeeded), runs it, and keeps it when every param took part."""
+    def _with_grads(self, grads):
+        """(group index, index in the group, param index, param, group, a copy of its state) of each
+        param whose gradient is not None, in ``param_groups`` order, after checking ``grads`` (a list
+        with one entry per param) and every group's hyperparameters."""
         if not isinstance(grads, (list, tuple)):
             raise TypeError(f"grads: expected a list of arrays, got {type(grads).__name__}")
         n = len(self._params)
         if len(grads) != n:
             raise ValueError(f"grads: expected {n} arrays (one per param, None to skip one), got {len(grads)}")
-        self._sync_steps()
-        self._plan, self._calls = None, []
-        spec = self.spec
         for group in self.param_groups:
-            spec.check(group)
-        new_state: Dict[int, Dict[str, Any]] = {}
-        calls: Dict[tuple, _Call] = {}
-        lists: Dict[tuple, list] = {}
+            self.spec.check(group)
         first = 0
         for g, group in enumerate(self.param_groups):
             for j, p in enumerate(group["params"]):
                 i = first + j
-                if grads[i] is None:
-                    continue
-                state = dict(self._state.get(i, {"step": 0}))
-                if "step" not in state:
-                    raise ValueError(f"state[{i}]: no 'step' entry (the number of steps this param has taken)")
-                variant = spec.variant(group, state["step"] + 1)
-                created = False
-                for b in spec.buffers_in(variant):
-                    if b.key not in state:
-                        state[b.key] = backends.for_array(p).full_like(p, spec.initial_value(b, group))
-                        created = True
-                if created or i not in self._state:
-                    new_state[i] = state
-                first_step = created and spec.new_buffer_is_first_step
-                key = (g, backends.for_array(p).dtype_name(p), state["step"], first_step)
-                if key not in calls:
-                    calls[key] = _Call(group, [], state["step"], first_step, spec.present[variant])
-                    lists[key] = [[], [[] for _ in spec.buffers_in(variant)], [], [],
-                                  [[] for _ in spec.buffers_in(variant)]]
-                call, (params, buffers, indices, names, buffer_names) = calls[key], lists[key]
-                call.indices.append(i)
-                params.append(p)
-                indices.append(i)
-                names.append(f"param_groups[{g}]['params'][{j}]")
-                for k, b in enumerate(spec.buffers_in(variant)):
-                    buffers[k].append(state[b.key])
-                    buffer_names[k].append(f"state[{i}]['{b.key}']")
+                if grads[i] is not None:
+                    state = dict(self._state.get(i, {"step": 0}))
+                    if "step" not in state:
+                        raise ValueError(f"state[{i}]: no 'step' entry (the number of steps this param has taken)")
+                    yield g, j, i, p, group, state
             first += len(group["params"])
+
+    def _general_step(self, grads) -> None:
+        """Builds the plan for the params that have a gradient (creating the state they lack, kept
+        aside until the step has succeeded), runs it, and keeps it when every param took part."""
+        self._sync_steps()
+        self._plan, self._calls = None, []
+        spec = self.spec
+        n = len(self._params)
+        new_state: Dict[int, Dict[str, Any]] = {}
+        calls: Dict[tuple, _Call] = {}
+        lists: Dict[tuple, list] = {}
+        for g, j, i, p, group, state in self._with_grads(grads):
+            variant = spec.variant(group, state["step"] + 1)
+            created = False
+            for b in spec.buffers_in(variant):
+                if b.key not in state:
+                    state[b.key] = backends.for_array(p).full_like(p, spec.initial_value(b, group))
+                    created = True
+            if created or i not in self._state:
+                new_state[i] = state
+            first_step = created and spec.new_buffer_is_first_step
+            key = (g, backends.for_array(p).dtype_name(p), state["step"], first_step)
+            if key not in calls:
+                calls[key] = _Call(group, [], state["step"], first_step, spec.present[variant])
+                lists[key] = [[], [[] for _ in spec.buffers_in(variant)], [], [],
+                              [[] for _ in spec.buffers_in(variant)]]
+            call, (params, buffers, indices, names, buffer_names) = calls[key], lists[key]
+            call.indices.append(i)
+            params.append(p)
+            indices.append(i)
+            names.append(f"param_groups[{g}]['params'][{j}]")
+            for k, b in enumerate(spec.buffers_in(variant)):
+                buffers[k].append(state[b.key])
+                buffer_names[k].append(f"state[{i}]['{b.key}']")
         if not calls:
             return
         plan = backends.for_arrays(self._params).Plan(

@@ -140,10 +140,7 @@ class FusedOptimizer(torch.optim.Optimizer):
     def step(self, closure: Optional[Callable[[], Any]] = None):
         """One fused step of every param that has a ``.grad`` (the others are skipped, as torch
         skips them). Returns the closure's loss when a closure is given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _closure_loss(closure)
         steady_work, general_work = [], []
         for g, group in enumerate(self.param_groups):  # every group checked before any is updated
             steady = self._steady.get(g)
@@ -334,6 +331,14 @@ class _Where:
 
     def __str__(self) -> str:
         return f"param_groups[{self.g}]['params'][{self.j}]"
+
+
+def _closure_loss(closure: Optional[Callable[[], Any]]):
+    """What ``step(closure)`` returns: the closure's loss, evaluated with grad enabled (None without)."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
 
 
 def _cached_view(views: Dict[int, tuple], tensor: torch.Tensor, where: "_Where", key: Optional[str] = None):

@@ -13,7 +13,7 @@ import torch
 from .. import _core
 from ..functional.adafactor import ADAFACTOR
 from ..optim.adafactor import _STATE_KEY, _named
-from . import _cached_view, _check_grad, _check_param, _numpy, _plain, _Where
+from . import _cached_view, _check_grad, _closure_loss, _check_param, _numpy, _plain, _Where
 
 
 class Adafactor(torch.optim.Optimizer):
@@ -44,10 +44,7 @@ class Adafactor(torch.optim.Optimizer):
     def step(self, closure: Optional[Callable[[], Any]] = None):
         """One fused step of every param that has a ``.grad`` (the others are skipped, as torch
         skips them). Returns the closure's loss when a closure is given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _closure_loss(closure)
         created: list = []
         try:
             self._step(created)
