@@ -319,3 +319,115 @@ def test_fills_write_their_array_or_refuse_cleanly(data, seed):
     values = target.astype(np.float64)
     assert ((values >= -0.5) & (values < 0.5)).all()
     assert (arena[outside] == np.frombuffer(before[0], np.uint8)[outside]).all(), "wrote outside the target"
+
+
+ADAFACTOR_STATE = (("row_vars", "row_var"), ("col_vars", "col_var"), ("variances", "variance"))
+
+
+def adafactor_invalid(lists, shapes) -> Optional[str]:
+    """Why Adafactor's lists are not a valid step (None when they are): the params' and grads' rules,
+    each state entry present exactly where the param's dims want it (fusedopt.functional.adafactor)
+    with that shape, and no two arrays sharing memory but a grad that is its own param."""
+    params = lists["params"]
+    if not params:
+        return "no params"
+    if any(len(lst) != len(params) for lst in lists.values()):
+        return "lengths"
+    spec = F.adafactor.spec
+    placed = []
+    for k, (name, lst) in enumerate(lists.items()):
+        for i, a in enumerate(lst):
+            expected = shapes[i] if name in ("params", "grads") else spec.buffer_shape(
+                dict(ADAFACTOR_STATE)[name], shapes[i])
+            if expected is None:
+                if a is not None:
+                    return f"{name},{i} present"
+                continue
+            if a is None:
+                return f"{name},{i} missing"
+            if not isinstance(params[0], np.ndarray) or params[0].dtype not in FLOATS:
+                return "params dtype"
+            if not isinstance(a, np.ndarray) or a.dtype != params[0].dtype:
+                return f"{name},{i} dtype"
+            if not a.flags.c_contiguous or not a.flags.aligned:
+                return f"{name},{i} layout"
+            if name != "grads" and not a.flags.writeable:
+                return f"{name},{i} read-only"
+            if a.shape != tuple(expected):
+                return f"{name},{i} shape"
+            placed.append((k, i, *extent(a)))
+    for x, (k1, i1, b1, e1) in enumerate(placed):
+        for k2, i2, b2, e2 in placed[x + 1:]:
+            if b1 < e2 and b2 < e1 and not ({k1, k2} == {0, 1} and i1 == i2 and (b1, e1) == (b2, e2)):
+                return f"{k1},{i1} and {k2},{i2} overlap"
+    return None
+
+
+@settings(max_examples=EXAMPLES // 2, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), seed=st.integers(0, 2**32 - 1))
+def test_adafactor_gives_the_reference_answer_or_a_clean_error(data, seed):
+    """Adafactor's own binding (its state shaped by each param's dims): the same rules as above, and a
+    state entry given where the param has none, or missing where it has one, is refused too."""
+    from fusedopt import reference
+
+    spec = F.adafactor.spec
+    rng = np.random.default_rng(seed)
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
+    arena = new_arena(seed, dtype)
+    mode = data.draw(st.sampled_from(MODES))
+    n = data.draw(st.sampled_from([1, 1, 2, 2, 3, 0] if mode == "faults" else [1, 2, 3]))
+    shapes = [data.draw(st.sampled_from([(), (1,), (3,), (2, 3), (3, 1), (1, 4), (2, 2, 3), (4, 0)]))
+              for _ in range(n)]
+    h, bad_hyper = data.draw(hyperparameters(spec))
+    step = data.draw(st.sampled_from([1, 2, 3, 4, 1, 2, 3, 4, 2**63, 0, -1, 1.0, True]))
+    made: List[np.ndarray] = []
+    lists = {"params": [data.draw(arrays(arena, made, s, dtype, rng, mode)) for s in shapes],
+             "grads": [data.draw(arrays(arena, made, s, dtype, rng, mode)) for s in shapes]}
+    for argument, key in ADAFACTOR_STATE:
+        lists[argument] = []
+        for s in shapes:
+            expected = spec.buffer_shape(key, s)
+            flip = mode == "faults" and data.draw(st.integers(0, 9)) == 0  # present where absent, or the reverse
+            if (expected is None) != flip:
+                lists[argument].append(None)
+            else:
+                lists[argument].append(data.draw(arrays(arena, made, expected or s, dtype, rng, mode)))
+    if mode == "faults" and n and data.draw(st.integers(0, 5)) == 0:
+        lists["col_vars"] = lists["col_vars"][:-1]  # one list shorter
+    reason = adafactor_invalid(lists, shapes)
+    reason = reason or (f"hyperparameter {bad_hyper}" if bad_hyper else None)
+    reason = reason or (None if type(step) is int and step >= 1 else "step")
+    if reason is None:  # second moments >= 0.1, as above
+        for argument, _ in ADAFACTOR_STATE:
+            for a in lists[argument]:
+                if a is not None:
+                    a[...] = np.abs(a) + 0.1
+    everything = [arena] + [a for lst in lists.values() for a in lst if a is not None]
+    before = snapshot(everything)
+    expected_params, expected_state = [], []
+    if reason is None:
+        for i, (p, g) in enumerate(zip(lists["params"], lists["grads"])):
+            state = {"step": step - 1}
+            state.update({key: lists[arg][i].astype(np.float64) for arg, key in ADAFACTOR_STATE
+                          if lists[arg][i] is not None})
+            p64 = p.astype(np.float64)
+            reference.adafactor(p64, g.astype(np.float64), state, eps1_dtype=dtype, **h)
+            expected_params.append(p64)
+            expected_state.append(state)
+    event("valid" if reason is None else reason.split()[-1])
+    try:
+        F.adafactor(lists["params"], lists["grads"], lists["row_vars"], lists["col_vars"], lists["variances"],
+                    step=step, **h)
+    except (TypeError, ValueError) as e:
+        assert reason is not None, f"refused a valid call: {e}"
+        assert names_an_argument(e, ["params", "grads", "step", *lists, *h]), str(e)
+        assert unchanged(everything, before), f"{e}: bytes changed"
+        return
+    assert reason is None, f"accepted an invalid call ({reason})"
+    tol = TOLERANCE[np.dtype(dtype)]
+    for i, p in enumerate(lists["params"]):
+        np.testing.assert_allclose(p, expected_params[i], **tol, err_msg=f"params[{i}]")
+        for argument, key in ADAFACTOR_STATE:
+            if lists[argument][i] is not None:
+                np.testing.assert_allclose(lists[argument][i], expected_state[i][key], **tol,
+                                           err_msg=f"{argument}[{i}]")
