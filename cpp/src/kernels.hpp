@@ -18,6 +18,9 @@ using Kernel = void (*)(const TensorListView&, const Hyper&);
 // One optimizer step: scalars points to the rule's Scalars<T> for the kernel's T.
 using StepKernel = void (*)(const TensorListView&, const void* scalars);
 
+// A reduction over list 0 into out (cpu/grad_norm.hpp).
+using ReduceKernel = void (*)(const TensorListView&, double* out);
+
 // One Adafactor step (cpu/adafactor.hpp).
 using AdafactorKernel = void (*)(const AdafactorView&);
 
@@ -38,6 +41,7 @@ struct KernelTable {
   Kernel<double> stream_write[2];           // the initializers' ceiling
   Kernel<InitHyper> init_fill[4];           // indexed by OutKind
   AdafactorKernel adafactor[2];             // its own walker: state not shaped like the params
+  ReduceKernel grad_norm[2];                // the gradients' squared norm and finiteness
 };
 
 // One per build of kernels_isa.cpp (see CMakeLists.txt).

@@ -6,6 +6,7 @@
 
 #include "fusedopt/cpu/adafactor.hpp"
 #include "fusedopt/cpu/apply.hpp"
+#include "fusedopt/cpu/grad_norm.hpp"
 #include "fusedopt/cpu/stream.hpp"
 
 #define FUSEDOPT_CAT_(a, b) a##b
@@ -40,6 +41,7 @@ const KernelTable& FUSEDOPT_CAT(kernel_table_, FUSEDOPT_ISA_NAMESPACE)() {
       {&cpu::init_fill<OutKind::Float32>, &cpu::init_fill<OutKind::Float64>, &cpu::init_fill<OutKind::Float16>,
        &cpu::init_fill<OutKind::BFloat16>},
       {&cpu::adafactor<float>, &cpu::adafactor<double>},
+      {&cpu::grad_norm<float>, &cpu::grad_norm<double>},
   };
   return table;
 }

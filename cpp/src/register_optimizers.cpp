@@ -59,6 +59,19 @@ void stream_adam_pattern(py::handle params, py::handle grads, py::handle exp_avg
   kernel(view, 0.0);
 }
 
+// (sum of squares, all finite) over a list of gradients, read only.
+py::tuple grad_norm(py::handle grads) {
+  const CheckedLists lists({{"grads", grads, false}});
+  const TensorListView view = lists.view();
+  const ReduceKernel kernel = active_kernels().grad_norm[lists.dtype()];
+  double out[2];
+  {
+    py::gil_scoped_release release;
+    kernel(view, out);
+  }
+  return py::make_tuple(out[0], out[1] == 0.0);
+}
+
 void stream_write(py::handle arrays, double value) {
   const CheckedLists lists({{"arrays", arrays, true}});
   const TensorListView view = lists.view();
@@ -77,6 +90,9 @@ void register_optimizers(py::module_& m) {
   m.def("step", &step, "rule"_a, "variant"_a, "names"_a, "lists"_a, "scalars"_a,
         "One fused step of a rule variant over lists (params, grads, state lists in use), in place; scalars: "
         "the rule's fields as float64 bytes (see fusedopt.functional).");
+  m.def("grad_norm", &grad_norm, "grads"_a,
+        "(sum of squares in float64, all finite) of every element of grads, in one read-only pass; the same "
+        "bits for any thread count and ISA.");
   m.def("stream_adam_pattern", &stream_adam_pattern, "params"_a, "grads"_a, "exp_avgs"_a, "exp_avg_sqs"_a,
         "Bandwidth probe for benchmarks: Adam's traffic (read 4 arrays, write 3), values unchanged.");
   m.def("stream_write", &stream_write, "arrays"_a, "value"_a,

@@ -127,15 +127,16 @@ CheckedLists::CheckedLists(const std::vector<Arg>& lists) {
     const size_t len = static_cast<size_t>(PySequence_Fast_GET_SIZE(list.obj.ptr()));
     if (k == 0) {
       n = len;
-      if (n == 0) throw py::value_error("params: empty list, nothing to update");
+      if (n == 0) throw py::value_error(std::string(list.name) + ": empty list, nothing to update");
     } else if (len != n) {
       throw py::value_error(std::string(list.name) + ": expected " + std::to_string(n) +
                             " arrays (one per param), got " + std::to_string(len));
     }
   }
   py::handle first = PySequence_Fast_GET_ITEM(params.obj.ptr(), 0);
-  dtype_ = call_dtype(first, "params[0]");
-  const Namer param_name = indexed("params");
+  const std::string first_name = std::string(params.name) + "[0]";  // "params[0]" (or "grads[0]" alone)
+  dtype_ = call_dtype(first, first_name);
+  const Namer param_name = indexed(params.name);
   held_.reserve(n * lists.size());
   for (size_t k = 0; k < lists.size(); ++k) {
     const Namer name = indexed(lists[k].name);
@@ -143,7 +144,7 @@ CheckedLists::CheckedLists(const std::vector<Arg>& lists) {
     for (size_t i = 0; i < n; ++i) {
       py::handle a = PySequence_Fast_GET_ITEM(lists[k].obj.ptr(), static_cast<Py_ssize_t>(i));
       py::handle p = PySequence_Fast_GET_ITEM(params.obj.ptr(), static_cast<Py_ssize_t>(i));
-      pointers_[k][i] = check_array(a, name, i, lists[k].writable, p, param_name, i, first, "params[0]");
+      pointers_[k][i] = check_array(a, name, i, lists[k].writable, p, param_name, i, first, first_name);
       held_.push_back(py::reinterpret_borrow<py::object>(a));
     }
   }

@@ -120,7 +120,7 @@ inline double lane_total(const double* lanes) {
   return sum;
 }
 
-// body(i) for j in [0, n): 16 at a time in a SIMD loop (lane l gets j with j % 16 == l), then the tail
+// body(j, l) for j in [0, n): 16 at a time in a SIMD loop (lane l gets j with j % 16 == l), then the tail
 // in the same lanes.
 template <typename F>
 inline void in_lanes(int64_t n, F&& body) {

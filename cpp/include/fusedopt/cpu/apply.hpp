@@ -85,6 +85,41 @@ inline void chunk_norms(int64_t begin, int64_t end, const typename Rule::templat
   out[1] = sum1;
 }
 
+// The norm chunks of a tensor list: kNormChunk elements from the start of each tensor, numbered in
+// tensor order. Partial sums per chunk, added in chunk order, never depend on the threads.
+struct NormChunks {
+  std::vector<int64_t> first_chunk;   // per tensor, and the total at the end
+  std::vector<int64_t> chunk_tensor;  // per chunk
+
+  explicit NormChunks(const TensorListView& list) : first_chunk(static_cast<size_t>(list.n_tensors) + 1, 0) {
+    const int64_t n = list.n_tensors;
+    for (int64_t t = 0; t < n; ++t)
+      first_chunk[t + 1] = first_chunk[t] + (list.offsets[t + 1] - list.offsets[t] + kNormChunk - 1) / kNormChunk;
+    chunk_tensor.resize(static_cast<size_t>(first_chunk[n]));
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t c = first_chunk[t]; c < first_chunk[t + 1]; ++c) chunk_tensor[c] = t;
+  }
+  int64_t count() const { return first_chunk.back(); }
+
+  // body(c, t, begin, end) for every chunk c (of tensor t, elements [begin, end) of it), over the threads.
+  template <typename Body>
+  void for_each(const TensorListView& list, Body&& body) const {
+    const auto one_chunk = [&](int64_t c) {
+      const int64_t t = chunk_tensor[c];
+      const int64_t begin = (c - first_chunk[t]) * kNormChunk;
+      const int64_t size = list.offsets[t + 1] - list.offsets[t];
+      body(c, t, begin, begin + kNormChunk < size ? begin + kNormChunk : size);
+    };
+    const int64_t chunks = count();
+    if (list.offsets[list.n_tensors] < list.serial_below || list.num_threads <= 1) {
+      for (int64_t c = 0; c < chunks; ++c) one_chunk(c);
+    } else {
+#pragma omp parallel for num_threads(list.num_threads) schedule(static)
+      for (int64_t c = 0; c < chunks; ++c) one_chunk(c);
+    }
+  }
+};
+
 // Two passes: every tensor's norms (chunks split over the threads, partial sums added in chunk order),
 // the rule's factor per tensor, then the update. A variant without norms (n_norms 0) takes factor 1
 // in one pass.
@@ -94,30 +129,14 @@ void apply_with_norms(const TensorListView& list, const typename Rule::template 
   const int64_t n = list.n_tensors;
   std::vector<T> factor(static_cast<size_t>(n), T(1));
   if constexpr (N > 0) {
-    std::vector<int64_t> first_chunk(static_cast<size_t>(n) + 1, 0);
-    for (int64_t t = 0; t < n; ++t)
-      first_chunk[t + 1] = first_chunk[t] + (list.offsets[t + 1] - list.offsets[t] + kNormChunk - 1) / kNormChunk;
-    const int64_t chunks = first_chunk[n];
-    std::vector<int64_t> chunk_tensor(static_cast<size_t>(chunks));
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t c = first_chunk[t]; c < first_chunk[t + 1]; ++c) chunk_tensor[c] = t;
-    std::vector<double> partial(static_cast<size_t>(chunks) * N);
-    const auto one_chunk = [&](int64_t c) {
-      const int64_t t = chunk_tensor[c];
-      const int64_t begin = (c - first_chunk[t]) * kNormChunk;
-      const int64_t size = list.offsets[t + 1] - list.offsets[t];
-      const int64_t end = begin + kNormChunk < size ? begin + kNormChunk : size;
+    const NormChunks chunks(list);
+    std::vector<double> partial(static_cast<size_t>(chunks.count()) * N);
+    chunks.for_each(list, [&](int64_t c, int64_t t, int64_t begin, int64_t end) {
       chunk_norms<Rule, T>(begin, end, s, &partial[static_cast<size_t>(c) * N], slot_pointer<Rule, T, K>(list, t)...);
-    };
-    if (list.offsets[n] < list.serial_below || list.num_threads <= 1) {
-      for (int64_t c = 0; c < chunks; ++c) one_chunk(c);
-    } else {
-#pragma omp parallel for num_threads(list.num_threads) schedule(static)
-      for (int64_t c = 0; c < chunks; ++c) one_chunk(c);
-    }
+    });
     for (int64_t t = 0; t < n; ++t) {
       double norms[N] = {};
-      for (int64_t c = first_chunk[t]; c < first_chunk[t + 1]; ++c)
+      for (int64_t c = chunks.first_chunk[t]; c < chunks.first_chunk[t + 1]; ++c)
         for (int k = 0; k < N; ++k) norms[k] += partial[static_cast<size_t>(c) * N + k];
       for (int k = 0; k < N; ++k) norms[k] = std::sqrt(norms[k]);
       factor[t] = static_cast<T>(Rule::tensor_factor(norms, s));
