@@ -7,6 +7,7 @@ from which fusedopt.optim makes the class, and the tests and benchmarks their ta
 """
 
 from .adadelta import adadelta
+from ._scaling import grad_norm
 from .adafactor import adafactor
 from .asgd import asgd
 from .adagrad import adagrad
@@ -26,4 +27,4 @@ from .sgd import sgd
 SPECS = tuple(f.spec for f in list(globals().values()) if callable(f) and hasattr(f, "spec")
               and f is not adafactor)
 
-__all__ = [spec.name for spec in SPECS] + ["adafactor"]
+__all__ = [spec.name for spec in SPECS] + ["adafactor", "grad_norm"]

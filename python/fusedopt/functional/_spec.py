@@ -110,6 +110,9 @@ class Spec(HyperparameterTable):
         self.cpp_name: str = rule["cpp_name"]
         self.flag_names = _names(rule["flags"])
         self.fields = _names(rule["scalars"])
+        if self.fields[0] != "grad_sign":  # loss scaling and clipping multiply it (Spec.packed_scalars)
+            raise ValueError(f"spec {self.name}: the rule's first scalar must be grad_sign, the factor every "
+                             f"gradient is multiplied by first; got {self.fields[0]!r}")
         self._pack = struct.Struct(f"{len(self.fields)}d").pack
         self._in_field_order = operator.itemgetter(*self.fields) if len(self.fields) > 1 else (
             lambda values: (values[self.fields[0]],))
@@ -144,9 +147,13 @@ class Spec(HyperparameterTable):
                 variant |= bit
         return variant
 
-    def packed_scalars(self, h: Mapping[str, Any], step: int) -> bytes:
-        """The rule's scalars as float64 bytes in the rule's field order (the kernels' argument)."""
+    def packed_scalars(self, h: Mapping[str, Any], step: int, grad_scale: float = 1.0) -> bytes:
+        """The rule's scalars as float64 bytes in the rule's field order (the kernels' argument).
+        ``grad_scale`` multiplies every gradient inside the step (through grad_sign, the rule's first
+        scalar): the inverse loss scale times a clipping coefficient, without a pass of its own."""
         values = self.scalars(h, step)
+        if grad_scale != 1.0:
+            values = dict(values, grad_sign=values["grad_sign"] * grad_scale)
         try:
             return self._pack(*self._in_field_order(values))
         except KeyError as e:
@@ -161,9 +168,9 @@ class Spec(HyperparameterTable):
 
 
 def run(spec: Spec, params: Sequence, grads: Sequence, buffers: Dict[str, Optional[Sequence]], step: int,
-        h: Dict[str, Any]) -> None:
+        h: Dict[str, Any], grad_scale: float = 1.0) -> None:
     """The functional step of ``spec``: every argument checked before anything is written, then one
-    fused call on the params' backend (DESIGN.md §1)."""
+    fused call on the params' backend (DESIGN.md §1). ``grad_scale`` multiplies every gradient."""
     if type(step) is not int or step < 1:
         _checks.step(step)
     values = tuple(h.values())
@@ -178,4 +185,4 @@ def run(spec: Spec, params: Sequence, grads: Sequence, buffers: Dict[str, Option
         if buffers[b.argument] is None:
             raise ValueError(f"{b.argument}: required when {b.when} is on (got None)")
         lists.append(buffers[b.argument])
-    backends.for_arrays(params).step(spec, variant, names, lists, spec.packed_scalars(h, step))
+    backends.for_arrays(params).step(spec, variant, names, lists, spec.packed_scalars(h, step, grad_scale))

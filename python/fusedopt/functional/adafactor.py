@@ -48,13 +48,14 @@ class FactoredSpec(HyperparameterTable):
         return shape if key == "variance" else None
 
     @staticmethod
-    def packed_scalars(h: Mapping[str, Any], step: int, dtype) -> bytes:
-        """The rule's scalars (rules/adafactor.hpp field order) as float64 bytes, for params of ``dtype``."""
+    def packed_scalars(h: Mapping[str, Any], step: int, dtype, grad_scale: float = 1.0) -> bytes:
+        """The rule's scalars (rules/adafactor.hpp field order) as float64 bytes, for params of
+        ``dtype``; ``grad_scale`` multiplies every gradient (as Spec.packed_scalars)."""
         eps1, eps2 = h["eps"]
         if eps1 is None:
             eps1 = float(np.finfo(dtype).eps)
         lr = h["lr"]
-        return _PACK(-1.0 if h["maximize"] else 1.0, float(step) ** h["beta2_decay"], eps1, eps1 * eps1,
+        return _PACK((-1.0 if h["maximize"] else 1.0) * grad_scale, float(step) ** h["beta2_decay"], eps1, eps1 * eps1,
                      1.0 / eps1 if eps1 > 0 else math.inf, 1.0 - lr * h["weight_decay"],
                      min(lr, 1.0 / math.sqrt(step)), eps2, h["d"])
 

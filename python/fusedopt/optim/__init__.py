@@ -4,9 +4,9 @@ fusedopt.functional (``fusedopt.Adam``, ``fusedopt.SGD``, ...), made by :func:`o
 
 from .. import functional as _functional
 from .adafactor import Adafactor
-from .optimizer import Optimizer, ParamsT, optimizer_class
+from .optimizer import Optimizer, ParamsT, ScaledStep, optimizer_class
 
 for _spec in _functional.SPECS:
     globals()[_spec.class_name] = optimizer_class(_spec)
 
-__all__ = ["Optimizer", "optimizer_class"] + [_spec.class_name for _spec in _functional.SPECS] + ["Adafactor"]
+__all__ = ["Optimizer", "ScaledStep", "optimizer_class"] + [_spec.class_name for _spec in _functional.SPECS] + ["Adafactor"]

@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import _core, backends
+from ..functional._scaling import check_grad_scale
 from ..functional.adafactor import ADAFACTOR
 from .optimizer import Optimizer, ParamsT, _ParamState
 
@@ -45,10 +46,12 @@ class Adafactor(Optimizer):
     def _state_shape(self, key: str, p) -> Optional[Tuple[int, ...]]:
         return ADAFACTOR.buffer_shape(key, p.shape)
 
-    def step(self, grads: Sequence[Optional[Any]]) -> None:  # type: ignore[override]
+    def step(self, grads: Sequence[Optional[Any]], *, grad_scale: float = 1.0) -> None:  # type: ignore[override]
         """Updates every param in place from ``grads`` (one per param, in ``param_groups`` order;
         ``None`` skips a param and its step count). Everything is checked before anything is
-        written."""
+        written. ``grad_scale`` multiplies every gradient inside the step (see ``scaled_step``)."""
+        if grad_scale != 1.0:
+            check_grad_scale(grad_scale)
         with self._lock:
             lists: Dict[str, list] = {k: [] for k in ("params", "grads", "row_vars", "col_vars", "variances")}
             scalars, indices, names, new_state = [], [], [], {}
@@ -63,7 +66,7 @@ class Adafactor(Optimizer):
                     new_state[i] = state
                 key = (g, state["step"] + 1, p.dtype)
                 if key not in packed:
-                    packed[key] = ADAFACTOR.packed_scalars(group, state["step"] + 1, p.dtype)
+                    packed[key] = ADAFACTOR.packed_scalars(group, state["step"] + 1, p.dtype, grad_scale)
                 scalars.append(packed[key])
                 lists["params"].append(p)
                 lists["grads"].append(grads[i])

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Dict, Iterable, List, Optional, Sequence, Tupl
 
 
 from .. import backends
+from ..functional._scaling import ScaledStep, check_grad_scale, scaled_step_factor
 from ..functional._spec import REQUIRED, Spec
 
 ParamsT = Union[Iterable[Any], Iterable[Dict[str, Any]]]
@@ -212,22 +213,41 @@ class Optimizer:
 
     # --- the step ---------------------------------------------------------------------------------
 
-    def step(self, grads: Sequence[Optional[Any]]) -> None:
+    def step(self, grads: Sequence[Optional[Any]], *, grad_scale: float = 1.0) -> None:
         """Updates every param in place from ``grads`` (one per param, in ``param_groups`` order;
         ``None`` skips a param and its step count). Everything is checked before anything is
-        written."""
+        written. ``grad_scale`` multiplies every gradient inside the fused pass (the grads
+        themselves are not written): see :meth:`scaled_step`."""
+        if grad_scale != 1.0:
+            check_grad_scale(grad_scale)
         with self._lock:
             plan = self._plan
             if plan is not None:
-                arguments = self._step_arguments(self._calls)
+                arguments = self._step_arguments(self._calls, grad_scale)
                 if arguments is not None and plan.step(grads, *arguments):
                     for call in self._calls:
                         call.step += 1
                         call.first_step = False
                     return
-            self._general_step(grads)
+            self._general_step(grads, grad_scale)
 
-    def _step_arguments(self, calls: Sequence[_Call]) -> Optional[Tuple[list, list]]:
+    def scaled_step(self, grads: Sequence[Optional[Any]], *, loss_scale: float = 1.0,
+                    max_norm: Optional[float] = None) -> "ScaledStep":
+        """A step from gradients of a loss multiplied by ``loss_scale`` (mixed-precision loss
+        scaling), clipped to a global L2 norm of ``max_norm`` (``torch.nn.utils.clip_grad_norm_``'s
+        rule: a factor min(1, max_norm/(norm + 1e-6)) on every gradient), in two passes over the
+        grads instead of four: one read-only pass for their norm and finiteness, then the step with
+        1/loss_scale times the clip factor applied inside it. An inf or NaN anywhere skips the step
+        and changes nothing (``torch.amp.GradScaler``'s protocol); the report says so. The grads
+        are never written."""
+        with self._lock:
+            self._check_grads_list(grads)
+            report, grad_scale = scaled_step_factor(grads, loss_scale, max_norm)
+            if not report.skipped:
+                self.step(grads, grad_scale=grad_scale)
+            return report
+
+    def _step_arguments(self, calls: Sequence[_Call], grad_scale: float = 1.0) -> Optional[Tuple[list, list]]:
         """Each call's variant and scalars from its group as it is now (checked when it changed), or
         None when a call now needs other state buffers (the plan is rebuilt)."""
         spec = self.spec
@@ -248,18 +268,14 @@ class Optimizer:
             if spec.present[variant] != call.present:
                 return None
             variants.append(variant)
-            scalars.append(spec.packed_scalars(group, step))
+            scalars.append(spec.packed_scalars(group, step, grad_scale))
         return variants, scalars
 
     def _with_grads(self, grads):
         """(group index, index in the group, param index, param, group, a copy of its state) of each
         param whose gradient is not None, in ``param_groups`` order, after checking ``grads`` (a list
         with one entry per param) and every group's hyperparameters."""
-        if not isinstance(grads, (list, tuple)):
-            raise TypeError(f"grads: expected a list of arrays, got {type(grads).__name__}")
-        n = len(self._params)
-        if len(grads) != n:
-            raise ValueError(f"grads: expected {n} arrays (one per param, None to skip one), got {len(grads)}")
+        self._check_grads_list(grads)
         for group in self.param_groups:
             self.spec.check(group)
         first = 0
@@ -273,7 +289,14 @@ class Optimizer:
                     yield g, j, i, p, group, state
             first += len(group["params"])
 
-    def _general_step(self, grads) -> None:
+    def _check_grads_list(self, grads) -> None:
+        if not isinstance(grads, (list, tuple)):
+            raise TypeError(f"grads: expected a list of arrays, got {type(grads).__name__}")
+        n = len(self._params)
+        if len(grads) != n:
+            raise ValueError(f"grads: expected {n} arrays (one per param, None to skip one), got {len(grads)}")
+
+    def _general_step(self, grads, grad_scale: float = 1.0) -> None:
         """Builds the plan for the params that have a gradient (creating the state they lack, kept
         aside until the step has succeeded), runs it, and keeps it when every param took part."""
         self._sync_steps()
@@ -311,7 +334,7 @@ class Optimizer:
         plan = backends.for_arrays(self._params).Plan(
             [(spec.rule_index, *lists[key]) for key in calls], n)
         ordered = list(calls.values())
-        arguments = self._step_arguments(ordered)
+        arguments = self._step_arguments(ordered, grad_scale)
         assert arguments is not None, "a call's state buffers were made for its variant"
         if not plan.step(grads, *arguments):  # only the params with a gradient are in the plan
             raise AssertionError("unreachable: the plan holds only params with a gradient")

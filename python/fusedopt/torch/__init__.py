@@ -33,6 +33,7 @@ import torch
 
 from .. import _core
 from ..functional import SPECS
+from ..functional._scaling import ScaledStep, scaled_step_factor
 from ..functional._spec import Spec, run
 from ..functional.adam import ADAMW
 
@@ -136,15 +137,37 @@ class FusedOptimizer(torch.optim.Optimizer):
     def _hypers(self, group) -> Dict[str, Any]:
         return {name: _plain(name, group[name]) for name in self.spec.hyper_names}
 
+    # torch.amp.GradScaler hands this optimizer its scale and found_inf (as torch's fused Adam) instead
+    # of unscaling the grads in a pass of their own: the step skips on an inf and unscales inside.
+    _step_supports_amp_scaling = True
+
     @torch.no_grad()
     def step(self, closure: Optional[Callable[[], Any]] = None):
         """One fused step of every param that has a ``.grad`` (the others are skipped, as torch
-        skips them). Returns the closure's loss when a closure is given."""
+        skips them). Returns the closure's loss when a closure is given. Under
+        ``torch.amp.GradScaler.step`` a step with an inf or NaN gradient changes nothing, and the
+        grads are unscaled inside the fused pass."""
         loss = _closure_loss(closure)
+        grad_scale = _amp_grad_scale(self)
+        if grad_scale is not None:
+            self._step(grad_scale)
+        return loss
+
+    @torch.no_grad()
+    def scaled_step(self, *, loss_scale: float = 1.0, max_norm: Optional[float] = None) -> ScaledStep:
+        """``fusedopt.Optimizer.scaled_step`` for these params' ``.grad``: loss scaling, the global
+        norm clipping of ``torch.nn.utils.clip_grad_norm_`` and the step, in one read-only pass over
+        the grads and the fused step (CPU tensors; the grads are not written)."""
+        report, grad_scale = scaled_step_factor(_grads_of(self), loss_scale, max_norm)
+        if not report.skipped:
+            self._step(grad_scale)
+        return report
+
+    def _step(self, grad_scale: float) -> None:
         steady_work, general_work = [], []
         for g, group in enumerate(self.param_groups):  # every group checked before any is updated
             steady = self._steady.get(g)
-            gathered = steady.gather(self, group) if steady is not None else None
+            gathered = steady.gather(self, group, grad_scale) if steady is not None else None
             if gathered is not None:
                 steady_work.append((steady, gathered))
             else:
@@ -155,7 +178,7 @@ class FusedOptimizer(torch.optim.Optimizer):
         for g, group, prepared in general_work:
             for spec, step, lists, h, advance, first in prepared:
                 with _on_torch_stream(first):
-                    run(spec, lists["params"], lists["grads"], lists, step, h)
+                    run(spec, lists["params"], lists["grads"], lists, step, h, grad_scale)
                 if advance is not None:
                     block, indices = advance
                     if len(indices) == len(block):
@@ -165,7 +188,6 @@ class FusedOptimizer(torch.optim.Optimizer):
             steady = _Steady.after(self, g, group)
             if steady is not None:
                 self._steady[g] = steady
-        return loss
 
     def _view(self, tensor: torch.Tensor, where: "_Where", key: Optional[str] = None):
         return _cached_view(self._views, tensor, where, key)
@@ -294,7 +316,7 @@ class _Steady:
         steady.hypers, steady.kernel_h, steady.present = (values, tuple(map(type, values))), kernel_h, spec.present[variant]
         return steady
 
-    def gather(self, opt: "FusedOptimizer", group) -> Optional[tuple]:
+    def gather(self, opt: "FusedOptimizer", group, grad_scale: float = 1.0) -> Optional[tuple]:
         """This step's grads, variant and scalars; None when the group is no longer steady. Raises
         (having written nothing) when a changed hyperparameter is invalid."""
         spec = opt._spec_for(group)
@@ -313,7 +335,7 @@ class _Steady:
         grads = self.core.gather(group["params"], -1.0 if self.count is None else float(self.count))
         if grads is None:
             return None
-        return grads, [variant], [spec.packed_scalars(self.kernel_h, step)]
+        return grads, [variant], [spec.packed_scalars(self.kernel_h, step, grad_scale)]
 
     def run(self, gathered: tuple) -> None:
         self.core.run(*gathered)
@@ -331,6 +353,22 @@ class _Where:
 
     def __str__(self) -> str:
         return f"param_groups[{self.g}]['params'][{self.j}]"
+
+
+def _grads_of(opt: torch.optim.Optimizer) -> list:
+    """NumPy views of the params' grads (those that have one), in param_groups order."""
+    return [_numpy(p.grad) for group in opt.param_groups for p in group["params"] if p.grad is not None]
+
+
+def _amp_grad_scale(opt) -> Optional[float]:
+    """The factor on every gradient this step, or None to skip it: from ``torch.amp.GradScaler.step``,
+    which sets ``opt.grad_scale`` (the loss scale, or None when already unscaled) and ``opt.found_inf``
+    (nonzero: some grad is inf or NaN) on optimizers that say ``_step_supports_amp_scaling``."""
+    found_inf = getattr(opt, "found_inf", None)
+    if found_inf is not None and float(found_inf) != 0.0:
+        return None
+    scale = getattr(opt, "grad_scale", None)
+    return 1.0 if scale is None else 1.0 / float(scale)
 
 
 def _closure_loss(closure: Optional[Callable[[], Any]]):

@@ -11,9 +11,10 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import torch
 
 from .. import _core
+from ..functional._scaling import ScaledStep, scaled_step_factor
 from ..functional.adafactor import ADAFACTOR
 from ..optim.adafactor import _STATE_KEY, _named
-from . import _cached_view, _check_grad, _closure_loss, _check_param, _numpy, _plain, _Where
+from . import _amp_grad_scale, _cached_view, _check_grad, _closure_loss, _grads_of, _check_param, _numpy, _plain, _Where
 
 
 class Adafactor(torch.optim.Optimizer):
@@ -45,16 +46,31 @@ class Adafactor(torch.optim.Optimizer):
         """One fused step of every param that has a ``.grad`` (the others are skipped, as torch
         skips them). Returns the closure's loss when a closure is given."""
         loss = _closure_loss(closure)
+        grad_scale = _amp_grad_scale(self)
+        if grad_scale is not None:
+            self._step(grad_scale)
+        return loss
+
+    _step_supports_amp_scaling = True  # as the other classes (fusedopt.torch.FusedOptimizer)
+
+    @torch.no_grad()
+    def scaled_step(self, *, loss_scale: float = 1.0, max_norm: Optional[float] = None) -> ScaledStep:
+        """Loss scaling, global norm clipping and the step, as ``FusedOptimizer.scaled_step``."""
+        report, grad_scale = scaled_step_factor(_grads_of(self), loss_scale, max_norm)
+        if not report.skipped:
+            self._step(grad_scale)
+        return report
+
+    def _step(self, grad_scale: float) -> None:
         created: list = []
         try:
-            self._step(created)
+            self._gather_and_run(created, grad_scale)
         except Exception:
             for p in created:  # bad input changes nothing: not even the state a first step made
                 self.state.pop(p, None)
             raise
-        return loss
 
-    def _step(self, created: list) -> None:
+    def _gather_and_run(self, created: list, grad_scale: float) -> None:
         lists: Dict[str, list] = {k: [] for k in ("params", "grads", "row_vars", "col_vars", "variances")}
         scalars, steps, names = [], [], []
         packed = self._packed
@@ -89,9 +105,9 @@ class Adafactor(torch.optim.Optimizer):
                         if shape is not None:
                             state[b.key] = p.new_zeros(shape)
                 step = int(state["step"]) + 1
-                key = (hypers, step, p.dtype)
+                key = (hypers, step, p.dtype, grad_scale)
                 if key not in packed:
-                    packed[key] = ADAFACTOR.packed_scalars(h, step, _numpy_dtype(p.dtype))
+                    packed[key] = ADAFACTOR.packed_scalars(h, step, _numpy_dtype(p.dtype), grad_scale)
                 scalars.append(packed[key])
                 lists["params"].append(view)
                 lists["grads"].append(_numpy(grad))
