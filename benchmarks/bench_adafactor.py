@@ -90,14 +90,8 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--json", default=None, help="write rows and machine info here")
     args = ap.parse_args(argv)
-    rows = []
-    for threads in args.threads:
-        report.set_threads(threads)
-        for name in args.cases:
-            new = case(name, threads, args.repeats)
-            print(report.table(new), flush=True)
-            rows += new
-    return report.finish(rows, args.json, args.repeats)
+    cases = [lambda threads, name=name: case(name, threads, args.repeats) for name in args.cases]
+    return report.run_cases(args.threads, cases, args.json, args.repeats)
 
 
 if __name__ == "__main__":

@@ -44,16 +44,10 @@ def main(argv=None):
             return impls.Impl(lambda: opt.step(list(grads)), params)
 
         extra = {"fusedopt-baseline": baseline}
-    rows = []
-    for threads in args.threads:
-        report.set_threads(threads)
-        for size in args.sizes:
-            for optimizer in args.optimizers:
-                new = suite.optimizer_case(optimizer, size, np.float32, threads, suite.available_backends(),
-                                           args.repeats, extra)
-                print(report.table(new), flush=True)
-                rows += new
-    return report.finish(rows, args.json, args.repeats)
+    cases = [lambda threads, size=size, optimizer=optimizer: suite.optimizer_case(
+        optimizer, size, np.float32, threads, suite.available_backends(), args.repeats, extra)
+        for size in args.sizes for optimizer in args.optimizers]
+    return report.run_cases(args.threads, cases, args.json, args.repeats)
 
 
 if __name__ == "__main__":

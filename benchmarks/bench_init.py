@@ -24,15 +24,10 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    rows = []
-    for threads in args.threads:
-        report.set_threads(threads)
-        for name in suite.INITIALIZERS:
-            new = suite.initializer_case(name, int(args.n), np.float32, threads, suite.available_backends(),
-                                         args.repeats)
-            print(report.table(new), flush=True)
-            rows += new
-    return report.finish(rows, args.json, args.repeats)
+    cases = [lambda threads, name=name: suite.initializer_case(name, int(args.n), np.float32, threads,
+                                                               suite.available_backends(), args.repeats)
+             for name in suite.INITIALIZERS]
+    return report.run_cases(args.threads, cases, args.json, args.repeats)
 
 
 if __name__ == "__main__":

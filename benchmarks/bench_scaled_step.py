@@ -87,14 +87,8 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    rows = []
-    for threads in args.threads:
-        report.set_threads(threads)
-        for size in args.sizes:
-            new = case(size, threads, args.repeats)
-            print(report.table(new), flush=True)
-            rows += new
-    return report.finish(rows, args.json, args.repeats)
+    cases = [lambda threads, size=size: case(size, threads, args.repeats) for size in args.sizes]
+    return report.run_cases(args.threads, cases, args.json, args.repeats)
 
 
 if __name__ == "__main__":

@@ -144,6 +144,20 @@ def names_an_argument(error: Exception, names) -> bool:
     return any(text.startswith(n) for n in names)
 
 
+def goes_through_or_fails_cleanly(call, reason: Optional[str], argument_names, everything, before) -> bool:
+    """Runs ``call``. An invalid call (``reason``) must raise TypeError/ValueError naming an argument
+    with not one byte changed; a valid one must go through. Returns whether it went through."""
+    try:
+        call()
+    except (TypeError, ValueError) as e:
+        assert reason is not None, f"refused a valid call: {e}"
+        assert names_an_argument(e, argument_names), str(e)
+        assert unchanged(everything, before), f"{e}: bytes changed"
+        return False
+    assert reason is None, f"accepted an invalid call ({reason})"
+    return True
+
+
 @st.composite
 def hyperparameters(draw, spec):
     """Accepted values from each check's strategy; sometimes one refused value (and its error)."""
@@ -218,14 +232,9 @@ def test_functional_steps_give_the_reference_answer_or_a_clean_error(data, spec,
     event("valid" if reason is None else reason.split()[-1])
     fn = getattr(F, spec.name)
     buffers = {b.argument: lists[b.argument] for b in spec.buffers}
-    try:
-        fn(lists["params"], lists["grads"], step=step, **buffers, **h)
-    except (TypeError, ValueError) as e:
-        assert reason is not None, f"refused a valid call: {e}"
-        assert names_an_argument(e, ["params", "grads", "step", *buffers, *h]), str(e)
-        assert unchanged(everything, before), f"{e}: bytes changed"
+    if not goes_through_or_fails_cleanly(lambda: fn(lists["params"], lists["grads"], step=step, **buffers, **h),
+                                         reason, ["params", "grads", "step", *buffers, *h], everything, before):
         return
-    assert reason is None, f"accepted an invalid call ({reason})"
     ref_params, ref_buffers = expected
     tol = TOLERANCE[np.dtype(dtype)]
     for i, p in enumerate(lists["params"]):
@@ -415,15 +424,10 @@ def test_adafactor_gives_the_reference_answer_or_a_clean_error(data, seed):
             expected_params.append(p64)
             expected_state.append(state)
     event("valid" if reason is None else reason.split()[-1])
-    try:
-        F.adafactor(lists["params"], lists["grads"], lists["row_vars"], lists["col_vars"], lists["variances"],
-                    step=step, **h)
-    except (TypeError, ValueError) as e:
-        assert reason is not None, f"refused a valid call: {e}"
-        assert names_an_argument(e, ["params", "grads", "step", *lists, *h]), str(e)
-        assert unchanged(everything, before), f"{e}: bytes changed"
+    call = lambda: F.adafactor(lists["params"], lists["grads"], lists["row_vars"], lists["col_vars"],  # noqa: E731
+                               lists["variances"], step=step, **h)
+    if not goes_through_or_fails_cleanly(call, reason, ["params", "grads", "step", *lists, *h], everything, before):
         return
-    assert reason is None, f"accepted an invalid call ({reason})"
     tol = TOLERANCE[np.dtype(dtype)]
     for i, p in enumerate(lists["params"]):
         np.testing.assert_allclose(p, expected_params[i], **tol, err_msg=f"params[{i}]")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import List
+from typing import Callable, List, Sequence
 
 import fusedopt
 
@@ -23,6 +23,20 @@ def finish(rows: List[dict], json_path, repeats: int) -> int:
     if json_path:
         write_json(json_path, rows, repeats)
     return 0 if all(r["agrees_with_reference"] for r in rows) else 1
+
+
+def run_cases(threads_list: Sequence[int], cases: Sequence[Callable[[int], List[dict]]], json_path,
+              repeats: int) -> int:
+    """The body of a benchmark script: for each thread count, each case (a function of the thread
+    count returning rows) printed as a table as it finishes; then ``finish``."""
+    rows: List[dict] = []
+    for threads in threads_list:
+        set_threads(threads)
+        for case in cases:
+            new = case(threads)
+            print(table(new), flush=True)
+            rows += new
+    return finish(rows, json_path, repeats)
 
 
 def set_threads(n: int) -> None:
