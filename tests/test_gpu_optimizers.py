@@ -61,6 +61,27 @@ def test_gpu_matches_reference_and_cpu_bits(case, dtype):
     assert_same_state(cpu_opt, gpu_opt, cupy.asnumpy)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_grad_norm_and_scaled_step_give_the_cpus_bits(dtype):
+    rng = np.random.default_rng(7)
+    shapes = [(0,), (7,), (300, 129), (LARGE,)]
+    host = [rng.standard_normal(s).astype(dtype) * 64 for s in shapes]
+    assert fusedopt.functional.grad_norm([cupy.asarray(g) for g in host]) == fusedopt.functional.grad_norm(host)
+    bad = [g.copy() for g in host]
+    bad[2][5, 7] = np.nan
+    assert fusedopt.functional.grad_norm([cupy.asarray(g) for g in bad])[1] is False
+    params = random_params(shapes, dtype, 8)
+    gpu_params = [cupy.asarray(p) for p in params]
+    cpu_opt, gpu_opt = fusedopt.Adam(params, lr=0.01), fusedopt.Adam(gpu_params, lr=0.01)
+    for _ in range(3):
+        grads = [rng.standard_normal(s).astype(dtype) * 64 for s in shapes]
+        reports = (cpu_opt.scaled_step(grads, loss_scale=64.0, max_norm=1.0),
+                   gpu_opt.scaled_step([cupy.asarray(g) for g in grads], loss_scale=64.0, max_norm=1.0))
+        assert reports[0] == reports[1] and reports[0].clip_coef < 1
+    for p, g in zip(params, gpu_params):
+        assert cupy.asnumpy(g).tobytes() == p.tobytes()
+
+
 def test_adafactor_is_refused_on_the_gpu_with_a_clear_error_and_changes_nothing():
     """Adafactor's row and column reductions have no CUDA kernel yet."""
     p, g = cupy.ones((3, 4), cupy.float32), cupy.ones((3, 4), cupy.float32)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._core import Plan, init_fill
+from .._core import Plan, grad_norm, init_fill
 from .._core import step as _step
 
-__all__ = ["step", "Plan", "check_param", "memory_extent", "dtype_name", "full_like", "copy_like", "fill_target",
+__all__ = ["step", "Plan", "grad_norm", "check_param", "memory_extent", "dtype_name", "full_like", "copy_like", "fill_target",
            "fill", "assign"]
 
 _SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))

@@ -69,7 +69,7 @@ def _headers_digest() -> str:
     return digest.hexdigest()
 
 
-SOURCES = ("optimizers", "init")  # fusedopt/cuda/<source>.cu
+SOURCES = ("optimizers", "init", "reductions")  # fusedopt/cuda/<source>.cu
 
 
 def kernel_source(source: str) -> str:
@@ -114,6 +114,8 @@ def kernel_names(source: str) -> Tuple[str, ...]:
     every variant of every registered rule in both types)."""
     if source == "init":
         return tuple(FILL_KERNELS.values())
+    if source == "reductions":
+        return tuple(GRAD_NORM_KERNELS.values())
     return tuple(name for rule in range(len(_core.rules())) for name in _rule_kernel_names(rule))
 
 
@@ -516,6 +518,38 @@ def copy_like(value, p):
 
 def to_host(value):
     return as_cupy("state_dict", value).get()
+
+
+# --- reductions -----------------------------------------------------------------------------------
+
+GRAD_NORM_KERNELS = {"float32": "grad_norm_float32", "float64": "grad_norm_float64"}
+_grad_norm_scratch: Dict[tuple, tuple] = {}
+
+
+def grad_norm(grads) -> Tuple[float, bool]:
+    """(sum of squares in float64, all finite) over a list of CUDA gradients of one dtype: one launch,
+    the CPU's chunks and lanes (fusedopt._core.grad_norm's bits), read back to the host."""
+    dtype, infos = _check([("grads", grads)])
+    key = (dtype, infos[0].shapes, infos[0].ptrs)
+    cached = _grad_norm_scratch.get(key)
+    if cached is None:
+        cupy = _cupy()
+        sizes = [int(np.prod(s)) for s in infos[0].shapes]
+        host = build_chunk_table([infos[0].ptrs], sizes, NORM_CHUNK)
+        n_chunks = len(host[0])
+        table = _to_device(host)
+        scratch = (cupy.empty(2 * max(n_chunks, 1), np.float64), cupy.zeros(1, np.uint32), cupy.zeros(2, np.float64))
+        arguments = (*table, np.int32(len(sizes)), np.int32(n_chunks), np.int32(NORM_CHUNK), *scratch)
+        if len(_grad_norm_scratch) >= 64:  # a bounded cache, as the chunk tables'
+            _grad_norm_scratch.clear()
+        cached = _grad_norm_scratch[key] = (arguments, n_chunks, scratch[2])
+    arguments, n_chunks, out = cached
+    if n_chunks == 0:
+        return 0.0, True
+    grid = min(-(-n_chunks // THREADS), _max_blocks(infos[0].device))
+    _module("reductions", ()).get_function(GRAD_NORM_KERNELS[dtype])((grid,), (THREADS,), arguments)
+    squares, bad = (float(x) for x in out.get())
+    return squares, bad == 0.0
 
 
 # --- the random fills -----------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import math
 import re
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from .. import _core, backends
+from .. import backends
 from . import _checks
 
 
@@ -21,22 +21,20 @@ def check_grad_scale(value, name: str = "grad_scale") -> None:
 
 def grad_norm_squared(grads: Sequence) -> Tuple[float, bool]:
     """(sum of the squares of every element, all finite) over the gradients that are not None, in
-    float64: one read-only pass per dtype (float32 ones first where both occur), the same bits for
-    any thread count and instruction set."""
-    by_dtype: Dict[str, Tuple[List, List[int]]] = {}
+    float64: one read-only pass per device kind and dtype (CPU first, float32 first), the same bits
+    for any thread count and instruction set, and on the GPU."""
+    by_dtype: Dict[Tuple[bool, str], Tuple[List, List[int]]] = {}
     for i, g in enumerate(grads):
         if g is None:
             continue
-        if backends.is_cuda_array(g):
-            raise NotImplementedError(f"grads[{i}]: the gradient norm is not on the GPU yet; CPU arrays only")
-        arrays, indices = by_dtype.setdefault(str(getattr(g, "dtype", "")), ([], []))
+        arrays, indices = by_dtype.setdefault((backends.is_cuda_array(g), str(getattr(g, "dtype", ""))), ([], []))
         arrays.append(g)
         indices.append(i)
     squares, finite = 0.0, True
-    for dtype in sorted(by_dtype, key=lambda d: d != "float32"):
-        arrays, indices = by_dtype[dtype]
+    for key in sorted(by_dtype, key=lambda k: (k[0], k[1] != "float32")):  # CPU first, float32 first
+        arrays, indices = by_dtype[key]
         try:
-            part, part_finite = _core.grad_norm(arrays)
+            part, part_finite = backends.for_arrays(arrays).grad_norm(arrays)
         except (TypeError, ValueError) as e:  # named by the position in ``grads``
             raise type(e)(re.sub(r"grads\[(\d+)\]", lambda m: f"grads[{indices[int(m.group(1))]}]", str(e))) from None
         squares += part
