@@ -78,3 +78,16 @@ def test_a_refused_hyperparameter_names_itself_and_changes_nothing(spec, hyper, 
     with pytest.raises(error, match=hyper.name):
         opt.step([np.ones(6)])
     assert p.tobytes() == before.tobytes()
+
+
+def test_a_rule_whose_first_scalar_is_not_grad_sign_is_refused(monkeypatch):
+    """Loss scaling and clipping multiply grad_sign (Spec.packed_scalars): a rule must start with it."""
+    import dataclasses
+
+    from fusedopt.functional import _spec
+
+    lion = fusedopt.functional.lion.spec
+    index, rule = _spec._RULES["lion"]
+    monkeypatch.setitem(_spec._RULES, "lion", (index, dict(rule, scalars="decay, grad_sign, lr")))
+    with pytest.raises(ValueError, match="first scalar must be grad_sign"):
+        dataclasses.replace(lion)
