@@ -8,47 +8,22 @@
 
 namespace {
 
+using namespace fusedopt::cuda;
+
 template <typename T>
-__device__ void grad_norm(const fusedopt::cuda::ChunkTable& c, double* sums, unsigned* done, double* out) {
-  constexpr int kLanes = fusedopt::cuda::kNormLanes;
+__device__ void grad_norm(const ChunkTable& c, double* sums, unsigned* done, double* out) {
   for (long long chunk = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; chunk < c.n_chunks;
        chunk += static_cast<long long>(gridDim.x) * blockDim.x) {
     const int t = c.chunk_tensor[chunk];
     const long long begin = c.chunk_start[chunk];
     const long long end = begin + c.chunk_size < c.sizes[t] ? begin + c.chunk_size : c.sizes[t];
     const T* g = reinterpret_cast<const T*>(c.ptrs[t]);
-    double squares[kLanes] = {}, nonfinite[kLanes] = {};
-    for (long long i = begin; i < end; i += kLanes) {
-#pragma unroll
-      for (int lane = 0; lane < kLanes; ++lane) {
-        if (i + lane < end) {
-          const double x = static_cast<double>(g[i + lane]);
-          squares[lane] += x * x;
-          nonfinite[lane] += x - x;
-        }
-      }
-    }
-    double sum = 0.0, bad = 0.0;
-#pragma unroll
-    for (int lane = 0; lane < kLanes; ++lane) {
-      sum += squares[lane];
-      bad += nonfinite[lane];
-    }
-    sums[2 * chunk] = sum;
-    sums[2 * chunk + 1] = bad;
-    __threadfence();  // this chunk's sums are visible before the counter says so
-    if (atomicAdd(done, 1u) + 1u == static_cast<unsigned>(c.n_chunks)) {
-      __threadfence();
-      const volatile double* all = sums;  // written by other threads: not from this one's cache
-      double total = 0.0, total_bad = 0.0;
-      for (int k = 0; k < c.n_chunks; ++k) {
-        total += all[2 * k];
-        total_bad += all[2 * k + 1];
-      }
-      out[0] = total;
-      out[1] = total_bad;
-      *done = 0u;  // ready for the next call
-    }
+    lane_sums(begin, end, [&](long long j, double& square, double& nonfinite) {
+      const double x = static_cast<double>(g[j]);
+      square = x * x;
+      nonfinite = x - x;  // NaN exactly for an inf or a NaN
+    }, &sums[2 * chunk]);
+    if (last_to_finish(done, static_cast<unsigned>(c.n_chunks))) ordered_sums(sums, 0, c.n_chunks, out);
   }
 }
 

@@ -127,6 +127,55 @@ __device__ __forceinline__ void for_each_element(const ChunkTable& c, const type
 // that per-tensor counter (an atomic), which the last one resets for the next step.
 constexpr int kNormLanes = 16;
 
+// Two sums over elements [begin, end) of a chunk, each in 16 lanes of double (element j − begin in lane
+// (j − begin) % 16, in order), the lanes then added 0..15: the CPU's order. terms(j, a, b) gives element
+// j's two terms. Written to out[0], out[1].
+template <typename Terms>
+__device__ __forceinline__ void lane_sums(long long begin, long long end, Terms terms, double* out) {
+  double lane0[kNormLanes] = {}, lane1[kNormLanes] = {};
+  for (long long i = begin; i < end; i += kNormLanes) {
+#pragma unroll
+    for (int lane = 0; lane < kNormLanes; ++lane) {
+      if (i + lane < end) {
+        double a = 0.0, b = 0.0;
+        terms(i + lane, a, b);
+        lane0[lane] += a;
+        lane1[lane] += b;
+      }
+    }
+  }
+  double sum0 = 0.0, sum1 = 0.0;
+#pragma unroll
+  for (int lane = 0; lane < kNormLanes; ++lane) {
+    sum0 += lane0[lane];
+    sum1 += lane1[lane];
+  }
+  out[0] = sum0;
+  out[1] = sum1;
+}
+
+// After a thread wrote its chunk's sums: true for the one that finishes the last of `count` chunks
+// counted by *counter, which then resets it for the next launch. Threads meet only here.
+__device__ __forceinline__ bool last_to_finish(unsigned* counter, unsigned count) {
+  __threadfence();  // this chunk's sums are visible before the counter says so
+  if (atomicAdd(counter, 1u) + 1u != count) return false;
+  __threadfence();
+  *counter = 0u;
+  return true;
+}
+
+// The pairs of sums of chunks [first, last), written by other threads, added in chunk order.
+__device__ __forceinline__ void ordered_sums(const double* sums, int first, int last, double* out) {
+  const volatile double* all = sums;  // not from this thread's cache
+  double total0 = 0.0, total1 = 0.0;
+  for (int k = first; k < last; ++k) {
+    total0 += all[2 * k];
+    total1 += all[2 * k + 1];
+  }
+  out[0] = total0;
+  out[1] = total1;
+}
+
 template <class Rule, typename T>
 __device__ __forceinline__ void norm_chunk(const ChunkTable& c, int chunk, const typename Rule::template Scalars<T>& s,
                                            double* sums) {
@@ -138,29 +187,14 @@ __device__ __forceinline__ void norm_chunk(const ChunkTable& c, int chunk, const
   T* ptr[kLists];
 #pragma unroll
   for (int k = 0; k < kLists; ++k) ptr[k] = reinterpret_cast<T*>(c.ptrs[k * c.n_tensors + t]);
-  double lane0[kNormLanes] = {}, lane1[kNormLanes] = {};
-  for (long long i = begin; i < end; i += kNormLanes) {
-#pragma unroll
-    for (int lane = 0; lane < kNormLanes; ++lane) {
-      const long long j = i + lane;
-      if (j < end) {
-        T a = T(0), b = T(0);
-        with_element<Rule, T>([&](auto list) { return ptr[decltype(list)::index][j]; },
-                              [&](auto list, T value) { ptr[decltype(list)::index][j] = value; }, kSlots{},
-                              [&](auto&... x) { Rule::norm_terms(x..., s, a, b); });
-        lane0[lane] += static_cast<double>(a);
-        lane1[lane] += static_cast<double>(b);
-      }
-    }
-  }
-  double sum0 = 0.0, sum1 = 0.0;
-#pragma unroll
-  for (int lane = 0; lane < kNormLanes; ++lane) {
-    sum0 += lane0[lane];
-    sum1 += lane1[lane];
-  }
-  sums[2 * chunk] = sum0;
-  sums[2 * chunk + 1] = sum1;
+  lane_sums(begin, end, [&](long long j, double& a, double& b) {
+    T ta = T(0), tb = T(0);
+    with_element<Rule, T>([&](auto list) { return ptr[decltype(list)::index][j]; },
+                          [&](auto list, T value) { ptr[decltype(list)::index][j] = value; }, kSlots{},
+                          [&](auto&... x) { Rule::norm_terms(x..., s, ta, tb); });
+    a = static_cast<double>(ta);
+    b = static_cast<double>(tb);
+  }, &sums[2 * chunk]);
 }
 
 template <class Rule, typename T>
@@ -171,20 +205,12 @@ __device__ __forceinline__ void norms_and_factors(const ChunkTable& c, const int
        chunk += static_cast<long long>(gridDim.x) * blockDim.x) {
     norm_chunk<Rule, T>(c, static_cast<int>(chunk), s, sums);
     const int t = c.chunk_tensor[chunk];
-    __threadfence();  // this chunk's sums are visible before the counter says so
-    const unsigned chunks = static_cast<unsigned>(first_chunk[t + 1] - first_chunk[t]);
-    if (atomicAdd(&done[t], 1u) + 1u == chunks) {
-      __threadfence();
-      const volatile double* all = sums;  // written by other threads: not from this one's cache
-      double norms[2] = {0.0, 0.0};
-      for (int k = first_chunk[t]; k < first_chunk[t + 1]; ++k) {
-        norms[0] += all[2 * k];
-        norms[1] += all[2 * k + 1];
-      }
+    if (last_to_finish(&done[t], static_cast<unsigned>(first_chunk[t + 1] - first_chunk[t]))) {
+      double norms[2];
+      ordered_sums(sums, first_chunk[t], first_chunk[t + 1], norms);
       norms[0] = square_root(norms[0]);
       norms[1] = square_root(norms[1]);
       factors[t] = static_cast<T>(Rule::tensor_factor(norms, s));
-      done[t] = 0u;  // every chunk of t has counted: ready for the next step
     }
   }
 }
