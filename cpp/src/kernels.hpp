@@ -5,18 +5,20 @@
 
 #include "fusedopt/cpu/adafactor.hpp"
 #include "fusedopt/cpu/init.hpp"
+#include "fusedopt/cpu/mixed.hpp"
 #include "fusedopt/cpu/tensor_list.hpp"
 #include "fusedopt/optimizers.hpp"
 
 namespace fusedopt {
-
-enum DType : int { kFloat32 = 0, kFloat64 = 1 };
 
 template <typename Hyper>
 using Kernel = void (*)(const TensorListView&, const Hyper&);
 
 // One optimizer step: scalars points to the rule's Scalars<T> for the kernel's T.
 using StepKernel = void (*)(const TensorListView&, const void* scalars);
+
+// One step over lists stored in 16-bit types (cpu/mixed.hpp): scalars points to Scalars<float>.
+using MixedKernel = void (*)(const TensorListView&, const MixedStorage&, const void* scalars);
 
 // A reduction over list 0 into out (cpu/grad_norm.hpp).
 using ReduceKernel = void (*)(const TensorListView&, double* out);
@@ -29,9 +31,11 @@ constexpr int kMaxVariants = 16;  // 4 flags per rule at most
 constexpr int kOptimizerCount = 0 FUSEDOPT_OPTIMIZERS(FUSEDOPT_COUNT_ONE);
 #undef FUSEDOPT_COUNT_ONE
 
-// Every compiled variant of one rule, indexed by [DType][flags].
+// Every compiled variant of one rule: in one type, indexed by [DType][flags] (float32, float64), and
+// over 16-bit storage, by [flags].
 struct RuleKernels {
   StepKernel variants[2][kMaxVariants];
+  MixedKernel mixed[kMaxVariants];
 };
 
 struct KernelTable {
@@ -41,7 +45,7 @@ struct KernelTable {
   Kernel<double> stream_write[2];           // the initializers' ceiling
   Kernel<InitHyper> init_fill[4];           // indexed by OutKind
   AdafactorKernel adafactor[2];             // its own walker: state not shaped like the params
-  ReduceKernel grad_norm[2];                // the gradients' squared norm and finiteness
+  ReduceKernel grad_norm[4];                // the gradients' squared norm and finiteness, by DType
 };
 
 // One per build of kernels_isa.cpp (see CMakeLists.txt).

@@ -7,6 +7,7 @@
 #include "fusedopt/cpu/adafactor.hpp"
 #include "fusedopt/cpu/apply.hpp"
 #include "fusedopt/cpu/grad_norm.hpp"
+#include "fusedopt/cpu/mixed.hpp"
 #include "fusedopt/cpu/stream.hpp"
 
 #define FUSEDOPT_CAT_(a, b) a##b
@@ -24,6 +25,7 @@ RuleKernels rule_kernels(std::integer_sequence<unsigned, Flags...>) {
   RuleKernels k{};
   ((k.variants[kFloat32][Flags] = &cpu::apply<Family, Flags, float>), ...);
   ((k.variants[kFloat64][Flags] = &cpu::apply<Family, Flags, double>), ...);
+  ((k.mixed[Flags] = &cpu::apply_mixed<Family, Flags>), ...);
   return k;
 }
 
@@ -41,7 +43,7 @@ const KernelTable& FUSEDOPT_CAT(kernel_table_, FUSEDOPT_ISA_NAMESPACE)() {
       {&cpu::init_fill<OutKind::Float32>, &cpu::init_fill<OutKind::Float64>, &cpu::init_fill<OutKind::Float16>,
        &cpu::init_fill<OutKind::BFloat16>},
       {&cpu::adafactor<float>, &cpu::adafactor<double>},
-      {&cpu::grad_norm<float>, &cpu::grad_norm<double>},
+      {&cpu::grad_norm<kFloat32>, &cpu::grad_norm<kFloat64>, &cpu::grad_norm<kBFloat16>, &cpu::grad_norm<kFloat16>},
   };
   return table;
 }

@@ -29,7 +29,9 @@ Plan::Plan(py::sequence calls, Py_ssize_t n_params) : n_params_(n_params) {
   const auto& table = rule_table();
   for (py::handle c : calls) {
     const auto t = py::reinterpret_borrow<py::tuple>(c);
-    if (t.size() != 6) throw py::value_error("Plan: each call is (rule, params, buffers, indices, names, buffer names)");
+    if (t.size() != 6 && t.size() != 8)
+      throw py::value_error("Plan: each call is (rule, params, buffers, indices, names, buffer names[, master, "
+                            "master names])");
     Call call;
     call.rule = static_cast<int>(checked_int(t[0], "rule", 0, static_cast<long long>(table.size()) - 1));
     const auto params = t[1].cast<py::list>();
@@ -45,7 +47,18 @@ Plan::Plan(py::sequence calls, Py_ssize_t n_params) : n_params_(n_params) {
     for (Py_ssize_t i : call.param_index)
       if (i < 0 || i >= n_params) throw py::value_error("Plan: param index out of range");
     py::handle first = params[0];
-    call.dtype = call_dtype(first, call.param_names[0]);
+    call.dtypes.push_back(storage_dtype(first, call.param_names[0]));
+    call.dtypes.push_back(call.dtypes[0]);  // grads have their params' dtype
+    std::vector<std::string> first_names{call.param_names[0], "grads"};
+    for (size_t k = 0; k < buffers.size(); ++k) {
+      const auto list = buffers[k].cast<py::list>();
+      if (list.size() != n || call.buffer_names[k].size() != n) throw py::value_error("Plan: one buffer per param");
+      call.dtypes.push_back(storage_dtype(list[0], call.buffer_names[k][0]));
+      first_names.push_back(call.buffer_names[k][0]);
+    }
+    refuse_mixing_float64(call.dtypes, first_names);
+    call.dtype = call.dtypes[0] == kFloat64 ? kFloat64 : kFloat32;
+    for (DType d : call.dtypes) call.mixed = call.mixed || d == kBFloat16 || d == kFloat16;
     const Namer param_name = from(call.param_names);
     call.pointers[0].resize(n);
     for (size_t i = 0; i < n; ++i) {
@@ -55,26 +68,43 @@ Plan::Plan(py::sequence calls, Py_ssize_t n_params) : n_params_(n_params) {
     }
     for (size_t k = 0; k < buffers.size(); ++k) {
       const auto list = buffers[k].cast<py::list>();
-      if (list.size() != n || call.buffer_names[k].size() != n) throw py::value_error("Plan: one buffer per param");
       const Namer name = from(call.buffer_names[k]);
       call.pointers[k + 2].resize(n);
       call.buffers.emplace_back();
       for (size_t i = 0; i < n; ++i) {
-        call.pointers[k + 2][i] = check_array(list[i], name, i, true, params[i], param_name, i, first,
-                                              call.param_names[0]);
+        call.pointers[k + 2][i] = check_array(list[i], name, i, true, params[i], param_name, i, list[0],
+                                              call.buffer_names[k][0]);
         call.buffers.back().push_back(py::reinterpret_borrow<py::object>(list[i]));
       }
     }
+    if (t.size() == 8 && !t[6].is_none()) {
+      const auto master = t[6].cast<py::list>();
+      call.master_names = t[7].cast<std::vector<std::string>>();
+      if (master.size() != n || call.master_names.size() != n) throw py::value_error("Plan: one master copy per param");
+      std::vector<DType> dtypes = call.dtypes;
+      dtypes.push_back(storage_dtype(master[0], call.master_names[0]));
+      refuse_bad_precision(dtypes, call.n_lists(), true, false, [&](size_t k) {
+        return k == 0 ? call.param_names[0] : call.master_names[0];
+      });
+      const Namer name = from(call.master_names);
+      for (size_t i = 0; i < n; ++i) {
+        call.master.push_back(check_array(master[i], name, i, true, params[i], param_name, i, master[0],
+                                          call.master_names[0]));
+        call.master_arrays.push_back(py::reinterpret_borrow<py::object>(master[i]));
+      }
+    }
+    call.ids.assign(call.param_index.begin(), call.param_index.end());
     call.offsets.resize(n + 1);
     call.offsets[0] = 0;
     for (size_t i = 0; i < n; ++i)
       call.offsets[i + 1] = call.offsets[i] + static_cast<int64_t>(py::reinterpret_borrow<py::array>(params[i]).size());
-    call.itemsize = call.dtype == kFloat32 ? 4 : 8;
+    call.itemsize = itemsize_of(call.dtypes[0]);
     const int index = static_cast<int>(calls_.size());
+    const auto numel = [&call](size_t i) { return static_cast<size_t>(call.offsets[i + 1] - call.offsets[i]); };
     for (int k = 0; k < kMaxSlots; ++k)  // slot 1, the grads, is empty here
       for (size_t i = 0; i < call.pointers[k].size(); ++i)
-        fixed_.add(call.pointers[k][i], static_cast<size_t>(call.offsets[i + 1] - call.offsets[i]) * call.itemsize, index,
-                   k, i);
+        fixed_.add(call.pointers[k][i], numel(i) * itemsize_of(call.dtypes[static_cast<size_t>(k)]), index, k, i);
+    for (size_t i = 0; i < call.master.size(); ++i) fixed_.add(call.master[i], numel(i) * 4, index, kMasterSlot, i);
     calls_.push_back(std::move(call));
   }
   fixed_.sort_and_refuse_overlaps([this](const Extent& e) { return name_of(e); });
@@ -109,10 +139,11 @@ std::string Plan::name_of(const Extent& e) const {
   const Call& call = calls_[static_cast<size_t>(e.call)];
   if (e.slot == 0) return call.param_names[e.index];
   if (e.slot == 1) return grad_name(static_cast<size_t>(call.param_index[e.index]));
+  if (e.slot == kMasterSlot) return call.master_names[e.index];
   return call.buffer_names[static_cast<size_t>(e.slot - 2)][e.index];
 }
 
-bool Plan::step(py::object grads, py::sequence variants, py::sequence scalars) const {
+bool Plan::step(py::object grads, py::sequence variants, py::sequence scalars, py::handle rounding) const {
   if (!PyList_Check(grads.ptr()) && !PyTuple_Check(grads.ptr()))
     throw py::type_error("grads: expected a list of arrays, got " + type_name(grads));
   const Py_ssize_t n_grads = PySequence_Fast_GET_SIZE(grads.ptr());
@@ -140,18 +171,22 @@ bool Plan::step(py::object grads, py::sequence variants, py::sequence scalars) c
                                         call.params[i], param_name, i, first, call.param_names[0]);
     }
   }
-  run(grad_pointers, variants, scalars);
+  run(grad_pointers, variants, scalars, rounding);
   return true;
 }
 
 void Plan::run(const std::vector<std::vector<void*>>& grad_pointers, py::sequence variants,
-               py::sequence scalars) const {
+               py::sequence scalars, py::handle rounding) const {
   // Everything checked before the first write: the params and buffers still writable, the variants
   // and scalars, the grads clear of the memory the step writes.
   if (py::len(variants) != calls_.size() || py::len(scalars) != calls_.size() || grad_pointers.size() != calls_.size())
     throw py::value_error("Plan.step: one variant and one scalars per call");
+  if (!rounding.is_none() && (!PySequence_Check(rounding.ptr()) || py::len(rounding) != calls_.size()))
+    throw py::value_error("Plan.step: rounding is None or one (seed, step) per call");
   std::vector<ScalarBuffer> converted(calls_.size());
   std::vector<StepKernel> kernels(calls_.size());
+  std::vector<MixedKernel> mixed_kernels(calls_.size());
+  std::vector<MixedStorage> storage(calls_.size());
   const KernelTable& table = active_kernels();
   for (size_t c = 0; c < calls_.size(); ++c) {
     const Call& call = calls_[c];
@@ -164,6 +199,24 @@ void Plan::run(const std::vector<std::vector<void*>>& grad_pointers, py::sequenc
       for (size_t k = 0; k < call.buffers.size(); ++k)
         if (!(array_proxy(call.buffers[k][i].ptr())->flags & npy_api::NPY_ARRAY_WRITEABLE_))
           throw py::value_error(call.buffer_names[k][i] + ": array is read-only; it is updated in place");
+      if (!call.master.empty() && !(array_proxy(call.master_arrays[i].ptr())->flags & npy_api::NPY_ARRAY_WRITEABLE_))
+        throw py::value_error(call.master_names[i] + ": array is read-only; it is updated in place");
+    }
+    const StochasticRounding sr =
+        rounding.is_none() ? StochasticRounding{} : stochastic_rounding(rounding.cast<py::sequence>()[c]);
+    if (sr.on)
+      refuse_bad_precision(call.dtypes, call.n_lists(), false, true, [&](size_t k) {
+        return k == 0 ? call.param_names[0] : k == 1 ? grad_name(0) : call.buffer_names[k - 2][0];
+      });
+    if (call.mixed) {
+      MixedStorage& m = storage[c];
+      for (size_t k = 0; k < call.dtypes.size(); ++k) m.type[k] = static_cast<unsigned char>(call.dtypes[k]);
+      m.master = call.master.empty() ? nullptr : call.master.data();
+      m.stochastic = sr.on;
+      m.seed = sr.seed;
+      m.step = sr.step;
+      m.tensor_ids = call.ids.data();
+      mixed_kernels[c] = table.optimizers[call.rule].mixed[variant];
     }
     converted[c] = convert_scalars(rule, call.dtype, scalars[c]);
     kernels[c] = table.optimizers[call.rule].variants[call.dtype][variant];
@@ -181,7 +234,10 @@ void Plan::run(const std::vector<std::vector<void*>>& grad_pointers, py::sequenc
     set_run_settings(v);
   }
   py::gil_scoped_release release;
-  for (size_t c = 0; c < calls_.size(); ++c) kernels[c](views[c], converted[c].bytes);
+  for (size_t c = 0; c < calls_.size(); ++c) {
+    if (calls_[c].mixed) mixed_kernels[c](views[c], storage[c], converted[c].bytes);
+    else kernels[c](views[c], converted[c].bytes);
+  }
 }
 
 void register_plan(py::module_& m) {
@@ -191,7 +247,7 @@ void register_plan(py::module_& m) {
                  calls, static_cast<Py_ssize_t>(checked_int(n_params, "n_params", 0, PY_SSIZE_T_MAX)));
            }),
            "calls"_a, "n_params"_a)
-      .def("step", &Plan::step, "grads"_a, "variants"_a, "scalars"_a,
+      .def("step", &Plan::step, "grads"_a, "variants"_a, "scalars"_a, "rounding"_a = py::none(),
            "One step of every call; False (nothing written) when a grad is None.")
       .def_property_readonly("n_calls", &Plan::n_calls);
 }

@@ -16,8 +16,11 @@ using namespace py::literals;
 namespace fusedopt {
 namespace {
 
-// One step of one rule variant over lists[0] (params), lists[1] (grads) and the state lists.
-void step(py::handle rule_arg, py::handle variant_arg, py::tuple names, py::sequence lists, py::bytes scalars) {
+// One step of one rule variant over lists[0] (params), lists[1] (grads) and the state lists; with
+// master, a float32 copy of 16-bit params that the step reads and updates; with rounding (seed, step),
+// bfloat16 writes round stochastically.
+void step(py::handle rule_arg, py::handle variant_arg, py::tuple names, py::sequence lists, py::bytes scalars,
+          py::handle master, py::handle rounding) {
   if (names.size() != py::len(lists)) throw py::value_error("step: one name per list");
   const int rule = static_cast<int>(checked_int(rule_arg, "rule", 0, kOptimizerCount - 1));
   const int variant = static_cast<int>(checked_int(variant_arg, "variant", 0, kMaxVariants - 1));
@@ -28,12 +31,32 @@ void step(py::handle rule_arg, py::handle variant_arg, py::tuple names, py::sequ
     if (name == nullptr) throw py::type_error("step: names must be str");
     args.push_back({name, lists[k], k != 1});
   }
+  const bool has_master = !master.is_none();
+  if (has_master) args.push_back({"master_params", master, true});
+  const StochasticRounding sr = stochastic_rounding(rounding);
   const CheckedLists checked(args);
+  const size_t n_lists = names.size();
+  refuse_bad_precision(checked.dtypes(), n_lists, has_master, sr.on,
+                       [&](size_t k) { return std::string(args[k].name) + "[0]"; });
   const ScalarBuffer s = convert_scalars(r, checked.dtype(), scalars);
   const TensorListView view = checked.view();
-  const StepKernel kernel = active_kernels().optimizers[rule].variants[checked.dtype()][variant];
+  if (!checked.mixed()) {
+    const StepKernel kernel = active_kernels().optimizers[rule].variants[checked.dtype()][variant];
+    py::gil_scoped_release release;
+    kernel(view, s.bytes);
+    return;
+  }
+  std::vector<int64_t> ids(static_cast<size_t>(view.n_tensors));
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int64_t>(i);
+  MixedStorage storage = checked.storage();
+  storage.master = has_master ? checked.pointers(n_lists) : nullptr;
+  storage.stochastic = sr.on;
+  storage.seed = sr.seed;
+  storage.step = sr.step;
+  storage.tensor_ids = ids.data();
+  const MixedKernel kernel = active_kernels().optimizers[rule].mixed[variant];
   py::gil_scoped_release release;
-  kernel(view, s.bytes);
+  kernel(view, storage, s.bytes);
 }
 
 py::list describe_rules() {
@@ -53,6 +76,7 @@ void stream_adam_pattern(py::handle params, py::handle grads, py::handle exp_avg
                             {"grads", grads, false},
                             {"exp_avgs", exp_avgs, true},
                             {"exp_avg_sqs", exp_avg_sqs, true}});
+  lists.require_one_type("stream_adam_pattern");
   const TensorListView view = lists.view();
   const Kernel<double> kernel = active_kernels().stream_adam_pattern[lists.dtype()];
   py::gil_scoped_release release;
@@ -63,7 +87,7 @@ void stream_adam_pattern(py::handle params, py::handle grads, py::handle exp_avg
 py::tuple grad_norm(py::handle grads) {
   const CheckedLists lists({{"grads", grads, false}});
   const TensorListView view = lists.view();
-  const ReduceKernel kernel = active_kernels().grad_norm[lists.dtype()];
+  const ReduceKernel kernel = active_kernels().grad_norm[lists.list_dtype(0)];
   double out[2];
   {
     py::gil_scoped_release release;
@@ -74,6 +98,7 @@ py::tuple grad_norm(py::handle grads) {
 
 void stream_write(py::handle arrays, double value) {
   const CheckedLists lists({{"arrays", arrays, true}});
+  lists.require_one_type("stream_write");
   const TensorListView view = lists.view();
   const Kernel<double> kernel = active_kernels().stream_write[lists.dtype()];
   py::gil_scoped_release release;
@@ -87,9 +112,13 @@ void register_optimizers(py::module_& m) {
         "The registered rules, in index order: name, cpp_name, flags, slots and scalars (comma-separated "
         "names), present (per variant, bit k: slot k in use), per_tensor_norms (a two-pass rule), norms (per "
         "variant: the norms its first pass sums; -1 for an elementwise rule).");
-  m.def("step", &step, "rule"_a, "variant"_a, "names"_a, "lists"_a, "scalars"_a,
+  m.def("step", &step, "rule"_a, "variant"_a, "names"_a, "lists"_a, "scalars"_a, py::kw_only(),
+        "master"_a = py::none(), "rounding"_a = py::none(),
         "One fused step of a rule variant over lists (params, grads, state lists in use), in place; scalars: "
-        "the rule's fields as float64 bytes (see fusedopt.functional).");
+        "the rule's fields as float64 bytes (see fusedopt.functional). Lists may be float64 (all of them) or "
+        "any mix of float32, bfloat16 and float16, computed in float32; master: float32 copies of 16-bit "
+        "params, read and updated, the params written rounded; rounding: (seed, step) to round bfloat16 "
+        "writes stochastically.");
   m.def("grad_norm", &grad_norm, "grads"_a,
         "(sum of squares in float64, all finite) of every element of grads, in one read-only pass; the same "
         "bits for any thread count and ISA.");

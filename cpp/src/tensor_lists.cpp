@@ -60,17 +60,44 @@ long long checked_int(py::handle value, const char* name, long long lo, long lon
   return v;
 }
 
-DType call_dtype(py::handle first_param, const std::string& name) {
+size_t itemsize_of(DType d) { return d == kFloat64 ? 8 : d == kFloat32 ? 4 : 2; }
+
+const char* dtype_text(DType d) {
+  static const char* const names[] = {"float32", "float64", "bfloat16", "float16"};
+  return names[d];
+}
+
+DType storage_dtype(py::handle a, const std::string& name) {
   const npy_api& api = npy_api::get();
-  if (!api.PyArray_Check_(first_param.ptr()))
-    throw py::type_error(name + ": expected a numpy.ndarray, got " + type_name(first_param) +
+  if (!api.PyArray_Check_(a.ptr()))
+    throw py::type_error(name + ": expected a numpy.ndarray, got " + type_name(a) +
                          " (other frameworks: use their fusedopt adapter)");
-  PyObject* descr = reinterpret_cast<PyObject*>(array_proxy(first_param.ptr())->descr);
+  PyObject* descr = reinterpret_cast<PyObject*>(array_proxy(a.ptr())->descr);
   static const py::dtype f32 = py::dtype::of<float>(), f64 = py::dtype::of<double>();
+  static const py::dtype f16 = py::dtype("float16");
   if (api.PyArray_EquivTypes_(descr, f32.ptr())) return kFloat32;
   if (api.PyArray_EquivTypes_(descr, f64.ptr())) return kFloat64;
-  throw py::type_error(name + ": dtype " + dtype_of(first_param) +
-                       " is not supported; expected float32 or float64 (native byte order)");
+  if (api.PyArray_EquivTypes_(descr, f16.ptr())) return kFloat16;
+  const py::dtype dt = py::reinterpret_borrow<py::array>(a).dtype();
+  if (dt.itemsize() == 2 && dt.kind() == 'V' && dtype_of(a) == "bfloat16") return kBFloat16;  // ml_dtypes.bfloat16
+  throw py::type_error(name + ": dtype " + dtype_of(a) +
+                       " is not supported; expected float32, float64, bfloat16 (ml_dtypes) or float16 (native "
+                       "byte order)");
+}
+
+DType call_dtype(py::handle first_param, const std::string& name) {
+  const DType d = storage_dtype(first_param, name);
+  if (d == kBFloat16 || d == kFloat16)
+    throw py::type_error(name + ": dtype " + dtype_text(d) + " is not supported here; expected float32 or float64");
+  return d;
+}
+
+void refuse_mixing_float64(const std::vector<DType>& dtypes, const std::vector<std::string>& first_names) {
+  for (size_t k = 1; k < dtypes.size(); ++k)
+    if ((dtypes[k] == kFloat64) != (dtypes[0] == kFloat64))
+      throw py::type_error(first_names[k] + ": dtype " + dtype_text(dtypes[k]) + " does not match " + first_names[0] +
+                           " dtype " + dtype_text(dtypes[0]) + " (float64 arrays mix with float64 only; float32, "
+                           "bfloat16 and float16 lists may mix, computing in float32)");
 }
 
 std::vector<int64_t> shape_vector(py::handle a) {
@@ -94,7 +121,7 @@ void* check_memory(py::handle a, const Namer& name, size_t i, bool writable, py:
   PyObject* first_descr = reinterpret_cast<PyObject*>(array_proxy(first_param.ptr())->descr);
   if (!api.PyArray_EquivTypes_(descr, first_descr))
     throw py::type_error(name(i) + ": dtype " + dtype_of(a) + " does not match " + first_param_name + " dtype " +
-                         dtype_of(first_param) + " (all arrays of one call share a dtype)");
+                         dtype_of(first_param));
   const int flags = array_proxy(a.ptr())->flags;
   if (!(flags & npy_api::NPY_ARRAY_C_CONTIGUOUS_))
     throw py::value_error(name(i) + ": array is not C-contiguous; fusedopt updates in place and never copies, "
@@ -133,18 +160,25 @@ CheckedLists::CheckedLists(const std::vector<Arg>& lists) {
                             " arrays (one per param), got " + std::to_string(len));
     }
   }
-  py::handle first = PySequence_Fast_GET_ITEM(params.obj.ptr(), 0);
-  const std::string first_name = std::string(params.name) + "[0]";  // "params[0]" (or "grads[0]" alone)
-  dtype_ = call_dtype(first, first_name);
+  // Each list's dtype is its first array's; the arrays of a list share it.
+  std::vector<std::string> first_names;
+  for (size_t k = 0; k < lists.size(); ++k) {
+    first_names.push_back(std::string(lists[k].name) + "[0]");  // "params[0]", "grads[0]", ...
+    dtypes_.push_back(storage_dtype(PySequence_Fast_GET_ITEM(lists[k].obj.ptr(), 0), first_names[k]));
+  }
+  refuse_mixing_float64(dtypes_, first_names);
+  dtype_ = dtypes_[0] == kFloat64 ? kFloat64 : kFloat32;
+  for (DType d : dtypes_) mixed_ = mixed_ || d == kBFloat16 || d == kFloat16;
   const Namer param_name = indexed(params.name);
   held_.reserve(n * lists.size());
   for (size_t k = 0; k < lists.size(); ++k) {
     const Namer name = indexed(lists[k].name);
+    py::handle first = PySequence_Fast_GET_ITEM(lists[k].obj.ptr(), 0);
     pointers_[k].resize(n);
     for (size_t i = 0; i < n; ++i) {
       py::handle a = PySequence_Fast_GET_ITEM(lists[k].obj.ptr(), static_cast<Py_ssize_t>(i));
       py::handle p = PySequence_Fast_GET_ITEM(params.obj.ptr(), static_cast<Py_ssize_t>(i));
-      pointers_[k][i] = check_array(a, name, i, lists[k].writable, p, param_name, i, first, first_name);
+      pointers_[k][i] = check_array(a, name, i, lists[k].writable, p, param_name, i, first, first_names[k]);
       held_.push_back(py::reinterpret_borrow<py::object>(a));
     }
   }
@@ -167,15 +201,17 @@ struct WrittenCache {
 };
 
 void CheckedLists::refuse_overlaps(const std::vector<Arg>& lists, size_t n) const {
-  const size_t itemsize = dtype_ == kFloat32 ? 4 : 8;
   const auto name = [&lists](const Extent& e) {
     return std::string(lists[static_cast<size_t>(e.slot)].name) + "[" + std::to_string(e.index) + "]";
   };
-  const auto bytes = [&](size_t i) { return static_cast<size_t>(offsets_[i + 1] - offsets_[i]) * itemsize; };
+  const auto bytes = [&](size_t k, size_t i) {
+    return static_cast<size_t>(offsets_[i + 1] - offsets_[i]) * itemsize_of(dtypes_[k]);
+  };
   const auto memory_of = [&](bool written, std::vector<uintptr_t>& out) {  // (pointer, bytes) per array
     for (size_t k = 0; k < lists.size(); ++k)
       if (lists[k].writable == written)
-        for (size_t i = 0; i < n; ++i) out.insert(out.end(), {reinterpret_cast<uintptr_t>(pointers_[k][i]), bytes(i)});
+        for (size_t i = 0; i < n; ++i)
+          out.insert(out.end(), {reinterpret_cast<uintptr_t>(pointers_[k][i]), bytes(k, i)});
   };
   thread_local WrittenCache cache;
   thread_local std::vector<uintptr_t> key, reads;
@@ -192,7 +228,7 @@ void CheckedLists::refuse_overlaps(const std::vector<Arg>& lists, size_t n) cons
     for (size_t k = 0; k < lists.size(); ++k)
       if (lists[k].writable)
         for (size_t i = 0; i < n; ++i)
-          cache.extents.add(pointers_[k][i], bytes(i), 0, static_cast<int>(k), i);
+          cache.extents.add(pointers_[k][i], bytes(k, i), 0, static_cast<int>(k), i);
     cache.extents.sort_and_refuse_overlaps(name);
     cache.key = key;
   }
@@ -202,10 +238,60 @@ void CheckedLists::refuse_overlaps(const std::vector<Arg>& lists, size_t n) cons
     if (!lists[k].writable)
       for (size_t i = 0; i < n; ++i) {
         const auto begin = reinterpret_cast<uintptr_t>(pointers_[k][i]);
-        grads.push_back({begin, begin + bytes(i), 0, static_cast<int>(k), i});
+        grads.push_back({begin, begin + bytes(k, i), 0, static_cast<int>(k), i});
       }
   cache.extents.refuse_grads(grads, name);
   cache.reads.insert(reads);
+}
+
+StochasticRounding stochastic_rounding(py::handle rounding) {
+  StochasticRounding r;
+  if (rounding.is_none()) return r;
+  if (!PyTuple_Check(rounding.ptr()) || PyTuple_GET_SIZE(rounding.ptr()) != 2)
+    throw py::type_error("rounding: expected None or a (seed, step) tuple, got " + type_name(rounding));
+  const auto word = [](py::handle v, const char* name) {
+    if (PyBool_Check(v.ptr()) || !PyLong_Check(v.ptr()))
+      throw py::type_error(std::string(name) + ": expected an int in [0, 2**64), got " + type_name(v));
+    const unsigned long long x = PyLong_AsUnsignedLongLong(v.ptr());
+    if (x == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+      PyErr_Clear();
+      throw py::value_error(std::string(name) + ": expected an int in [0, 2**64), got " + py::str(v).cast<std::string>());
+    }
+    return x;
+  };
+  r.on = true;
+  r.seed = word(PyTuple_GET_ITEM(rounding.ptr(), 0), "seed");
+  r.step = word(PyTuple_GET_ITEM(rounding.ptr(), 1), "step");
+  return r;
+}
+
+void refuse_bad_precision(const std::vector<DType>& dtypes, size_t n_lists, bool has_master, bool stochastic,
+                          const std::function<std::string(size_t)>& first_name) {
+  if (has_master) {
+    if (dtypes[n_lists] != kFloat32)
+      throw py::type_error(first_name(n_lists) + ": dtype " + dtype_text(dtypes[n_lists]) +
+                           "; a master copy is float32");
+    if (dtypes[0] != kBFloat16 && dtypes[0] != kFloat16)
+      throw py::value_error("master weights are float32 copies of bfloat16 or float16 params; " + first_name(0) +
+                            " is " + dtype_text(dtypes[0]));
+  }
+  if (stochastic)
+    for (size_t k = 0; k < n_lists; ++k)
+      if (k != 1 && dtypes[k] == kFloat16)
+        throw py::value_error("stochastic rounding is for bfloat16 arrays; " + first_name(k) +
+                              " is float16 (round it to nearest, or store it in bfloat16)");
+}
+
+void CheckedLists::require_one_type(const char* what) const {
+  for (size_t k = 0; k < dtypes_.size(); ++k)
+    if (dtypes_[k] != dtypes_[0] || dtypes_[k] == kBFloat16 || dtypes_[k] == kFloat16)
+      throw py::type_error(std::string(what) + ": expected float32 or float64 arrays, all of one dtype");
+}
+
+MixedStorage CheckedLists::storage() const {
+  MixedStorage m{};
+  for (size_t k = 0; k < dtypes_.size(); ++k) m.type[k] = static_cast<unsigned char>(dtypes_[k]);
+  return m;
 }
 
 TensorListView CheckedLists::view() const {

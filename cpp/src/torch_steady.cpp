@@ -83,7 +83,7 @@ class TorchSteady {
           !(c.flags() & py::array::c_style) || !c.writeable())
         throw py::value_error("TorchSteady: counts must be a writable contiguous float32 array, one per param");
     }
-    itemsize_ = prepared.dtype(0) == kFloat32 ? 4 : 8;
+    itemsize_ = itemsize_of(prepared.dtype(0));
     for (py::handle s : states_)
       if (!PyDict_Check(s.ptr())) throw py::type_error("TorchSteady: each state must be a dict");
     for (py::handle k : keys_)
@@ -154,9 +154,9 @@ class TorchSteady {
 
   // The step over grads gather() returned, with these variants and scalars (as Plan.step's); then
   // every count + 1.
-  void run(const Gathered& gathered, py::sequence variants, py::sequence scalars) const {
+  void run(const Gathered& gathered, py::sequence variants, py::sequence scalars, py::handle rounding) const {
     if (gathered.owner != this || gathered.pointers.empty()) throw py::value_error("TorchSteady.run: grads gathered by another");
-    plan_object_.cast<const Plan&>().run(gathered.pointers, variants, scalars);
+    plan_object_.cast<const Plan&>().run(gathered.pointers, variants, scalars, rounding);
     if (!counts_.is_none()) {
       auto* c = static_cast<float*>(py::reinterpret_borrow<py::array>(counts_).mutable_data());
       for (size_t i = 0; i < params_.size(); ++i) c[i] += 1.0f;
@@ -188,8 +188,8 @@ void register_torch_steady(py::module_& m) {
            "tensor_type"_a, "counts"_a)
       .def("gather", &TorchSteady::gather, "params_list"_a, "count"_a,
            "The grads when nothing but the grads changed; None (nothing written) otherwise.")
-      .def("run", &TorchSteady::run, "gathered"_a, "variants"_a, "scalars"_a,
-           "The step over gathered grads; then every count + 1.");
+      .def("run", &TorchSteady::run, "gathered"_a, "variants"_a, "scalars"_a, "rounding"_a = py::none(),
+           "The step over gathered grads (rounding: as Plan.step's); then every count + 1.");
 }
 
 }  // namespace fusedopt

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 __all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "radam", "adadelta", "rprop", "lion", "nadam", "asgd", "lamb", "lars", "adafactor",
+           "philox4x32_10", "rounding_bits", "round_bfloat16_stochastic", "to_storage", "mixed_step",
            "momentum_textbook", "nesterov_textbook",
            "fan_in_and_fan_out", "gain", "xavier_uniform_bound", "xavier_normal_std", "kaiming_std",
            "kaiming_uniform_bound", "lecun_uniform_bound", "lecun_normal_std"]
@@ -301,6 +302,100 @@ def adafactor(param, grad, state, *, lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3)
         v = state["variance"] = _lerp(state.get("variance", 0.0), g * g, weight)
     u = g / np.sqrt(np.maximum(v, eps1 * eps1))
     param -= alpha / max(1.0, float(np.sqrt(np.sum(u * u))) / (u.size**0.5 * d)) * u
+
+
+# --- mixed precision: 16-bit storage, master copies, stochastic rounding ---------------------------
+
+_ROUNDING_KEY_DOMAIN = 0x534E4452  # the kernels' kRoundingKeyDomain (cpu/mixed.hpp)
+
+
+def philox4x32_10(counter, key):
+    """Philox4x32-10 (Salmon et al., SC'11) over NumPy arrays: ``counter`` four uint32 arrays (or
+    ints), ``key`` two ints; returns the four output words as uint32 arrays."""
+    c = [np.asarray(w, dtype=np.uint64) & 0xFFFFFFFF for w in counter]
+    k0, k1 = np.uint64(key[0] & 0xFFFFFFFF), np.uint64(key[1] & 0xFFFFFFFF)
+    mask = np.uint64(0xFFFFFFFF)
+    for round_ in range(10):
+        if round_ > 0:
+            k0, k1 = (k0 + np.uint64(0x9E3779B9)) & mask, (k1 + np.uint64(0xBB67AE85)) & mask
+        p0 = np.uint64(0xD2511F53) * c[0]
+        p1 = np.uint64(0xCD9E8D57) * c[2]
+        c = [((p1 >> np.uint64(32)) ^ c[1] ^ k0) & mask, p1 & mask, ((p0 >> np.uint64(32)) ^ c[3] ^ k1) & mask,
+             p0 & mask]
+    return [w.astype(np.uint32) for w in c]
+
+
+def rounding_bits(seed: int, step: int, tensor_id: int, size: int):
+    """The 16-bit random fields of stochastic rounding for elements 0..size-1 of one tensor: element
+    i takes words 2(i mod 2) and 2(i mod 2)+1 of Philox with counter (i/2 mod 2^32, i/2 div 2^32,
+    step, tensor id) and key (seed mod 2^32, seed div 2^32 xor 0x534E4452). Field f (0: the param,
+    1, 2, 3: the rule's state slots in order) is bits 16(f mod 2) of word f div 2. Returns the four
+    fields, uint32 arrays."""
+    i = np.arange(size, dtype=np.uint64)
+    pair = i >> np.uint64(1)
+    words = philox4x32_10([pair & np.uint64(0xFFFFFFFF), pair >> np.uint64(32), step & 0xFFFFFFFF, tensor_id],
+                          [seed & 0xFFFFFFFF, (seed >> 32) ^ _ROUNDING_KEY_DOMAIN])
+    odd = (i & np.uint64(1)).astype(bool)
+    low, high = np.where(odd, words[2], words[0]), np.where(odd, words[3], words[1])
+    return [low & 0xFFFF, low >> 16, high & 0xFFFF, high >> 16]
+
+
+def round_bfloat16_stochastic(x32: np.ndarray, random16: np.ndarray) -> np.ndarray:
+    """float32 values to bfloat16 bits (uint16), stochastically: the value between two bfloat16
+    neighbours rounds away from zero when its 16 dropped bits plus the random field reach 2^16, i.e.
+    with probability (dropped bits)/2^16; NaN stays a (quiet) NaN."""
+    bits = np.asarray(x32, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    down = bits >> np.uint64(16)
+    up = (bits & np.uint64(0xFFFF)) + np.asarray(random16, dtype=np.uint64) >= np.uint64(0x10000)
+    out = (down + up.astype(np.uint64)).astype(np.uint16)
+    nan = np.isnan(x32)
+    return np.where(nan, (down | np.uint64(0x40)).astype(np.uint16), out)
+
+
+def to_storage(x64: np.ndarray, dtype, random16=None) -> np.ndarray:
+    """float64 values rounded to float32, then to storage ``dtype`` (float32, bfloat16, float16): to
+    nearest even, or with ``random16`` stochastically (bfloat16)."""
+    x32 = np.asarray(x64, dtype=np.float64).astype(np.float32)
+    dtype = np.dtype(dtype)
+    if random16 is not None:
+        assert dtype.name == "bfloat16", "stochastic rounding is for bfloat16"
+        return round_bfloat16_stochastic(x32, random16).view(dtype)
+    return x32.astype(dtype)
+
+
+def mixed_step(fn: Callable, param: np.ndarray, grad: np.ndarray, state: dict, *, master=None,
+               rounding_seed=None, tensor_id: int = 0, state_keys=(), state_dtype=None, **hyper) -> None:
+    """One step of reference optimizer ``fn`` on arrays stored in 16-bit types, in place: ``param``,
+    ``grad``, the buffers of ``state`` named in ``state_keys`` (in the rule's slot order) and
+    ``master`` (a float32 copy of the param) are read as float64; ``fn`` takes its float64 step;
+    then each array the step writes is rounded back to its own dtype: to nearest, or with
+    ``rounding_seed`` stochastically for bfloat16 (the bits of :func:`rounding_bits` for the step and
+    ``tensor_id``). With a master copy the step starts from it, the copy is rounded to float32 and the
+    param to nearest from the copy. Buffers not yet in ``state`` start as ``fn`` starts them and are
+    stored in ``state_dtype`` (default: the param's)."""
+    p64 = (master if master is not None else param).astype(np.float64)
+    ref_state = {"step": state.get("step", 0)}
+    for key in state_keys:
+        if key in state:
+            ref_state[key] = np.asarray(state[key]).astype(np.float64)
+    fn(p64, np.asarray(grad).astype(np.float64), ref_state, **hyper)
+    step = ref_state["step"]
+    fields = (rounding_bits(rounding_seed, step, tensor_id, param.size) if rounding_seed is not None else None)
+
+    def rounded(x64, like, field):
+        stochastic = fields is not None and np.dtype(like.dtype).name == "bfloat16"
+        return to_storage(np.reshape(x64, like.shape), like.dtype, fields[field].reshape(like.shape) if stochastic else None)
+
+    if master is not None:
+        master[...] = p64.astype(np.float32)
+        param[...] = master.astype(param.dtype)
+    else:
+        param[...] = rounded(p64, param, 0)
+    state["step"] = step
+    for field, key in enumerate(state_keys, start=1):
+        if key in ref_state:
+            like = state[key] if key in state else np.empty(param.shape, state_dtype or param.dtype)
+            state[key] = rounded(ref_state[key], like, field)
 
 
 def momentum_textbook(param, grad, state, *, lr, momentum):

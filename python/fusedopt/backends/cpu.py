@@ -1,4 +1,5 @@
-"""CPU backend: the C++ kernels of fusedopt._core over NumPy arrays (float32 and float64)."""
+"""CPU backend: the C++ kernels of fusedopt._core over NumPy arrays (float32, float64, and the
+16-bit storage types bfloat16 (``ml_dtypes.bfloat16``) and float16)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,19 @@ from .._core import step as _step
 __all__ = ["step", "Plan", "grad_norm", "check_param", "memory_extent", "dtype_name", "full_like", "copy_like", "fill_target",
            "fill", "assign"]
 
-_SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_SUPPORTED_NAMES = ("float32", "float64", "bfloat16", "float16")
 
 
-def step(spec, variant: int, names, lists, scalars: bytes) -> None:
-    _step(spec.rule_index, variant, names, lists, scalars)
+def step(spec, variant: int, names, lists, scalars: bytes, master=None, rounding=None) -> None:
+    _step(spec.rule_index, variant, names, lists, scalars, master=master, rounding=rounding)
 
 
 def check_param(p, where: str) -> None:
     if not isinstance(p, np.ndarray):
         raise TypeError(f"{where}: expected a numpy.ndarray, got {type(p).__name__}")
-    if p.dtype not in _SUPPORTED_DTYPES:
-        raise TypeError(f"{where}: dtype {p.dtype} is not supported; expected float32 or float64")
+    if p.dtype.name not in _SUPPORTED_NAMES or p.dtype.byteorder not in "=|":
+        raise TypeError(f"{where}: dtype {p.dtype} is not supported; expected float32, float64, bfloat16 "
+                        f"(ml_dtypes) or float16")
     if not p.flags.c_contiguous:
         raise ValueError(f"{where}: array is not C-contiguous; fusedopt updates in place and never copies")
     if not p.flags.aligned:
@@ -40,19 +42,21 @@ def dtype_name(p) -> str:
     return p.dtype.name
 
 
-def full_like(p, value):
-    return np.full_like(p, value)
+def full_like(p, value, dtype=None):
+    """An array shaped like ``p`` filled with ``value``, of ``dtype`` (default: p's)."""
+    return np.full(p.shape, value, dtype=p.dtype if dtype is None else dtype)
 
 
-def copy_like(value, p):
-    """A C-contiguous copy of saved state ``value`` (from any device) with the dtype of param ``p``."""
+def copy_like(value, p, dtype=None):
+    """A C-contiguous copy of saved state ``value`` (from any device) with the dtype of param ``p``
+    (or ``dtype``)."""
     from . import is_cuda_array
 
     if is_cuda_array(value):
         from . import cuda
 
         value = cuda.to_host(value)
-    return np.array(value, dtype=p.dtype, order="C", copy=True)
+    return np.array(value, dtype=p.dtype if dtype is None else dtype, order="C", copy=True)
 
 
 def _torch_cpu_view(tensor):

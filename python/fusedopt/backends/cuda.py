@@ -417,7 +417,14 @@ def _hold_until_done(arrays) -> None:
 
 # --- the optimizer step and plan (the interface of fusedopt.backends) ------------------------------
 
-def step(spec, variant: int, names, lists, scalars: bytes) -> None:
+def _refuse_mixed_precision(master, rounding) -> None:
+    if master is not None or rounding is not None:
+        raise NotImplementedError("mixed precision (master copies, stochastic rounding) has no CUDA kernel yet; "
+                                  "it runs on the CPU only")
+
+
+def step(spec, variant: int, names, lists, scalars: bytes, master=None, rounding=None) -> None:
+    _refuse_mixed_precision(master, rounding)
     _check_variant(spec.rule_index, variant, len(lists))
     dtype, infos = _check(list(zip(names, lists)))
     _launch(spec.rule_index, variant, dtype, infos, _scalars_struct(spec.rule_index, dtype, scalars))
@@ -443,7 +450,8 @@ class Plan:
     def __init__(self, calls, n_params: int):
         self.n_params = n_params
         self._calls = []
-        for rule, params, buffers, indices, names, buffer_names in calls:
+        for rule, params, buffers, indices, names, buffer_names, *master in calls:
+            _refuse_mixed_precision(master[0] if master else None, None)
             lists = [("params", list(params)), ("grads", list(params))]
             lists += [(f"buffers{k}", list(b)) for k, b in enumerate(buffers)]
             user = {"params": names, **{f"buffers{k}": n for k, n in enumerate(buffer_names)}}
@@ -455,7 +463,8 @@ class Plan:
             self._calls.append((rule, lists, list(indices), user))
         self.n_calls = len(self._calls)
 
-    def step(self, grads, variants, scalars) -> bool:
+    def step(self, grads, variants, scalars, rounding=None) -> bool:
+        _refuse_mixed_precision(None, rounding)
         if not isinstance(grads, (list, tuple)):
             raise TypeError(f"grads: expected a list of arrays, got {type(grads).__name__}")
         if len(grads) != self.n_params:
@@ -504,16 +513,16 @@ def dtype_name(p) -> str:
     return as_cupy("params", p).dtype.name
 
 
-def full_like(p, value):
-    return _cupy().full_like(as_cupy("params", p), value)
+def full_like(p, value, dtype=None):
+    return _cupy().full_like(as_cupy("params", p), value, dtype=dtype)
 
 
-def copy_like(value, p):
+def copy_like(value, p, dtype=None):
     """A C-contiguous copy of saved state ``value`` with the dtype and device of param ``p``."""
     cupy = _cupy()
     view = as_cupy("params", p)
     with cupy.cuda.Device(view.data.device_id):
-        return cupy.array(value, dtype=view.dtype, order="C", copy=True)
+        return cupy.array(value, dtype=view.dtype if dtype is None else dtype, order="C", copy=True)
 
 
 def to_host(value):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .. import _core, backends
-from . import _checks
+from . import _checks, _precision
 
 _RULES = {r["name"]: (index, r) for index, r in enumerate(_core.rules())}
 
@@ -168,11 +168,14 @@ class Spec(HyperparameterTable):
 
 
 def run(spec: Spec, params: Sequence, grads: Sequence, buffers: Dict[str, Optional[Sequence]], step: int,
-        h: Dict[str, Any], grad_scale: float = 1.0) -> None:
+        h: Dict[str, Any], grad_scale: float = 1.0, master_params: Optional[Sequence] = None,
+        rounding_seed: Optional[int] = None) -> None:
     """The functional step of ``spec``: every argument checked before anything is written, then one
-    fused call on the params' backend (DESIGN.md §1). ``grad_scale`` multiplies every gradient."""
+    fused call on the params' backend (DESIGN.md §1). ``grad_scale`` multiplies every gradient;
+    ``master_params`` and ``rounding_seed`` are the mixed-precision options (fusedopt.functional._precision)."""
     if type(step) is not int or step < 1:
         _checks.step(step)
+    rounding = None if rounding_seed is None else _precision.rounding(rounding_seed, step)
     values = tuple(h.values())
     key = (values, tuple(map(type, values)))  # 1 == 1.0 == True: the types too
     if key != spec._checked:
@@ -185,4 +188,5 @@ def run(spec: Spec, params: Sequence, grads: Sequence, buffers: Dict[str, Option
         if buffers[b.argument] is None:
             raise ValueError(f"{b.argument}: required when {b.when} is on (got None)")
         lists.append(buffers[b.argument])
-    backends.for_arrays(params).step(spec, variant, names, lists, spec.packed_scalars(h, step, grad_scale))
+    backends.for_arrays(params).step(spec, variant, names, lists, spec.packed_scalars(h, step, grad_scale),
+                                     master=master_params, rounding=rounding)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 from ._checks import Flag, NonNegative, UnitInterval
 from ._spec import Buffer, Hyper, Spec, run
@@ -22,7 +22,8 @@ ADADELTA = Spec(
 
 def adadelta(params: Sequence, grads: Sequence, square_avgs: Sequence, acc_deltas: Sequence, *, step: int,
              lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0.0,
-             maximize: bool = False) -> None:
+             maximize: bool = False,
+             master_params: Optional[Sequence] = None, rounding_seed: Optional[int] = None) -> None:
     r"""Fused Adadelta step over lists of arrays, in place (Zeiler, 2012).
 
     .. math::
@@ -45,12 +46,18 @@ def adadelta(params: Sequence, grads: Sequence, square_avgs: Sequence, acc_delta
         weight_decay: L2 penalty :math:`\lambda` added to the gradient (default: 0).
         maximize: ascend instead of descend (default: False).
 
+    Mixed precision (README, "Mixed precision"): the lists may be bfloat16 (``ml_dtypes``) or float16,
+    each in its own type, computed in float32; ``master_params``: float32 copies of 16-bit params, read
+    and updated, the params written rounded to nearest; ``rounding_seed``: round bfloat16 writes
+    stochastically, with bits keyed by (seed, step, param index, element index).
+
     Example::
 
         fusedopt.functional.adadelta([w], [g], [v], [u], step=1)
     """
     run(ADADELTA, params, grads, dict(square_avgs=square_avgs, acc_deltas=acc_deltas), step,
-        dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
+        dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize),
+        master_params=master_params, rounding_seed=rounding_seed)
 
 
 adadelta.spec = ADADELTA  # type: ignore[attr-defined]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 from ._checks import Flag, NonNegative
 from ._spec import Buffer, Hyper, Spec, run
@@ -21,7 +21,8 @@ ADAGRAD = Spec(
 
 
 def adagrad(params: Sequence, grads: Sequence, state_sums: Sequence, *, step: int, lr: float = 1e-2,
-            lr_decay: float = 0.0, weight_decay: float = 0.0, eps: float = 1e-10, maximize: bool = False) -> None:
+            lr_decay: float = 0.0, weight_decay: float = 0.0, eps: float = 1e-10, maximize: bool = False,
+            master_params: Optional[Sequence] = None, rounding_seed: Optional[int] = None) -> None:
     r"""Fused Adagrad step over lists of arrays, in place.
 
     .. math::
@@ -42,12 +43,18 @@ def adagrad(params: Sequence, grads: Sequence, state_sums: Sequence, *, step: in
         eps: :math:`\epsilon`, added outside the square root (default: 1e-10).
         maximize: ascend instead of descend (default: False).
 
+    Mixed precision (README, "Mixed precision"): the lists may be bfloat16 (``ml_dtypes``) or float16,
+    each in its own type, computed in float32; ``master_params``: float32 copies of 16-bit params, read
+    and updated, the params written rounded to nearest; ``rounding_seed``: round bfloat16 writes
+    stochastically, with bits keyed by (seed, step, param index, element index).
+
     Example::
 
         fusedopt.functional.adagrad([w], [g], [s], step=1, lr=0.01)
     """
     run(ADAGRAD, params, grads, dict(state_sums=state_sums), step,
-        dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps, maximize=maximize))
+        dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps, maximize=maximize),
+        master_params=master_params, rounding_seed=rounding_seed)
 
 
 adagrad.spec = ADAGRAD  # type: ignore[attr-defined]

@@ -47,7 +47,8 @@ ADAMW = Spec("adamw", "AdamW", rule="adam", hypers=_hypers(1e-2), buffers=_BUFFE
 def adam(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_avg_sqs: Sequence,
          max_exp_avg_sqs: Optional[Sequence] = None, *, step: int, lr: float = 1e-3,
          betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
-         amsgrad: bool = False, maximize: bool = False) -> None:
+         amsgrad: bool = False, maximize: bool = False,
+         master_params: Optional[Sequence] = None, rounding_seed: Optional[int] = None) -> None:
     r"""Fused Adam step over lists of arrays, in place.
 
     .. math::
@@ -77,18 +78,25 @@ def adam(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_avg_sqs: Seq
         amsgrad: use the running maximum of :math:`v` (default: False).
         maximize: ascend instead of descend (default: False).
 
+    Mixed precision (README, "Mixed precision"): the lists may be bfloat16 (``ml_dtypes``) or float16,
+    each in its own type, computed in float32; ``master_params``: float32 copies of 16-bit params, read
+    and updated, the params written rounded to nearest; ``rounding_seed``: round bfloat16 writes
+    stochastically, with bits keyed by (seed, step, param index, element index).
+
     Example::
 
         fusedopt.functional.adam([w], [g], [m], [v], step=1, lr=1e-3)
     """
     run(ADAM, params, grads, dict(exp_avgs=exp_avgs, exp_avg_sqs=exp_avg_sqs, max_exp_avg_sqs=max_exp_avg_sqs),
-        step, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize))
+        step, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize),
+        master_params=master_params, rounding_seed=rounding_seed)
 
 
 def adamw(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_avg_sqs: Sequence,
           max_exp_avg_sqs: Optional[Sequence] = None, *, step: int, lr: float = 1e-3,
           betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,
-          amsgrad: bool = False, maximize: bool = False) -> None:
+          amsgrad: bool = False, maximize: bool = False,
+          master_params: Optional[Sequence] = None, rounding_seed: Optional[int] = None) -> None:
     r"""Fused AdamW step (Adam with decoupled weight decay) over lists of arrays, in place.
 
     .. math::
@@ -100,12 +108,18 @@ def adamw(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_avg_sqs: Se
     .. warning:: optax's ``adamw`` multiplies the decay by the schedule's lr the same way; Keras
        ``AdamW`` too. Some older code applies ``p -= wd * p`` without lr: that is another algorithm.
 
+    Mixed precision (README, "Mixed precision"): the lists may be bfloat16 (``ml_dtypes``) or float16,
+    each in its own type, computed in float32; ``master_params``: float32 copies of 16-bit params, read
+    and updated, the params written rounded to nearest; ``rounding_seed``: round bfloat16 writes
+    stochastically, with bits keyed by (seed, step, param index, element index).
+
     Example::
 
         fusedopt.functional.adamw([w], [g], [m], [v], step=1, lr=1e-3, weight_decay=1e-2)
     """
     run(ADAMW, params, grads, dict(exp_avgs=exp_avgs, exp_avg_sqs=exp_avg_sqs, max_exp_avg_sqs=max_exp_avg_sqs),
-        step, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize))
+        step, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize),
+        master_params=master_params, rounding_seed=rounding_seed)
 
 
 adam.spec, adamw.spec = ADAM, ADAMW  # type: ignore[attr-defined]

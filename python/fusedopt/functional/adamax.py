@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 from ._checks import Betas, Flag, NonNegative
 from ._spec import Buffer, Hyper, Spec, run
@@ -23,7 +23,8 @@ ADAMAX = Spec(
 
 def adamax(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_infs: Sequence, *, step: int,
            lr: float = 2e-3, betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-           weight_decay: float = 0.0, maximize: bool = False) -> None:
+           weight_decay: float = 0.0, maximize: bool = False,
+           master_params: Optional[Sequence] = None, rounding_seed: Optional[int] = None) -> None:
     r"""Fused Adamax step over lists of arrays, in place (Kingma & Ba, 2015, §7.1).
 
     .. math::
@@ -46,12 +47,18 @@ def adamax(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_infs: Sequ
         weight_decay: L2 penalty :math:`\lambda` added to the gradient (default: 0).
         maximize: ascend instead of descend (default: False).
 
+    Mixed precision (README, "Mixed precision"): the lists may be bfloat16 (``ml_dtypes``) or float16,
+    each in its own type, computed in float32; ``master_params``: float32 copies of 16-bit params, read
+    and updated, the params written rounded to nearest; ``rounding_seed``: round bfloat16 writes
+    stochastically, with bits keyed by (seed, step, param index, element index).
+
     Example::
 
         fusedopt.functional.adamax([w], [g], [m], [u], step=1, lr=2e-3)
     """
     run(ADAMAX, params, grads, dict(exp_avgs=exp_avgs, exp_infs=exp_infs), step,
-        dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize))
+        dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize),
+        master_params=master_params, rounding_seed=rounding_seed)
 
 
 adamax.spec = ADAMAX  # type: ignore[attr-defined]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 from ._checks import Flag, NonNegative
 from ._spec import Buffer, Hyper, Spec, run
@@ -35,7 +35,8 @@ ASGD = Spec(
 
 
 def asgd(params: Sequence, grads: Sequence, axs: Sequence, *, step: int, lr: float = 1e-2, lambd: float = 1e-4,
-         alpha: float = 0.75, t0: float = 1e6, weight_decay: float = 0.0, maximize: bool = False) -> None:
+         alpha: float = 0.75, t0: float = 1e6, weight_decay: float = 0.0, maximize: bool = False,
+         master_params: Optional[Sequence] = None, rounding_seed: Optional[int] = None) -> None:
     r"""Fused ASGD step over lists of arrays, in place (averaged SGD, Polyak & Juditsky, 1992).
 
     .. math::
@@ -61,12 +62,18 @@ def asgd(params: Sequence, grads: Sequence, axs: Sequence, *, step: int, lr: flo
         weight_decay: L2 penalty :math:`w` added to the gradient (default: 0).
         maximize: ascend instead of descend (default: False).
 
+    Mixed precision (README, "Mixed precision"): the lists may be bfloat16 (``ml_dtypes``) or float16,
+    each in its own type, computed in float32; ``master_params``: float32 copies of 16-bit params, read
+    and updated, the params written rounded to nearest; ``rounding_seed``: round bfloat16 writes
+    stochastically, with bits keyed by (seed, step, param index, element index).
+
     Example::
 
         fusedopt.functional.asgd([w], [g], [np.zeros_like(w)], step=1, lr=1e-2)
     """
     run(ASGD, params, grads, dict(axs=axs), step,
-        dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, maximize=maximize))
+        dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, maximize=maximize),
+        master_params=master_params, rounding_seed=rounding_seed)
 
 
 asgd.spec = ASGD  # type: ignore[attr-defined]

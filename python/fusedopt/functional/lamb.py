@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 from ._checks import Betas, Flag, NonNegative
 from ._spec import Buffer, Hyper, Spec, run
@@ -29,7 +29,8 @@ LAMB = Spec(
 
 def lamb(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_avg_sqs: Sequence, *, step: int,
          lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-6, weight_decay: float = 0.0,
-         maximize: bool = False) -> None:
+         maximize: bool = False,
+         master_params: Optional[Sequence] = None, rounding_seed: Optional[int] = None) -> None:
     r"""Fused LAMB step over lists of arrays, in place (You et al., 2020).
 
     .. math::
@@ -60,12 +61,18 @@ def lamb(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_avg_sqs: Seq
         weight_decay: :math:`\lambda`, added to the direction before the trust ratio (default: 0).
         maximize: ascend instead of descend (default: False).
 
+    Mixed precision (README, "Mixed precision"): the lists may be bfloat16 (``ml_dtypes``) or float16,
+    each in its own type, computed in float32; ``master_params``: float32 copies of 16-bit params, read
+    and updated, the params written rounded to nearest; ``rounding_seed``: round bfloat16 writes
+    stochastically, with bits keyed by (seed, step, param index, element index).
+
     Example::
 
         fusedopt.functional.lamb([w], [g], [m], [v], step=1, lr=1e-3, weight_decay=0.01)
     """
     run(LAMB, params, grads, dict(exp_avgs=exp_avgs, exp_avg_sqs=exp_avg_sqs), step,
-        dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize))
+        dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize),
+        master_params=master_params, rounding_seed=rounding_seed)
 
 
 lamb.spec = LAMB  # type: ignore[attr-defined]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 from ._checks import Flag, NonNegative
 from ._spec import REQUIRED, Buffer, Hyper, Spec, run
@@ -25,7 +25,8 @@ LARS = Spec(
 
 def lars(params: Sequence, grads: Sequence, momentum_buffers: Sequence, *, step: int, lr: float,
          momentum: float = 0.9, weight_decay: float = 0.0, trust_coefficient: float = 1e-3, eps: float = 0.0,
-         nesterov: bool = False, trust_ratio: bool = True, maximize: bool = False) -> None:
+         nesterov: bool = False, trust_ratio: bool = True, maximize: bool = False,
+         master_params: Optional[Sequence] = None, rounding_seed: Optional[int] = None) -> None:
     r"""Fused LARS step over lists of arrays, in place (You, Gitman & Ginsburg, 2017).
 
     .. math::
@@ -58,13 +59,19 @@ def lars(params: Sequence, grads: Sequence, momentum_buffers: Sequence, *, step:
         trust_ratio: scale by the trust ratio; False for excluded params (default: True).
         maximize: ascend instead of descend (default: False).
 
+    Mixed precision (README, "Mixed precision"): the lists may be bfloat16 (``ml_dtypes``) or float16,
+    each in its own type, computed in float32; ``master_params``: float32 copies of 16-bit params, read
+    and updated, the params written rounded to nearest; ``rounding_seed``: round bfloat16 writes
+    stochastically, with bits keyed by (seed, step, param index, element index).
+
     Example::
 
         fusedopt.functional.lars([w], [g], [b], step=1, lr=1.0, weight_decay=1e-4)
     """
     run(LARS, params, grads, dict(momentum_buffers=momentum_buffers), step,
         dict(lr=lr, momentum=momentum, weight_decay=weight_decay, trust_coefficient=trust_coefficient, eps=eps,
-             nesterov=nesterov, trust_ratio=trust_ratio, maximize=maximize))
+             nesterov=nesterov, trust_ratio=trust_ratio, maximize=maximize),
+        master_params=master_params, rounding_seed=rounding_seed)
 
 
 lars.spec = LARS  # type: ignore[attr-defined]

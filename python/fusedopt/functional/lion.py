@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 from ._checks import Betas, Flag, NonNegative
 from ._spec import Buffer, Hyper, Spec, run
@@ -21,7 +21,8 @@ LION = Spec(
 
 
 def lion(params: Sequence, grads: Sequence, exp_avgs: Sequence, *, step: int, lr: float = 1e-4,
-         betas: Tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0, maximize: bool = False) -> None:
+         betas: Tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0, maximize: bool = False,
+         master_params: Optional[Sequence] = None, rounding_seed: Optional[int] = None) -> None:
     r"""Fused Lion step over lists of arrays, in place (Chen et al., 2023, "Symbolic Discovery of
     Optimization Algorithms").
 
@@ -48,12 +49,18 @@ def lion(params: Sequence, grads: Sequence, exp_avgs: Sequence, *, step: int, lr
         weight_decay: decoupled :math:`\lambda` (default: 0).
         maximize: ascend instead of descend (default: False).
 
+    Mixed precision (README, "Mixed precision"): the lists may be bfloat16 (``ml_dtypes``) or float16,
+    each in its own type, computed in float32; ``master_params``: float32 copies of 16-bit params, read
+    and updated, the params written rounded to nearest; ``rounding_seed``: round bfloat16 writes
+    stochastically, with bits keyed by (seed, step, param index, element index).
+
     Example::
 
         fusedopt.functional.lion([w], [g], [m], step=1, lr=1e-4)
     """
     run(LION, params, grads, dict(exp_avgs=exp_avgs), step,
-        dict(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize))
+        dict(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize),
+        master_params=master_params, rounding_seed=rounding_seed)
 
 
 lion.spec = LION  # type: ignore[attr-defined]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 from ._checks import Betas, Flag, NonNegative
 from ._spec import Buffer, Hyper, Spec, run
@@ -62,7 +62,8 @@ NADAM = Spec(
 
 def nadam(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_avg_sqs: Sequence, *, step: int,
           lr: float = 2e-3, betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
-          momentum_decay: float = 4e-3, decoupled_weight_decay: bool = False, maximize: bool = False) -> None:
+          momentum_decay: float = 4e-3, decoupled_weight_decay: bool = False, maximize: bool = False,
+          master_params: Optional[Sequence] = None, rounding_seed: Optional[int] = None) -> None:
     r"""Fused NAdam step over lists of arrays, in place (Dozat, 2016).
 
     .. math::
@@ -90,13 +91,19 @@ def nadam(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_avg_sqs: Se
         decoupled_weight_decay: multiply p by (1 − ηλ) instead, as AdamW (default: False).
         maximize: ascend instead of descend (default: False).
 
+    Mixed precision (README, "Mixed precision"): the lists may be bfloat16 (``ml_dtypes``) or float16,
+    each in its own type, computed in float32; ``master_params``: float32 copies of 16-bit params, read
+    and updated, the params written rounded to nearest; ``rounding_seed``: round bfloat16 writes
+    stochastically, with bits keyed by (seed, step, param index, element index).
+
     Example::
 
         fusedopt.functional.nadam([w], [g], [m], [v], step=1, lr=2e-3)
     """
     run(NADAM, params, grads, dict(exp_avgs=exp_avgs, exp_avg_sqs=exp_avg_sqs), step,
         dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
-             decoupled_weight_decay=decoupled_weight_decay, maximize=maximize))
+             decoupled_weight_decay=decoupled_weight_decay, maximize=maximize),
+        master_params=master_params, rounding_seed=rounding_seed)
 
 
 nadam.spec = NADAM  # type: ignore[attr-defined]

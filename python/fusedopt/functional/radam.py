@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 from ._checks import Betas, Flag, NonNegative
 from ._spec import Buffer, Hyper, Spec, run
@@ -47,7 +47,8 @@ RADAM = Spec(
 
 def radam(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_avg_sqs: Sequence, *, step: int,
           lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
-          decoupled_weight_decay: bool = False, maximize: bool = False) -> None:
+          decoupled_weight_decay: bool = False, maximize: bool = False,
+          master_params: Optional[Sequence] = None, rounding_seed: Optional[int] = None) -> None:
     r"""Fused RAdam step over lists of arrays, in place (Liu et al., 2020).
 
     .. math::
@@ -75,13 +76,19 @@ def radam(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_avg_sqs: Se
         decoupled_weight_decay: multiply p by (1 − ηλ) instead, as AdamW (default: False).
         maximize: ascend instead of descend (default: False).
 
+    Mixed precision (README, "Mixed precision"): the lists may be bfloat16 (``ml_dtypes``) or float16,
+    each in its own type, computed in float32; ``master_params``: float32 copies of 16-bit params, read
+    and updated, the params written rounded to nearest; ``rounding_seed``: round bfloat16 writes
+    stochastically, with bits keyed by (seed, step, param index, element index).
+
     Example::
 
         fusedopt.functional.radam([w], [g], [m], [v], step=1, lr=1e-3)
     """
     run(RADAM, params, grads, dict(exp_avgs=exp_avgs, exp_avg_sqs=exp_avg_sqs), step,
         dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay,
-             maximize=maximize))
+             maximize=maximize),
+        master_params=master_params, rounding_seed=rounding_seed)
 
 
 radam.spec = RADAM  # type: ignore[attr-defined]

@@ -27,7 +27,8 @@ RMSPROP = Spec(
 def rmsprop(params: Sequence, grads: Sequence, square_avgs: Sequence, grad_avgs: Optional[Sequence] = None,
             momentum_buffers: Optional[Sequence] = None, *, step: int, lr: float = 1e-2, alpha: float = 0.99,
             eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False,
-            maximize: bool = False) -> None:
+            maximize: bool = False,
+            master_params: Optional[Sequence] = None, rounding_seed: Optional[int] = None) -> None:
     r"""Fused RMSprop step over lists of arrays, in place.
 
     .. math::
@@ -55,13 +56,19 @@ def rmsprop(params: Sequence, grads: Sequence, square_avgs: Sequence, grad_avgs:
         centered: normalize by the estimated variance (default: False).
         maximize: ascend instead of descend (default: False).
 
+    Mixed precision (README, "Mixed precision"): the lists may be bfloat16 (``ml_dtypes``) or float16,
+    each in its own type, computed in float32; ``master_params``: float32 copies of 16-bit params, read
+    and updated, the params written rounded to nearest; ``rounding_seed``: round bfloat16 writes
+    stochastically, with bits keyed by (seed, step, param index, element index).
+
     Example::
 
         fusedopt.functional.rmsprop([w], [g], [v], step=1, lr=0.01)
     """
     run(RMSPROP, params, grads, dict(square_avgs=square_avgs, grad_avgs=grad_avgs, momentum_buffers=momentum_buffers),
         step, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered,
-                   maximize=maximize))
+                   maximize=maximize),
+        master_params=master_params, rounding_seed=rounding_seed)
 
 
 rmsprop.spec = RMSPROP  # type: ignore[attr-defined]

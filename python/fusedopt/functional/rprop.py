@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 from ._checks import Etas, Flag, NonNegative, StepSizes
 from ._spec import Buffer, Hyper, Spec, run
@@ -22,7 +22,8 @@ RPROP = Spec(
 
 def rprop(params: Sequence, grads: Sequence, prevs: Sequence, step_size_list: Sequence, *, step: int,
           etas: Tuple[float, float] = (0.5, 1.2), step_sizes: Tuple[float, float] = (1e-6, 50.0),
-          maximize: bool = False) -> None:
+          maximize: bool = False,
+          master_params: Optional[Sequence] = None, rounding_seed: Optional[int] = None) -> None:
     r"""Fused Rprop step over lists of arrays, in place (Riedmiller & Braun, 1993).
 
     .. math::
@@ -45,12 +46,18 @@ def rprop(params: Sequence, grads: Sequence, prevs: Sequence, step_size_list: Se
         step_sizes: :math:`(s_{min}, s_{max})` (default: (1e-6, 50)).
         maximize: ascend instead of descend (default: False).
 
+    Mixed precision (README, "Mixed precision"): the lists may be bfloat16 (``ml_dtypes``) or float16,
+    each in its own type, computed in float32; ``master_params``: float32 copies of 16-bit params, read
+    and updated, the params written rounded to nearest; ``rounding_seed``: round bfloat16 writes
+    stochastically, with bits keyed by (seed, step, param index, element index).
+
     Example::
 
         fusedopt.functional.rprop([w], [g], [np.zeros_like(w)], [np.full_like(w, 1e-2)], step=1)
     """
     run(RPROP, params, grads, dict(prevs=prevs, step_size_list=step_size_list), step,
-        dict(etas=etas, step_sizes=step_sizes, maximize=maximize))
+        dict(etas=etas, step_sizes=step_sizes, maximize=maximize),
+        master_params=master_params, rounding_seed=rounding_seed)
 
 
 rprop.spec = RPROP  # type: ignore[attr-defined]

@@ -35,7 +35,8 @@ SGD = Spec(
 
 def sgd(params: Sequence, grads: Sequence, momentum_buffers: Optional[Sequence] = None, *, step: int, lr: float,
         momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
-        maximize: bool = False) -> None:
+        maximize: bool = False,
+        master_params: Optional[Sequence] = None, rounding_seed: Optional[int] = None) -> None:
     r"""Fused SGD step (plain, momentum, Nesterov) over lists of arrays, in place.
 
     .. math::
@@ -61,13 +62,19 @@ def sgd(params: Sequence, grads: Sequence, momentum_buffers: Optional[Sequence] 
         nesterov: Nesterov momentum; needs momentum > 0 and dampening 0 (default: False).
         maximize: ascend instead of descend (default: False).
 
+    Mixed precision (README, "Mixed precision"): the lists may be bfloat16 (``ml_dtypes``) or float16,
+    each in its own type, computed in float32; ``master_params``: float32 copies of 16-bit params, read
+    and updated, the params written rounded to nearest; ``rounding_seed``: round bfloat16 writes
+    stochastically, with bits keyed by (seed, step, param index, element index).
+
     Example::
 
         fusedopt.functional.sgd([w], [g], [buf], step=1, lr=0.1, momentum=0.9)
     """
     run(SGD, params, grads, dict(momentum_buffers=momentum_buffers), step,
         dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov,
-             maximize=maximize))
+             maximize=maximize),
+        master_params=master_params, rounding_seed=rounding_seed)
 
 
 sgd.spec = SGD  # type: ignore[attr-defined]

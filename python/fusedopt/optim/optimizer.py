@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Dict, Iterable, List, Optional, Sequence, Tupl
 
 
 from .. import backends
+from ..functional import _precision
 from ..functional._scaling import ScaledStep, check_grad_scale, scaled_step_factor
 from ..functional._spec import REQUIRED, Spec
 
@@ -107,12 +108,26 @@ class Optimizer:
 
     Safe to use from several Python threads: ``step``, ``add_param_group``, ``load_state_dict``,
     ``state_dict`` and every write into ``state`` hold the optimizer's lock, so concurrent steps run
-    one after the other and none is lost."""
+    one after the other and none is lost.
+
+    Mixed precision (keyword-only, for every optimizer): params may be bfloat16 (``ml_dtypes``) or
+    float16 (grads of the same dtype), computed in float32. ``state_dtype``: the state buffers' dtype
+    (float32, bfloat16 or float16; default: the param's, or float32 with master weights);
+    ``master_weights=True``: a float32 copy of each 16-bit param (``state[i]['master_param']``) is
+    what the step reads and updates, writing the param as its copy rounded to nearest;
+    ``rounding_seed``: an int to round bfloat16 writes stochastically (bits keyed by (seed, step,
+    param index, element index)), None to round to nearest. float64 params keep float64 state."""
 
     spec: ClassVar[Spec]
 
-    def __init__(self, params: ParamsT, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, params: ParamsT, *args: Any, master_weights: bool = False, state_dtype: Any = None,
+                 rounding_seed: Optional[int] = None, **kwargs: Any) -> None:
         self._lock = threading.RLock()
+        if not isinstance(master_weights, bool):
+            raise TypeError(f"master_weights: expected a bool, got {type(master_weights).__name__}")
+        self.master_weights = master_weights
+        self.state_dtype = _precision.state_dtype(state_dtype)
+        self.rounding_seed = None if rounding_seed is None else _precision.check_seed(rounding_seed)
         spec = self.spec
         bound = _signature(spec).bind(params, *args, **kwargs)
         defaults = {name: bound.arguments.get(name, spec.defaults[name]) for name in spec.hyper_names}
@@ -247,12 +262,12 @@ class Optimizer:
                 self.step(grads, grad_scale=grad_scale)
             return report
 
-    def _step_arguments(self, calls: Sequence[_Call], grad_scale: float = 1.0) -> Optional[Tuple[list, list]]:
-        """Each call's variant and scalars from its group as it is now (checked when it changed), or
-        None when a call now needs other state buffers (the plan is rebuilt)."""
+    def _step_arguments(self, calls: Sequence[_Call], grad_scale: float = 1.0) -> Optional[tuple]:
+        """Each call's variant, scalars and rounding from its group as it is now (checked when it
+        changed), or None when a call now needs other state buffers (the plan is rebuilt)."""
         spec = self.spec
         names = spec.hyper_names
-        variants, scalars = [], []
+        variants, scalars, rounding = [], [], []
         for call in calls:
             group = call.group
             values = tuple(map(group.__getitem__, names))
@@ -269,7 +284,8 @@ class Optimizer:
                 return None
             variants.append(variant)
             scalars.append(spec.packed_scalars(group, step, grad_scale))
-        return variants, scalars
+            rounding.append(_precision.rounding(self.rounding_seed, step))
+        return variants, scalars, (None if self.rounding_seed is None else rounding)
 
     def _with_grads(self, grads):
         """(group index, index in the group, param index, param, group, a copy of its state) of each
@@ -308,20 +324,26 @@ class Optimizer:
         lists: Dict[tuple, list] = {}
         for g, j, i, p, group, state in self._with_grads(grads):
             variant = spec.variant(group, state["step"] + 1)
+            backend = backends.for_array(p)
             created = False
             for b in spec.buffers_in(variant):
                 if b.key not in state:
-                    state[b.key] = backends.for_array(p).full_like(p, spec.initial_value(b, group))
+                    state[b.key] = backend.full_like(p, spec.initial_value(b, group), self._buffer_dtype(b.key, p))
                     created = True
+            has_master = self._buffer_dtype(_precision.MASTER, p) is not None
+            if has_master and _precision.MASTER not in state:
+                state[_precision.MASTER] = backend.copy_like(p, p, "float32")
+                created = True
             if created or i not in self._state:
                 new_state[i] = state
             first_step = created and spec.new_buffer_is_first_step
-            key = (g, backends.for_array(p).dtype_name(p), state["step"], first_step)
+            key = (g, backend.dtype_name(p), state["step"], first_step, has_master,
+                   tuple(backend.dtype_name(state[b.key]) for b in spec.buffers_in(variant)))
             if key not in calls:
                 calls[key] = _Call(group, [], state["step"], first_step, spec.present[variant])
                 lists[key] = [[], [[] for _ in spec.buffers_in(variant)], [], [],
-                              [[] for _ in spec.buffers_in(variant)]]
-            call, (params, buffers, indices, names, buffer_names) = calls[key], lists[key]
+                              [[] for _ in spec.buffers_in(variant)], [] if has_master else None, []]
+            call, (params, buffers, indices, names, buffer_names, master, master_names) = calls[key], lists[key]
             call.indices.append(i)
             params.append(p)
             indices.append(i)
@@ -329,6 +351,9 @@ class Optimizer:
             for k, b in enumerate(spec.buffers_in(variant)):
                 buffers[k].append(state[b.key])
                 buffer_names[k].append(f"state[{i}]['{b.key}']")
+            if has_master:
+                master.append(state[_precision.MASTER])
+                master_names.append(f"state[{i}]['{_precision.MASTER}']")
         if not calls:
             return
         plan = backends.for_arrays(self._params).Plan(
@@ -440,7 +465,11 @@ class Optimizer:
                         raise ValueError(f"{name}['step']: expected an int >= 0, got {value}")
                     entry[key] = int(value)
                     continue
-                if key not in buffer_keys:
+                if key == _precision.MASTER and self._buffer_dtype(key, p) is None:
+                    raise ValueError(f"{name}[{key!r}]: this optimizer keeps no master copy of param {i} "
+                                     f"(master_weights={self.master_weights}, param dtype "
+                                     f"{backends.for_array(p).dtype_name(p)})")
+                if key not in buffer_keys + (_precision.MASTER,):
                     raise ValueError(f"{name}[{key!r}]: not a state entry of fusedopt.{spec.class_name} "
                                      f"(expected step, {', '.join(buffer_keys)})")
                 if not backends.is_array(value):
@@ -452,7 +481,7 @@ class Optimizer:
                     raise ValueError(f"{name}[{key!r}]: shape {tuple(value.shape)} does not match "
                                      f"{'param' if expected == tuple(p.shape) else key + ' of param'} {i} shape "
                                      f"{expected}")
-                if getattr(value.dtype, "kind", None) != "f":
+                if getattr(value.dtype, "kind", None) != "f" and getattr(value.dtype, "name", None) != "bfloat16":
                     raise TypeError(f"{name}[{key!r}]: dtype {value.dtype} is not a floating-point dtype")
                 entry[key] = value
             if "step" not in entry:
@@ -462,8 +491,22 @@ class Optimizer:
             p = self._params[i]
             for key, value in entry.items():
                 if key != "step":
-                    entry[key] = backends.for_array(p).copy_like(value, p)
+                    entry[key] = backends.for_array(p).copy_like(value, p, self._buffer_dtype(key, p))
         return groups, state
+
+    def _buffer_dtype(self, key: str, p) -> Optional[str]:
+        """The dtype of state ``key`` of param ``p``: the master copy is float32 (None when p has
+        none); a float64 param's state is float64; else ``state_dtype``, or float32 with master
+        weights, or the param's."""
+        param_dtype = backends.for_array(p).dtype_name(p)
+        low = param_dtype in _precision.LOW_PRECISION
+        if key == _precision.MASTER:
+            return "float32" if self.master_weights and low else None
+        if param_dtype == "float64":
+            return param_dtype
+        if self.state_dtype is not None:
+            return self.state_dtype
+        return "float32" if self.master_weights and low else param_dtype
 
     def _state_shape(self, key: str, p) -> Optional[Tuple[int, ...]]:
         """The shape state ``key`` has for param ``p`` (None: p has no such state). Every buffer of
@@ -482,18 +525,22 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _signature(spec: Spec) -> inspect.Signature:
+def _signature(spec: Spec, precision: bool = False) -> inspect.Signature:
+    """torch's constructor signature (params, then the hyperparameters); with ``precision``, the
+    keyword-only mixed-precision options after them."""
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    options = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+               for name, default in (("master_weights", False), ("state_dtype", None), ("rounding_seed", None))]
     return inspect.Signature([inspect.Parameter("params", kind)] + [
         inspect.Parameter(h.name, kind, default=inspect.Parameter.empty if h.default is REQUIRED else h.default)
-        for h in spec.hypers])
+        for h in spec.hypers] + (options if precision else []))
 
 
 def optimizer_class(spec: Spec) -> type:
     """The optimizer class of a spec: torch's constructor signature (params, then the
     hyperparameters with their defaults), ``step(grads)``, ``param_groups``, ``state``,
     ``state_dict``/``load_state_dict``."""
-    signature = _signature(spec)
+    signature = _signature(spec, precision=True)
     example_lr = "lr=0.1" if spec.defaults.get("lr") is REQUIRED else f"lr={spec.defaults.get('lr')}"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

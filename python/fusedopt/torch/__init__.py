@@ -32,7 +32,7 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 
 from .. import _core
-from ..functional import SPECS
+from ..functional import SPECS, _precision
 from ..functional._scaling import ScaledStep, scaled_step_factor
 from ..functional._spec import Spec, run
 from ..functional.adam import ADAMW
@@ -41,7 +41,8 @@ from ..functional.adam import ADAMW
 # torch lacks (Lion) fusedopt's own with torch's keyword-only switches.
 __all__ = [spec.class_name for spec in SPECS]
 
-_SUPPORTED_DTYPES = (torch.float32, torch.float64)
+_SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+_PRECISION_OPTIONS = (("master_weights", False), ("state_dtype", None), ("rounding_seed", None))
 _REFUSED_SWITCHES = {  # torch-only switch -> (the value that is harmless, why another is refused)
     "capturable": (False, "CUDA graph capture is not supported by fusedopt.torch yet"),
     "differentiable": (False, "fusedopt's step is not differentiable (it runs outside autograd)"),
@@ -66,10 +67,22 @@ def _numpy(tensor: torch.Tensor):
         from ..backends.cuda import as_cupy
 
         return as_cupy("tensor", tensor.detach())  # detached: torch refuses the CUDA array interface otherwise
+    tensor = tensor.detach()  # a param, or a grad made with create_graph=True, requires grad
+    if tensor.dtype == torch.bfloat16:  # NumPy has no bfloat16 of its own: ml_dtypes' over the same bits
+        return tensor.view(torch.int16).numpy().view(_bfloat16())
+    return tensor.numpy()
+
+
+def _torch_dtype(name: str) -> torch.dtype:
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def _bfloat16():
     try:
-        return tensor.numpy()
-    except RuntimeError:  # a tensor that requires grad (a param, or a grad made with create_graph=True)
-        return tensor.detach().numpy()
+        import ml_dtypes
+    except ImportError:
+        raise TypeError("bfloat16 tensors need ml_dtypes, NumPy's bfloat16 (pip install ml_dtypes)") from None
+    return ml_dtypes.bfloat16
 
 
 def _on_torch_stream(tensor: torch.Tensor):
@@ -94,7 +107,14 @@ class FusedOptimizer(torch.optim.Optimizer):
     spec: Spec
     torch_class: Optional[type]
 
-    def __init__(self, params, defaults: Dict[str, Any]) -> None:
+    def __init__(self, params, defaults: Dict[str, Any], master_weights: bool = False, state_dtype: Any = None,
+                 rounding_seed: Optional[int] = None) -> None:
+        if not isinstance(master_weights, bool):
+            raise TypeError(f"master_weights: expected a bool, got {type(master_weights).__name__}")
+        self.master_weights = master_weights
+        self.state_dtype = None if state_dtype is None else _torch_dtype(_precision.state_dtype(
+            str(state_dtype).replace("torch.", "") if isinstance(state_dtype, torch.dtype) else state_dtype))
+        self.rounding_seed = None if rounding_seed is None else _precision.check_seed(rounding_seed)
         for switch, (harmless, why) in _REFUSED_SWITCHES.items():
             if defaults.get(switch, harmless) != harmless:
                 raise ValueError(f"{switch}={defaults[switch]!r}: {why}")
@@ -130,6 +150,23 @@ class FusedOptimizer(torch.optim.Optimizer):
                         for key, value in derived(h, int(state["step"])).items():
                             state[key] = torch.tensor(value, dtype=dtype)
         return super().state_dict()
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        """torch's load_state_dict, which casts every floating-point state tensor to its param's
+        dtype; then the state buffers and master copies of 16-bit params are cast again, from the
+        saved values, to the dtypes this optimizer keeps them in (a float32 master copy stays exact)."""
+        super().load_state_dict(state_dict)
+        saved_ids = [i for group in state_dict["param_groups"] for i in group["params"]]
+        params = [p for group in self.param_groups for p in group["params"]]
+        for saved_id, p in zip(saved_ids, params):
+            saved, state = state_dict["state"].get(saved_id), self.state.get(p)
+            if not saved or not state or p.dtype not in (torch.bfloat16, torch.float16):
+                continue
+            for key, value in saved.items():
+                if key == _precision.MASTER and self._has_master(p):
+                    state[key] = value.detach().to(torch.float32, copy=True)
+                elif key in {b.key for b in self.spec.buffers} and torch.is_tensor(value):
+                    state[key] = value.detach().to(self._buffer_dtype(p), copy=True)
 
     def _spec_for(self, group) -> Spec:
         return ADAMW if self.spec.name == "adam" and group.get("decoupled_weight_decay") else self.spec
@@ -178,7 +215,8 @@ class FusedOptimizer(torch.optim.Optimizer):
         for g, group, prepared in general_work:
             for spec, step, lists, h, advance, first in prepared:
                 with _on_torch_stream(first):
-                    run(spec, lists["params"], lists["grads"], lists, step, h, grad_scale)
+                    run(spec, lists["params"], lists["grads"], lists, step, h, grad_scale,
+                        master_params=lists["master_params"], rounding_seed=self.rounding_seed)
                 if advance is not None:
                     block, indices = advance
                     if len(indices) == len(block):
@@ -188,6 +226,21 @@ class FusedOptimizer(torch.optim.Optimizer):
             steady = _Steady.after(self, g, group)
             if steady is not None:
                 self._steady[g] = steady
+
+    def _has_master(self, p: torch.Tensor) -> bool:
+        return self.master_weights and p.dtype in (torch.bfloat16, torch.float16)
+
+    def _buffer_dtype(self, p: torch.Tensor) -> torch.dtype:
+        """The state buffers' dtype for param p: float64 for float64, else state_dtype, else float32
+        with master weights, else the param's (torch's own choice)."""
+        if p.dtype == torch.float64:
+            return p.dtype
+        if self.state_dtype is not None:
+            return self.state_dtype
+        return torch.float32 if self._has_master(p) else p.dtype
+
+    def _rounding(self, step: int):
+        return _precision.rounding(self.rounding_seed, step)
 
     def _view(self, tensor: torch.Tensor, where: "_Where", key: Optional[str] = None):
         return _cached_view(self._views, tensor, where, key)
@@ -224,15 +277,22 @@ class FusedOptimizer(torch.optim.Optimizer):
                 buffers = buffers_at[step] = spec.buffers_in(spec.variant(h, step))
             for b in buffers:
                 if state.get(b.key) is None:
-                    state[b.key] = torch.full_like(p, spec.initial_value(b, h), memory_format=torch.preserve_format)
-            key = (step, p.device)  # one fused call per step count and device
+                    state[b.key] = torch.full_like(p, spec.initial_value(b, h), memory_format=torch.preserve_format,
+                                                   dtype=self._buffer_dtype(p))
+            master = self._has_master(p)
+            if master and state.get(_precision.MASTER) is None:
+                state[_precision.MASTER] = p.detach().to(torch.float32, copy=True)
+            key = (step, p.device, p.dtype, master)  # one fused call per step count, device and storage
             if key not in calls:
-                calls[key] = ({"params": [], "grads": [], **{b.argument: [] for b in spec.buffers}}, [], p)
+                calls[key] = ({"params": [], "grads": [], "master_params": [] if master else None,
+                               **{b.argument: [] for b in spec.buffers}}, [], p)
             lists, steps, _ = calls[key]
             lists["params"].append(self._view(p, where))
             lists["grads"].append(_numpy(grad))
             for b in buffers:
                 lists[b.argument].append(self._view(state[b.key], where, b.key))
+            if master:
+                lists["master_params"].append(self._view(state[_precision.MASTER], where, _precision.MASTER))
             if keeps_step:
                 steps.append(k)
         for lists, _, _ in calls.values():
@@ -241,7 +301,7 @@ class FusedOptimizer(torch.optim.Optimizer):
                     lists[b.argument] = None
         block = self._step_blocks[g][0] if keeps_step and with_grad else None
         return [(spec, step, lists, kernel_h, (block, steps) if block is not None else None, first)
-                for (step, _), (lists, steps, first) in calls.items()]
+                for (step, *_), (lists, steps, first) in calls.items()]
 
     def _step_counts(self, g: int, states: list) -> list:
         """The step count of each state, as ints. Each ``state['step']`` is a 0-d view into one float32
@@ -299,16 +359,21 @@ class _Steady:
         kernel_h = {name: h[name] for name in spec.kernel_hypers}
         variant = spec.variant(kernel_h, step)
         buffers = spec.buffers_in(variant)
-        if any(state.get(b.key) is None for state in states for b in buffers):
+        master = opt._has_master(params[0])
+        if any(state.get(b.key) is None for state in states for b in buffers) or (
+                master and any(state.get(_precision.MASTER) is None for state in states)):
             return None
-        keys = tuple(b.key for b in buffers) + (("step",) if keeps_step else ())
+        memory = tuple(b.key for b in buffers) + ((_precision.MASTER,) if master else ())
+        keys = memory + (("step",) if keeps_step else ())
         where = [_Where(g, j) for j in range(len(params))]
         call = (spec.rule_index, [opt._view(p, w) for p, w in zip(params, where)],
                 [[opt._view(state[b.key], w, b.key) for state, w in zip(states, where)] for b in buffers],
                 list(range(len(params))), [str(w) for w in where],
-                [[f"state of {w}, {b.key!r}" for w in where] for b in buffers])
+                [[f"state of {w}, {b.key!r}" for w in where] for b in buffers],
+                [opt._view(state[_precision.MASTER], w, _precision.MASTER) for state, w in zip(states, where)]
+                if master else None, [f"state of {w}, {_precision.MASTER!r}" for w in where])
         plan = _core.Plan([call], len(params))
-        steady.core = _core.TorchSteady(plan, tuple(params), opt.state, tuple(states), keys, len(buffers),
+        steady.core = _core.TorchSteady(plan, tuple(params), opt.state, tuple(states), keys, len(memory),
                                         tuple(tuple(state[k] for k in keys) for state in states), params[0].dtype,
                                         torch.strided, torch.Tensor, block.numpy() if keeps_step else None)
         steady.params_list, steady.state_of, steady.spec = params, opt.state, spec
@@ -335,7 +400,9 @@ class _Steady:
         grads = self.core.gather(group["params"], -1.0 if self.count is None else float(self.count))
         if grads is None:
             return None
-        return grads, [variant], [spec.packed_scalars(self.kernel_h, step, grad_scale)]
+        rounding = opt._rounding(step)
+        return grads, [variant], [spec.packed_scalars(self.kernel_h, step, grad_scale)], (
+            None if rounding is None else [rounding])
 
     def run(self, gathered: tuple) -> None:
         self.core.run(*gathered)
@@ -432,20 +499,25 @@ def _optimizer_class(spec: Spec) -> type:
     signature = (inspect.signature(torch_class.__init__) if torch_class is not None
                  else _signature_without_torch_class(spec))
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, master_weights: bool = False, state_dtype: Any = None,
+                 rounding_seed: Optional[int] = None, **kwargs: Any) -> None:
         bound = signature.bind(self, *args, **kwargs)
         bound.apply_defaults()
         arguments = dict(bound.arguments)
         arguments.pop("self")
         params = arguments.pop("params")
-        FusedOptimizer.__init__(self, params, arguments)
+        FusedOptimizer.__init__(self, params, arguments, master_weights, state_dtype, rounding_seed)
 
-    __init__.__signature__ = signature  # type: ignore[attr-defined]
+    options = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+               for name, default in _PRECISION_OPTIONS]
+    shown = signature.replace(parameters=[*signature.parameters.values(), *options])
+    __init__.__signature__ = shown  # type: ignore[attr-defined]
     like = (f"the signature, defaults, state keys and update of ``torch.optim.{spec.class_name}``"
             if torch_class is not None else f"the hyperparameters, defaults and update of ``fusedopt.{spec.class_name}`` "
                                             "(torch.optim has no such class)")
     doc = (f"{spec.summary}\n\nA ``torch.optim.Optimizer`` with {like}; the step is fusedopt's fused kernel "
-           f"(:func:`fusedopt.functional.{spec.name}`).\n\nSignature: ``{spec.class_name}{signature}``\n")
+           f"(:func:`fusedopt.functional.{spec.name}`); the mixed-precision options after torch's are "
+           f"fusedopt's (:class:`fusedopt.Optimizer`).\n\nSignature: ``{spec.class_name}{shown}``\n")
     return type(spec.class_name, (FusedOptimizer,), {"spec": spec, "torch_class": torch_class, "__init__": __init__,
                                                       "__doc__": doc, "__module__": __name__,
                                                       "__qualname__": spec.class_name})

@@ -52,14 +52,13 @@ inline void update_range_scaled(int64_t begin, int64_t end, const typename Rule:
 constexpr int64_t kNormChunk = 4096;  // elements per partial sum: fixed, so the sums never depend on the threads
 constexpr int kNormLanes = 16;        // element j of a chunk goes to lane j % 16, on every ISA
 
-// The squared-norm sums of one chunk, out[0] and out[1]: each of 16 lanes sums its elements (element j
-// of the chunk in lane j % 16) in order, in double, then the lanes are added 0..15 (the same bits
-// whatever the vector width). Two norms: what LAMB and LARS need.
+// The squared-norm terms of elements [begin, end) of a chunk, added into 16 lanes per norm: element j
+// of the chunk goes to lane j % 16 (begin − the chunk's start is a multiple of 16), each lane in order,
+// in double. Two norms: what LAMB and LARS need.
 template <class Rule, typename T, typename... P>
-inline void chunk_norms(int64_t begin, int64_t end, const typename Rule::template Scalars<T>& s, double* out,
-                        P*... p) {
-  static_assert(rules::NormCount<Rule>::value == 2, "chunk_norms sums two norms");
-  double lane0[kNormLanes] = {}, lane1[kNormLanes] = {};
+inline void norm_lanes(int64_t begin, int64_t end, const typename Rule::template Scalars<T>& s, double* lane0,
+                       double* lane1, P*... p) {
+  static_assert(rules::NormCount<Rule>::value == 2, "norm_lanes sums two norms");
   int64_t i = begin;
   for (; i + kNormLanes <= end; i += kNormLanes) {
 #pragma omp simd
@@ -76,6 +75,10 @@ inline void chunk_norms(int64_t begin, int64_t end, const typename Rule::templat
     lane0[l] += static_cast<double>(a);
     lane1[l] += static_cast<double>(b);
   }
+}
+
+// A chunk's two sums, out[0] and out[1]: the lanes added 0..15 (the same bits whatever the vector width).
+inline void sum_lanes(const double* lane0, const double* lane1, double* out) {
   double sum0 = 0.0, sum1 = 0.0;
   for (int l = 0; l < kNormLanes; ++l) {
     sum0 += lane0[l];
@@ -100,6 +103,16 @@ struct NormChunks {
       for (int64_t c = first_chunk[t]; c < first_chunk[t + 1]; ++c) chunk_tensor[c] = t;
   }
   int64_t count() const { return first_chunk.back(); }
+
+  // The rule's factor for tensor t from the chunks' partial sums (N per chunk), added in chunk order.
+  template <class Rule, int N, typename S>
+  double tensor_factor(int64_t t, const std::vector<double>& partial, const S& s) const {
+    double norms[N] = {};
+    for (int64_t c = first_chunk[t]; c < first_chunk[t + 1]; ++c)
+      for (int k = 0; k < N; ++k) norms[k] += partial[static_cast<size_t>(c) * N + k];
+    for (int k = 0; k < N; ++k) norms[k] = std::sqrt(norms[k]);
+    return Rule::tensor_factor(norms, s);
+  }
 
   // body(c, t, begin, end) for every chunk c (of tensor t, elements [begin, end) of it), over the threads.
   template <typename Body>
@@ -132,15 +145,11 @@ void apply_with_norms(const TensorListView& list, const typename Rule::template 
     const NormChunks chunks(list);
     std::vector<double> partial(static_cast<size_t>(chunks.count()) * N);
     chunks.for_each(list, [&](int64_t c, int64_t t, int64_t begin, int64_t end) {
-      chunk_norms<Rule, T>(begin, end, s, &partial[static_cast<size_t>(c) * N], slot_pointer<Rule, T, K>(list, t)...);
+      double lane0[kNormLanes] = {}, lane1[kNormLanes] = {};
+      norm_lanes<Rule, T>(begin, end, s, lane0, lane1, slot_pointer<Rule, T, K>(list, t)...);
+      sum_lanes(lane0, lane1, &partial[static_cast<size_t>(c) * N]);
     });
-    for (int64_t t = 0; t < n; ++t) {
-      double norms[N] = {};
-      for (int64_t c = chunks.first_chunk[t]; c < chunks.first_chunk[t + 1]; ++c)
-        for (int k = 0; k < N; ++k) norms[k] += partial[static_cast<size_t>(c) * N + k];
-      for (int k = 0; k < N; ++k) norms[k] = std::sqrt(norms[k]);
-      factor[t] = static_cast<T>(Rule::tensor_factor(norms, s));
-    }
+    for (int64_t t = 0; t < n; ++t) factor[t] = static_cast<T>(chunks.tensor_factor<Rule, N>(t, partial, s));
   }
   for_each_range(list, [&](int64_t t, int64_t begin, int64_t end) {
     update_range_scaled<Rule, T>(begin, end, s, factor[t], slot_pointer<Rule, T, K>(list, t)...);

@@ -6,30 +6,32 @@
 #include <vector>
 
 #include "apply.hpp"
+#include "mixed.hpp"
 
 FUSEDOPT_NAMESPACE_BEGIN
 namespace cpu {
 
 // out[0]: the sum of the squares of every element of list 0 (in double); out[1]: 0 when every element
 // is finite, else NaN (x − x is NaN exactly for an inf or a NaN x).
-template <typename T>
+template <DType D>
 void grad_norm(const TensorListView& list, double* out) {
+  using S = Stored<D>;
   const NormChunks chunks(list);
   std::vector<double> partial(static_cast<size_t>(chunks.count()) * 2);
   chunks.for_each(list, [&](int64_t c, int64_t t, int64_t begin, int64_t end) {
-    const T* g = slot<T>(list, 0, t);
+    const auto* g = slot<const typename S::type>(list, 0, t);
     double squares[kNormLanes] = {}, nonfinite[kNormLanes] = {};
     int64_t i = begin;
     for (; i + kNormLanes <= end; i += kNormLanes) {
 #pragma omp simd
       for (int l = 0; l < kNormLanes; ++l) {
-        const double x = static_cast<double>(g[i + l]);
+        const double x = static_cast<double>(S::load(g[i + l]));
         squares[l] += x * x;
         nonfinite[l] += x - x;
       }
     }
     for (int l = 0; i < end; ++i, ++l) {
-      const double x = static_cast<double>(g[i]);
+      const double x = static_cast<double>(S::load(g[i]));
       squares[l] += x * x;
       nonfinite[l] += x - x;
     }

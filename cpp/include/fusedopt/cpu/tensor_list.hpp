@@ -7,7 +7,7 @@
 #include "../common.hpp"
 
 namespace fusedopt {
-constexpr int kMaxSlots = 5;  // param, grad and up to three state buffers
+constexpr int kMaxSlots = 6;  // param, grad, up to three state buffers, and a float32 master copy
 
 // Plain data only: this struct crosses from the binding into each ISA build.
 struct TensorListView {

@@ -12,6 +12,7 @@
 #pragma once
 #include "../common.hpp"
 #include "../philox.hpp"
+#include "storage.hpp"
 
 namespace fusedopt {
 enum class Distribution : int { Uniform = 0, Normal = 1, TruncatedNormal = 2 };
@@ -244,31 +245,6 @@ FUSEDOPT_HD void init_block(const InitHyper& h, unsigned long long block, T out[
   } else {
     for (int j = 0; j < n; ++j) out[j] = truncated_value(u[j], h);
   }
-}
-
-// Round-to-nearest-even conversions to the 16-bit storage types.
-FUSEDOPT_HD unsigned short to_bfloat16_bits(float f) {
-  const unsigned int x = bits_of(f);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<unsigned short>((x >> 16) | 0x40u);  // quiet NaN
-  return static_cast<unsigned short>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
-}
-
-FUSEDOPT_HD unsigned short to_float16_bits(float f) {
-  unsigned int x = bits_of(f);
-  const unsigned int sign = (x >> 16) & 0x8000u;
-  x &= 0x7fffffffu;
-  unsigned int h;
-  if (x >= 0x47800000u) {                         // ≥ 65536 (rounds to inf), inf or NaN
-    h = x > 0x7f800000u ? 0x7e00u : 0x7c00u;
-  } else if (x < 0x38800000u) {                   // below 2^-14: subnormal half (or zero)
-    const float shifted = from_bits<float>(x) + 0.5f;  // the float add rounds to nearest even
-    h = bits_of(shifted) - 0x3f000000u;
-  } else {
-    const unsigned int odd = (x >> 13) & 1u;
-    x += 0xc8000fffu + odd;                       // rebias exponent (−112 << 23) and round
-    h = x >> 13;
-  }
-  return static_cast<unsigned short>(h | sign);
 }
 
 }  // namespace rules

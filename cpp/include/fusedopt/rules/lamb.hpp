@@ -36,6 +36,7 @@ struct Lamb {
   static constexpr const char* slots = "param, grad, exp_avg, exp_avg_sq";
   static constexpr unsigned present = 0b1111u;
   static constexpr int n_norms = 2;  // ‖p‖, ‖u‖
+  static constexpr unsigned first_pass_writes = 0b1100u;  // m and v (the second pass writes p)
   template <typename U> using Scalars = LambScalars<U>;
 
   template <typename T>

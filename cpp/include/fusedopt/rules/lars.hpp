@@ -34,6 +34,7 @@ struct Lars {
   static constexpr bool nesterov = Flags & 2u;
   static constexpr unsigned present = 0b111u;
   static constexpr int n_norms = trust_ratio ? 2 : 0;  // ‖p‖, ‖u‖
+  static constexpr unsigned first_pass_writes = 0u;   // the second pass writes p and b
   template <typename U> using Scalars = LarsScalars<U>;
 
   template <typename T>
