@@ -135,8 +135,13 @@ def unchanged_by_a_zero_step(params, master=None):
     fusedopt.functional.sgd(params, [np.zeros_like(p) for p in params], step=1, lr=0.0, master_params=master)
 
 
+ISAS = fusedopt.cpu_info()["available_isas"]
+
+
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("dtype", [BF16, F16], ids=["bfloat16", "float16"])
-def test_every_16_bit_pattern_loads_and_stores_back_unchanged(dtype):
+def test_every_16_bit_pattern_loads_and_stores_back_unchanged(dtype, isa, restore_runtime):
+    _core.set_isa(isa)
     bits = np.arange(2**16, dtype=np.uint32).astype(np.uint16)
     p = bits.copy().view(dtype)
     unchanged_by_a_zero_step([p])
@@ -155,8 +160,10 @@ def float32_edge_values():
     return np.concatenate([random, halfway, halfway ^ 0x80000000, specials]).view(np.float32)
 
 
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("dtype", [BF16, F16], ids=["bfloat16", "float16"])
-def test_a_master_copy_rounds_to_nearest_even_as_numpy_and_ml_dtypes(dtype):
+def test_a_master_copy_rounds_to_nearest_even_as_numpy_and_ml_dtypes(dtype, isa, restore_runtime):
+    _core.set_isa(isa)
     master = float32_edge_values()
     p = np.zeros(master.shape, dtype)
     unchanged_by_a_zero_step([p], [master])
@@ -341,3 +348,36 @@ def test_bfloat16_with_stochastic_rounding_tracks_float32_where_nearest_stalls()
     assert nearest[-1] > 0.9 * nearest[0]                  # nearest: updates below half a spacing are lost
     assert stochastic[-1] < 0.1 * stochastic[0]            # stochastic rounding follows float32
     assert abs(stochastic[-1] - full[-1]) < 0.05 * full[0]
+
+
+# --- loss scaling and clipping over 16-bit gradients ---------------------------------------------
+
+@pytest.mark.parametrize("dtype", [BF16, F16], ids=["bfloat16", "float16"])
+def test_scaled_step_of_16_bit_grads_is_the_reference_step_of_the_unscaled_clipped_grads(dtype):
+    rng = np.random.default_rng(12)
+    params = random_arrays(SHAPES, dtype, rng)
+    opt = fusedopt.Adam(params, lr=1e-2)
+    for t in range(3):
+        grads = [(64 * rng.standard_normal(s)).astype(dtype) for s in SHAPES]
+        norm = float(np.sqrt(sum(np.sum(g.astype(np.float64) ** 2) for g in grads)))
+        factor = min(1.0, 0.5 / (norm / 64 + 1e-6)) / 64  # clip_grad_norm_'s rule on the unscaled grads
+        expected = []
+        for i, (p, g) in enumerate(zip(params, grads)):
+            state = {k: (v if k == "step" else v.copy()) for k, v in opt.state.get(i, {}).items()}
+            p_ref = p.copy()
+            reference.mixed_step(reference.adam, p_ref, g.astype(np.float64) * factor, state,
+                                 state_keys=["exp_avg", "exp_avg_sq"], lr=1e-2)
+            expected.append((p_ref, state))
+        report = opt.scaled_step(grads, loss_scale=64.0, max_norm=0.5)
+        assert not report.skipped and report.total_norm == pytest.approx(norm / 64, rel=1e-12)
+        check = StepCheck(1e-2)
+        for i, (p_ref, state) in enumerate(expected):
+            check.close(params[i], p_ref, largest_terms(p_ref), f"step {t + 1}: params[{i}]")
+            for k in ("exp_avg", "exp_avg_sq"):
+                check.close(opt.state[i][k], state[k], largest_terms(state[k]), f"step {t + 1}: state[{i}][{k!r}]")
+        check.done(f"step {t + 1}")
+    grads[1][3] = np.inf
+    before = [p.tobytes() for p in params] + [v.tobytes() for s in opt.state.values() for k, v in s.items() if k != "step"]
+    assert opt.scaled_step(grads, loss_scale=64.0, max_norm=0.5).skipped
+    assert before == [p.tobytes() for p in params] + [v.tobytes() for s in opt.state.values() for k, v in s.items()
+                                                       if k != "step"]

@@ -14,6 +14,7 @@
 #include "../philox.hpp"
 #include "../rules/storage.hpp"
 #include "apply.hpp"
+#include "convert.hpp"
 
 namespace fusedopt {
 // The storage types of arrays; the first two are also the math types of the one-type kernels.
@@ -59,13 +60,8 @@ template <> struct Stored<kFloat16> {
 
 inline void load_block(int type, const void* base, int64_t begin, int64_t n, float* out) {
   const auto* in = static_cast<const unsigned short*>(base) + begin;
-  if (type == kBFloat16) {
-#pragma omp simd
-    for (int64_t j = 0; j < n; ++j) out[j] = rules::bfloat16_to_float(in[j]);
-  } else {
-#pragma omp simd
-    for (int64_t j = 0; j < n; ++j) out[j] = rules::float16_to_float(in[j]);
-  }
+  if (type == kBFloat16) bfloat16_to_float_block(in, out, n);
+  else float16_to_float_block(in, out, n);
 }
 
 // random: nullptr to round to nearest, else 32 bits per element of which bits [shift, shift + 16) are used.
@@ -73,11 +69,9 @@ inline void store_block(int type, void* base, int64_t begin, int64_t n, const fl
                         int shift) {
   auto* out = static_cast<unsigned short*>(base) + begin;
   if (type == kFloat16) {
-#pragma omp simd
-    for (int64_t j = 0; j < n; ++j) out[j] = rules::to_float16_bits(in[j]);
+    float_to_float16_block(in, out, n);
   } else if (random == nullptr) {
-#pragma omp simd
-    for (int64_t j = 0; j < n; ++j) out[j] = rules::to_bfloat16_bits(in[j]);
+    float_to_bfloat16_block(in, out, n);
   } else {
 #pragma omp simd
     for (int64_t j = 0; j < n; ++j) out[j] = rules::to_bfloat16_bits_stochastic(in[j], random[j] >> shift);

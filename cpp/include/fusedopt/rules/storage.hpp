@@ -1,7 +1,8 @@
 // The 16-bit storage types and their conversions to and from float, bit-exact, host and device:
 //   bfloat16: the top 16 bits of a float32 (8-bit exponent, 7-bit mantissa);
 //   float16:  IEEE binary16 (5-bit exponent, 10-bit mantissa, subnormals below 2^−14).
-// Loads are exact. Stores round to nearest even (what torch's .to(), NumPy and ml_dtypes do), or for
+// Loads are exact. NaNs come out quiet with their payload's leading bits, as x86's F16C conversions
+// (VCVTPH2PS, VCVTPS2PH) make them, so that those instructions give these bits (cpu/convert.hpp). Stores round to nearest even (what torch's .to(), NumPy and ml_dtypes do), or for
 // bfloat16 stochastically: the 16 bits dropped are compared with 16 random bits, so that the rounded
 // value's mean is the float's (x rounds up with probability (x − down)/(up − down)).
 //
@@ -29,7 +30,8 @@ FUSEDOPT_HD float float16_to_float(unsigned short h) {
   const unsigned int sign = (static_cast<unsigned int>(h) & 0x8000u) << 16;
   const unsigned int magnitude = h & 0x7fffu;
   const unsigned int normal = (magnitude << 13) + (112u << 23);   // rebias the exponent (127 − 15)
-  const unsigned int special = (magnitude << 13) | 0x7f800000u;   // inf and NaN keep their mantissa
+  const unsigned int quiet = select_bits(magnitude > 0x7c00u, 0x400000u, 0u);
+  const unsigned int special = (magnitude << 13) | 0x7f800000u | quiet;  // inf, and NaN made quiet
   // a subnormal half m·2^−24: m converted exactly, then scaled by a power of two (a normal float)
   const unsigned int subnormal = float_bits(static_cast<float>(static_cast<int>(magnitude)) * 5.9604644775390625e-08f);
   return float_from_bits(sign | select_bits(magnitude >= 0x7c00u, special,
@@ -53,7 +55,8 @@ FUSEDOPT_HD unsigned short to_float16_bits(float f) {
   const unsigned int bits = float_bits(f);
   const unsigned int sign = (bits >> 16) & 0x8000u;
   const unsigned int x = bits & 0x7fffffffu;
-  const unsigned int special = select_bits(x > 0x7f800000u, 0x7e00u, 0x7c00u);  // ≥ 65536 (inf), inf or NaN
+  // ≥ 65536 (inf), inf, or NaN: quiet, with the payload's top bits
+  const unsigned int special = select_bits(x > 0x7f800000u, 0x7e00u | ((x >> 13) & 0x3ffu), 0x7c00u);
   // below 2^−14, a subnormal half (or zero): the float add rounds to nearest even at 2^−24
   const unsigned int subnormal = float_bits(float_from_bits(x) + 0.5f) - 0x3f000000u;
   const unsigned int normal = (x + 0xc8000fffu + ((x >> 13) & 1u)) >> 13;  // rebias (−112 << 23) and round
