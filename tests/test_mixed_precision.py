@@ -381,3 +381,34 @@ def test_scaled_step_of_16_bit_grads_is_the_reference_step_of_the_unscaled_clipp
     assert opt.scaled_step(grads, loss_scale=64.0, max_norm=0.5).skipped
     assert before == [p.tobytes() for p in params] + [v.tobytes() for s in opt.state.values() for k, v in s.items()
                                                        if k != "step"]
+
+
+def test_the_avx512_bfloat16_paths_with_and_without_vcvtneps2bf16_give_the_same_bits(tmp_path):
+    """Where the CPU has AVX512_BF16, bfloat16 stores use VCVTNEPS2BF16 (a vector with a float32
+    denormal excepted); FUSEDOPT_NO_AVX512_BF16=1 makes a process take the integer rounding instead."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "trajectory.py"
+    script.write_text(
+        "import sys, numpy as np, ml_dtypes, fusedopt\n"
+        "bf = ml_dtypes.bfloat16\n"
+        "rng = np.random.default_rng(4)\n"
+        "edge = np.array([1e-40, -3e-39, 1.0000001, np.nan, np.inf, 3.3895e38], np.float32)\n"
+        "params = [rng.standard_normal(s).astype(bf) for s in [(4099,), (33,), (200_003,)]]\n"
+        "masters = [np.concatenate([edge, rng.standard_normal(s[0] - 6).astype(np.float32)]) for s in [(4099,), (33,), (200_003,)]]\n"
+        "state = [np.zeros_like(p) for p in params]\n"
+        "for step in range(1, 4):\n"
+        "    grads = [rng.standard_normal(p.shape).astype(bf) for p in params]\n"
+        "    fusedopt.functional.adam(params, grads, state, [np.zeros_like(p) for p in params], step=step, lr=1e-2)\n"
+        "    fusedopt.functional.sgd(params, [np.zeros_like(p) for p in params], step=1, lr=0.0, master_params=masters)\n"
+        "sys.stdout.buffer.write(b''.join(a.tobytes() for a in params + state))\n")
+    runs = {}
+    for flag in ("0", "1"):
+        env = dict(__import__("os").environ)
+        env.pop("FUSEDOPT_NO_AVX512_BF16", None)
+        if flag == "1":
+            env["FUSEDOPT_NO_AVX512_BF16"] = "1"
+        runs[flag] = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, check=True,
+                                    timeout=120).stdout
+    assert len(runs["0"]) > 0 and runs["0"] == runs["1"]

@@ -58,4 +58,13 @@ void set_isa(const std::string& name) {
   active() = t;
 }
 
+bool use_avx512_bf16() {
+#if defined(FUSEDOPT_HAVE_X86_ISAS)
+  static const bool use = __builtin_cpu_supports("avx512bf16") && std::getenv("FUSEDOPT_NO_AVX512_BF16") == nullptr;
+  return use;
+#else
+  return false;
+#endif
+}
+
 }  // namespace fusedopt

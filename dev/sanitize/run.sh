@@ -35,7 +35,7 @@ tests=(tests --deselect tests/test_cuda_nvrtc.py)
 if [ "$quick" = 1 ]; then
   tests=(tests/test_safety.py tests/test_fuzz_bindings.py tests/test_bad_input.py tests/test_state_dict.py
          tests/test_threads_and_isa.py tests/test_registry.py tests/test_hypothesis.py tests/test_adafactor.py
-         tests/test_scaled_step.py)
+         tests/test_scaled_step.py tests/test_mixed_precision.py)
 fi
 echo "== tests under ASan/UBSan: ${tests[*]}"
 LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \

@@ -2,7 +2,7 @@
 // runtime and its Archer tool, which tells TSan about OpenMP's own synchronization). Every variant of
 // every registered rule, both types, every ISA this CPU runs, and every fill and bandwidth probe, on a
 // tensor list whose thread split cuts tensors, with 2, 3 and 4 threads. Each result must also equal
-// the 1-thread result bit for bit. `--race` makes two tensors share memory (the overlap the bindings
+// the 1-thread result bit for bit; every variant also over bfloat16 lists with stochastic rounding. `--race` makes two tensors share memory (the overlap the bindings
 // refuse) to show that the harness does catch a race. Exit 0: clean and identical.
 #include <cstdio>
 #include <cstring>
@@ -109,6 +109,24 @@ void run_table(const KernelTable& table, bool race) {
         check_thread_counts(what, n_lists, itemsize, race, [&](const TensorListView& view) { kernel(view, scalars); });
         if (race) return;  // one racy run is enough to show the harness catches it
       }
+    }
+  }
+  // every variant over bfloat16 lists, rounded stochastically (cpu/mixed.hpp: staged blocks, Philox bits)
+  std::vector<int64_t> ids(kSizes.size());
+  for (size_t t = 0; t < ids.size(); ++t) ids[t] = static_cast<int64_t>(t);
+  for (size_t r = 0; r < rules.size(); ++r) {
+    for (size_t v = 0; v < rules[r].present.size(); ++v) {
+      const int n_lists = __builtin_popcount(rules[r].present[v]);
+      std::vector<float> scalars(rules[r].scalar_fields_float, 0.5f);
+      MixedStorage m{};
+      for (int k = 0; k < kMaxSlots; ++k) m.type[k] = kBFloat16;
+      m.stochastic = 1;
+      m.seed = 7;
+      m.step = 3;
+      m.tensor_ids = ids.data();
+      const MixedKernel kernel = table.optimizers[r].mixed[v];
+      check_thread_counts(std::string(table.isa) + " " + rules[r].name + "<" + std::to_string(v) + "> bfloat16", n_lists,
+                          2, false, [&](const TensorListView& view) { kernel(view, m, scalars.data()); });
     }
   }
   for (int dtype = 0; dtype < 2; ++dtype) {

@@ -16,6 +16,12 @@
 #include <immintrin.h>
 #endif
 
+namespace fusedopt {
+// Whether bfloat16 stores may use VCVTNEPS2BF16: the CPU has AVX512_BF16 and FUSEDOPT_NO_AVX512_BF16
+// is not set (the tests set it to run the other path). Defined in cpp/src/isa.cpp.
+bool use_avx512_bf16();
+}  // namespace fusedopt
+
 FUSEDOPT_NAMESPACE_BEGIN
 namespace cpu {
 
@@ -57,10 +63,7 @@ __attribute__((target("avx512bf16,avx512f,avx512vl"))) inline int64_t float_to_b
   return j;
 }
 
-inline bool has_avx512_bf16() {
-  static const bool has = __builtin_cpu_supports("avx512bf16");
-  return has;
-}
+inline bool has_avx512_bf16() { return use_avx512_bf16(); }
 #endif
 
 inline void float_to_bfloat16_block(const float* in, unsigned short* out, int64_t n) {

@@ -2,7 +2,8 @@
 // float32 per list, the math in float32 (DESIGN.md §"Mixed precision"). Each thread's share is walked
 // in blocks of kStage elements: the 16-bit lists of a block are converted into float32 buffers on the
 // stack (float32 lists are used in place), the rule's element runs over the block as in apply.hpp, and
-// the lists the rule writes are rounded back. One pass over memory; the buffers stay in L1.
+// the lists the rule writes are rounded back. One pass over memory; the buffers stay in L1. The AVX-512
+// build takes the common layouts another way, through registers (mixed_avx512.hpp).
 //
 // With a master copy, the param is read from and written to its float32 copy, and the 16-bit param is
 // only written: the copy rounded to nearest. Stochastic rounding (bfloat16 only) takes its bits from
@@ -205,9 +206,51 @@ void apply_mixed_with_norms(const TensorListView& list, const MixedStorage& m,
   });
 }
 
+}  // namespace cpu
+FUSEDOPT_NAMESPACE_END
+
+#include "mixed_avx512.hpp"
+
+FUSEDOPT_NAMESPACE_BEGIN
+namespace cpu {
+
+// The fast layouts (mixed_avx512.hpp) of an elementwise rule rounding to nearest: params and grads in
+// one 16-bit type, every state list in it or in float32 (float32 with a master copy). True when it ran.
+template <class Rule, int... K>
+bool run_fast_layout(const TensorListView& list, const MixedStorage& m, const void* scalars) {
+#if defined(__AVX512F__)
+  if constexpr (rules::NormCount<Rule>::value < 0) {
+    constexpr int n_lists = rules::popcount(Rule::present);
+    const int p = m.type[0];
+    if (m.stochastic || (p != kBFloat16 && p != kFloat16) || m.type[1] != p) return false;
+    const int s = n_lists > 2 ? m.type[2] : kFloat32;
+    for (int l = 2; l < n_lists; ++l)
+      if (m.type[l] != s) return false;
+    const bool master = m.master != nullptr;
+    if ((s != p && s != kFloat32) || (master && s != kFloat32)) return false;
+    if (p == kFloat16) {
+      if (master) run_fast<Rule, false, kFloat16, kFloat32, true, K...>(list, m, scalars);
+      else if (s == kFloat32) run_fast<Rule, false, kFloat16, kFloat32, false, K...>(list, m, scalars);
+      else run_fast<Rule, false, kFloat16, kFloat16, false, K...>(list, m, scalars);
+    } else if (has_avx512_bf16()) {
+      if (master) run_fast<Rule, true, kBFloat16, kFloat32, true, K...>(list, m, scalars);
+      else if (s == kFloat32) run_fast<Rule, true, kBFloat16, kFloat32, false, K...>(list, m, scalars);
+      else run_fast<Rule, true, kBFloat16, kBFloat16, false, K...>(list, m, scalars);
+    } else {
+      if (master) run_fast<Rule, false, kBFloat16, kFloat32, true, K...>(list, m, scalars);
+      else if (s == kFloat32) run_fast<Rule, false, kBFloat16, kFloat32, false, K...>(list, m, scalars);
+      else run_fast<Rule, false, kBFloat16, kBFloat16, false, K...>(list, m, scalars);
+    }
+    return true;
+  }
+#endif
+  return false;
+}
+
 template <class Rule, int... K>
 void apply_mixed_slots(const TensorListView& list, const MixedStorage& m, const void* scalars,
                        std::integer_sequence<int, K...>) {
+  if (run_fast_layout<Rule, K...>(list, m, scalars)) return;
   const auto s = *static_cast<const typename Rule::template Scalars<float>*>(scalars);
   if constexpr (rules::NormCount<Rule>::value >= 0) {
     apply_mixed_with_norms<Rule, K...>(list, m, s);
