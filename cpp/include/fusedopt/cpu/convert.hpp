@@ -83,6 +83,26 @@ inline void float_to_bfloat16_block(const float* in, unsigned short* out, int64_
   for (int64_t i = j; i < n; ++i) out[i] = rules::to_bfloat16_bits(in[i]);
 }
 
+// Stochastic rounding: element j takes bits [shift, shift + 16) of random[j] (rules::to_bfloat16_bits_stochastic).
+inline void float_to_bfloat16_stochastic_block(const float* in, const unsigned int* random, int shift,
+                                               unsigned short* out, int64_t n) {
+  int64_t j = 0;
+#if defined(__AVX512F__)
+  const __m512i field = _mm512_set1_epi32(0xffff), quiet = _mm512_set1_epi32(0x400000);
+  const __m128i count = _mm_cvtsi32_si128(shift);
+  for (; j + 16 <= n; j += 16) {
+    const __m512 v = _mm512_loadu_ps(in + j);
+    const __m512i x = _mm512_castps_si512(v);
+    const __m512i bits = _mm512_and_si512(_mm512_srl_epi32(_mm512_loadu_si512(random + j), count), field);
+    __m512i r = _mm512_add_epi32(x, bits);
+    r = _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), x, quiet);  // NaN: (x >> 16) | 0x40
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
+  }
+#endif
+#pragma omp simd
+  for (int64_t i = j; i < n; ++i) out[i] = rules::to_bfloat16_bits_stochastic(in[i], random[i] >> shift);
+}
+
 inline void float_to_float16_block(const float* in, unsigned short* out, int64_t n) {
   int64_t j = 0;
 #if defined(__AVX512F__)
