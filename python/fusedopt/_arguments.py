@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import math
 import operator
+from typing import Optional
 
 
-def whole(name: str, value, lo: int) -> int:
-    """``value`` as an int >= lo (any integer type; bool refused)."""
+def whole(name: str, value, lo: int, below: Optional[int] = None) -> int:
+    """``value`` as an int >= lo, and < below if given (any integer type; bool refused)."""
+    if below is None:
+        expected = f"an int >= {lo}"
+    else:  # a power of two reads as one: [0, 2**64)
+        bound = f"2**{below.bit_length() - 1}" if below & (below - 1) == 0 else str(below)
+        expected = f"an int in [{lo}, {bound})"
+    kind = "an int" if below is None else expected
     if isinstance(value, bool):
-        raise TypeError(f"{name}: expected an int, got bool")
+        raise TypeError(f"{name}: expected {kind}, got bool")
     try:
         value = operator.index(value)
     except TypeError:
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}") from None
-    if value < lo:
-        raise ValueError(f"{name}: expected an int >= {lo}, got {value}")
+        raise TypeError(f"{name}: expected {kind}, got {type(value).__name__}") from None
+    if value < lo or (below is not None and value >= below):
+        raise ValueError(f"{name}: expected {expected}, got {value}")
     return value
 
 

@@ -5,8 +5,9 @@ arrays compute in float64 and mix with float64 only."""
 
 from __future__ import annotations
 
-import operator
 from typing import Optional, Tuple
+
+from .._arguments import whole
 
 LOW_PRECISION = ("bfloat16", "float16")
 STATE_DTYPES = ("float32",) + LOW_PRECISION
@@ -18,15 +19,7 @@ _WORD = 1 << 64
 
 def check_seed(seed, name: str = "rounding_seed") -> int:
     """An int in [0, 2^64): the key of the stochastic rounding bits."""
-    if isinstance(seed, bool):
-        raise TypeError(f"{name}: expected an int in [0, 2**64), got bool")
-    try:
-        value = operator.index(seed)
-    except TypeError:
-        raise TypeError(f"{name}: expected an int in [0, 2**64), got {type(seed).__name__}") from None
-    if not 0 <= value < _WORD:
-        raise ValueError(f"{name}: expected an int in [0, 2**64), got {value}")
-    return value
+    return whole(name, seed, 0, below=_WORD)
 
 
 def state_dtype(dtype) -> Optional[str]:
