@@ -435,3 +435,80 @@ def test_adafactor_gives_the_reference_answer_or_a_clean_error(data, seed):
             if lists[argument][i] is not None:
                 np.testing.assert_allclose(lists[argument][i], expected_state[i][key], **tol,
                                            err_msg=f"{argument}[{i}]")
+
+
+# --- mixed precision: random storage per list, master copies, stochastic rounding, overlaps ---------
+
+ml_dtypes = pytest.importorskip("ml_dtypes")
+STORAGE = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat16), "float16": np.dtype(np.float16)}
+MIXED_SPECS = [s for s in SPECS if s.name in ("adam", "sgd", "lamb", "rmsprop", "lion", "adagrad")]
+
+
+@settings(max_examples=EXAMPLES // 3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), seed=st.integers(0, 2**32 - 1))
+def test_mixed_storage_steps_give_the_reference_answer_or_a_clean_error(data, seed):
+    """A step over lists each stored in its own type (float32, bfloat16, float16), with or without
+    float32 master copies and stochastic rounding, sizes around the 16-element vectors and the 256-element
+    blocks: the reference's (within StepCheck's bound), or, when asked for something refused (a master copy
+    of float32 params, stochastic rounding of a float16 list, a written array sharing memory with another),
+    a ValueError/TypeError with nothing written."""
+    from fusedopt import reference
+    from fusedopt.functional._spec import run
+    from test_mixed_precision import StepCheck, largest_terms
+
+    rng = np.random.default_rng(seed)
+    spec = data.draw(st.sampled_from(MIXED_SPECS))
+    h = {**spec.defaults, "lr": 0.01}
+    step = data.draw(st.integers(2, 4))  # the buffers given are the state (no first-step rule)
+    variant = spec.variant(h, step)
+    buffers = spec.buffers_in(variant)
+    sizes = data.draw(st.lists(st.sampled_from([0, 1, 15, 16, 17, 255, 256, 257, 1000]), min_size=1, max_size=3))
+    kinds = [data.draw(st.sampled_from(list(STORAGE))) for _ in range(2 + len(buffers))]
+    params = [rng.standard_normal(n).astype(STORAGE[kinds[0]]) for n in sizes]
+    grads = [rng.standard_normal(n).astype(STORAGE[kinds[1]]) for n in sizes]
+    lists = {b.argument: [np.abs(rng.standard_normal(n)).astype(STORAGE[k]) for n in sizes]
+             for b, k in zip(buffers, kinds[2:])}
+    master = [p.astype(np.float32) for p in params] if data.draw(st.booleans()) else None
+    seed_or_none = data.draw(st.sampled_from([None, 7, 2**64 - 1]))
+    alias = data.draw(st.sampled_from([None, "state aliases param", "master aliases grad"]))
+    if alias == "state aliases param" and buffers and kinds[2] == kinds[0] and sizes[0] > 0:
+        lists[buffers[0].argument][0] = params[0]
+    elif alias == "master aliases grad" and master is not None and kinds[1] == "float32" and sizes[0] > 0:
+        master[0] = grads[0]
+    else:
+        alias = None
+    written = params + [a for lst in lists.values() for a in lst] + (master or [])
+    refused = (master is not None and kinds[0] == "float32") or alias is not None or (
+        seed_or_none is not None and "float16" in [kinds[0]] + kinds[2:])
+    event("refused" if refused else "valid")
+    expected = []
+    if not refused:
+        for i, (p, g) in enumerate(zip(params, grads)):
+            state = {"step": step - 1}
+            for b in buffers:
+                state[b.key] = lists[b.argument][i].copy()
+            p_ref, m_ref = p.copy(), None if master is None else master[i].copy()
+            reference.mixed_step(REFERENCE[spec.class_name], p_ref, g, state, master=m_ref, tensor_id=i, rounding_seed=seed_or_none,
+                                 state_keys=[b.key for b in spec.buffers],
+                                 state_dtype=kinds[2] if buffers else None,
+                                 **{k: v for k, v in h.items() if k in spec.kernel_hypers})
+            expected.append((p_ref, state, m_ref))
+    before = snapshot(written + grads)
+    try:
+        run(spec, params, grads, {**{b.argument: None for b in spec.buffers}, **lists}, step, h,
+            master_params=master, rounding_seed=seed_or_none)
+    except (TypeError, ValueError) as e:
+        assert refused, f"refused a valid step: {e}"
+        assert unchanged(written + grads, before), str(e)
+        return
+    assert not refused, "accepted an invalid step"
+    check = StepCheck(0.01)
+    for i, (p_ref, state, m_ref) in enumerate(expected):
+        terms = largest_terms(p_ref, *[v for k, v in state.items() if k != "step"])
+        check.close(params[i], p_ref, terms, f"params[{i}]")
+        for b in buffers:
+            if b.key in state:
+                check.close(lists[b.argument][i], state[b.key], terms, f"{b.argument}[{i}]")
+        if m_ref is not None:
+            check.close(master[i], m_ref, terms, f"master_params[{i}]")
+    check.done("step")
