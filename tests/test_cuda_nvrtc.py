@@ -71,3 +71,36 @@ def test_kernels_assemble_without_register_spills_or_stack(source, arch):
     frames = re.findall(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", log)
     assert len(frames) == len(cuda.kernel_names(source)), log
     assert all(f == ("0", "0", "0") for f in frames), log
+
+
+def mixed_examples():
+    """16-bit steps as the backend names them (compiled at first use, one per layout): every variant of
+    every elementwise rule with bfloat16 lists rounded stochastically, and float16 params and grads with
+    float32 master copies and state."""
+    from fusedopt import _core
+
+    names = []
+    for index, rule in enumerate(_core.rules()):
+        if rule["per_tensor_norms"]:
+            continue
+        for variant, present in enumerate(rule["present"]):
+            lists = bin(present).count("1")
+            names.append(cuda.mixed_kernel_name(index, variant, [2] * lists, False, True))
+            names.append(cuda.mixed_kernel_name(index, variant, [3, 3] + [0] * (lists - 2), True, False))
+    return names
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_16_bit_kernels_compile_and_assemble_without_spills_or_stack(arch):
+    names = mixed_examples()
+    prog = nvrtc.createProgram(cuda.kernel_source("optimizers"), "optimizers.cu", [], [])
+    for name in names:
+        nvrtc.addNameExpression(prog, name)
+    try:
+        nvrtc.compileProgram(prog, list(cuda.compile_options()) + [f"-arch=sm_{arch}", "--ptxas-options=-v"])
+    except nvrtc.NVRTCError:
+        pytest.fail(f"optimizers.cu's 16-bit kernels do not compile under NVRTC:\n{nvrtc.getProgramLog(prog)}")
+    log = nvrtc.getProgramLog(prog)
+    frames = re.findall(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", log)
+    assert len(frames) >= len(names), log
+    assert all(f == ("0", "0", "0") for f in frames), log

@@ -3,6 +3,7 @@ against the CPU kernels (same rules, no FMA contraction on either side); the chu
 streams and mixed-device refusal. Skipped without CuPy and a CUDA device."""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -332,3 +333,105 @@ def test_torch_cuda_adapter_matches_torch_optim_on_torchs_stream():
     assert [p.data_ptr() for p in b.parameters()] == pointers
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(q, p, rtol=2e-5, atol=2e-6)
+
+
+# --- 16-bit storage (README, "Mixed precision"): the CPU's bits ---------------------------------------
+
+MIXED_CASES = [c for c in CASES if c[0] not in ("LAMB", "LARS")]  # two-pass rules: CPU only for now
+MIXED_LAYOUTS = {  # param storage, state storage, master copies, rounding seed (bfloat16: uint16 bits here)
+    "bfloat16": ("bfloat16", "bfloat16", False, None),
+    "bfloat16-stochastic": ("bfloat16", "bfloat16", False, 2**40 + 3),
+    "float16-float32-state": ("float16", "float32", False, None),
+    "bfloat16-master": ("bfloat16", "float32", True, None),
+    "float16-master": ("float16", "float32", True, None),
+}
+
+
+def on_device(a):
+    """A CuPy copy of a host array: bfloat16 as its uint16 bits (CuPy has no bfloat16)."""
+    return cupy.asarray(a.view(np.uint16) if a.dtype.name == "bfloat16" else a)
+
+
+@pytest.mark.parametrize("layout", MIXED_LAYOUTS)
+@pytest.mark.parametrize("case", MIXED_CASES[::2], ids=[case_id(c) for c in MIXED_CASES[::2]])
+def test_16_bit_steps_give_the_cpus_bits(case, layout):
+    """The functional step over 16-bit lists (and float32 master copies), two steps, on the GPU and on
+    the CPU from the same arrays: the same bits, stochastic rounding included."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    from fusedopt.functional._spec import run
+
+    name, kwargs = case
+    kind, state_kind, master, seed = MIXED_LAYOUTS[layout]
+    storage = {"bfloat16": np.dtype(ml_dtypes.bfloat16), "float16": np.dtype(np.float16), "float32": np.dtype(np.float32)}
+    spec = next(s for s in fusedopt.functional.SPECS if s.class_name == name)
+    h = {**spec.defaults, **kwargs}
+    rng = np.random.default_rng(3)
+    shapes = SHAPES[:5]
+    params = [rng.standard_normal(s).astype(storage[kind]) for s in shapes]
+    masters = [p.astype(np.float32) for p in params] if master else None
+    buffers = {b.argument: [np.full(s, spec.initial_value(b, h), storage[state_kind]) for s in shapes]
+               for b in spec.buffers}
+    gpu = dict(params=[on_device(p) for p in params], masters=[cupy.asarray(m) for m in masters] if master else None,
+               buffers={k: [on_device(a) for a in v] for k, v in buffers.items()})
+    for step in (1, 2):
+        grads = [rng.standard_normal(s).astype(storage[kind]) for s in shapes]
+        variant_buffers = {b.argument: buffers[b.argument] for b in spec.buffers_in(spec.variant(h, step))}
+        run(spec, params, grads, {**{b.argument: None for b in spec.buffers}, **variant_buffers}, step, h,
+            master_params=masters, rounding_seed=seed)
+        run(spec, gpu["params"], [on_device(g) for g in grads],
+            {**{b.argument: None for b in spec.buffers}, **{k: gpu["buffers"][k] for k in variant_buffers}}, step, h,
+            master_params=gpu["masters"], rounding_seed=seed)
+    host = lambda a: a.view(np.uint16) if a.dtype.name == "bfloat16" else a  # noqa: E731 - bits to compare
+    for i, (p, g) in enumerate(zip(params, gpu["params"])):
+        assert cupy.asnumpy(g).tobytes() == host(p).tobytes(), f"params[{i}]"
+    for key, arrays in buffers.items():
+        for i, (a, g) in enumerate(zip(arrays, gpu["buffers"][key])):
+            assert cupy.asnumpy(g).tobytes() == host(a).tobytes(), f"{key}[{i}]"
+    for i, (m, g) in enumerate(zip(masters or [], gpu["masters"] or [])):
+        assert cupy.asnumpy(g).tobytes() == m.tobytes(), f"master_params[{i}]"
+
+
+def test_float16_optimizer_classes_with_master_weights_give_the_cpus_bits():
+    params = [np.random.default_rng(4).standard_normal(s).astype(np.float16) for s in SHAPES[:5]]
+    cpu_opt = fusedopt.AdamW([p.copy() for p in params], lr=1e-2, master_weights=True)
+    gpu_params = [cupy.asarray(p) for p in params]
+    gpu_opt = fusedopt.AdamW(gpu_params, lr=1e-2, master_weights=True)
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        grads = [rng.standard_normal(s).astype(np.float16) for s in SHAPES[:5]]
+        cpu_opt.step(grads)
+        gpu_opt.step([cupy.asarray(g) for g in grads])
+    assert_same_state(cpu_opt, gpu_opt, cupy.asnumpy)
+    for p, q in zip(cpu_opt.param_groups[0]["params"], gpu_params):
+        assert cupy.asnumpy(q).tobytes() == p.tobytes()
+
+
+@pytest.mark.parametrize("bad,error,words", [
+    ("LAMB over bfloat16", NotImplementedError, "two-pass"),
+    ("stochastic rounding of float16", ValueError, "stochastic rounding is for bfloat16"),
+    ("float64 master copies", TypeError, "master_params[0]"),
+    ("master copies of float32 params", ValueError, "master weights"),
+    ("bfloat16 params in an optimizer class", TypeError, "uint16"),
+])
+def test_bad_16_bit_gpu_calls_raise_and_change_nothing(bad, error, words):
+    p, g = cupy.ones(8, np.uint16), cupy.ones(8, np.uint16)
+    m, v = cupy.zeros(8, np.uint16), cupy.zeros(8, np.uint16)
+    kwargs = {}
+    if bad == "stochastic rounding of float16":
+        p, g, m, v = (a.view(np.float16) for a in (p, g, m, v))
+        kwargs = dict(rounding_seed=1)
+    elif bad == "float64 master copies":
+        kwargs = dict(master_params=[cupy.zeros(8)])
+    elif bad == "master copies of float32 params":
+        p, g, m, v = cupy.ones(8, np.float32), cupy.ones(8, np.float32), cupy.zeros(8, np.float32), cupy.zeros(
+            8, np.float32)
+        kwargs = dict(master_params=[cupy.zeros(8, np.float32)])
+    before = [cupy.asnumpy(a).tobytes() for a in (p, g, m, v)]
+    with pytest.raises(error, match=re.escape(words)):
+        if bad == "LAMB over bfloat16":
+            fusedopt.functional.lamb([p], [g], [m], [v], step=1)
+        elif bad == "bfloat16 params in an optimizer class":
+            fusedopt.Adam([p])
+        else:
+            fusedopt.functional.adam([p], [g], [m], [v], step=1, **kwargs)
+    assert [cupy.asnumpy(a).tobytes() for a in (p, g, m, v)] == before

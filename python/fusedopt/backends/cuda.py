@@ -32,6 +32,9 @@ THREADS = 256
 # (bench_gpu.py --grid sweeps it).
 BLOCKS_PER_SM = 8
 _SUPPORTED = ("float32", "float64")
+# 16-bit storage (README, "Mixed precision"): CuPy has no bfloat16, so a uint16 array holds bfloat16
+# bits. The numbers are the kernels' storage template arguments (fusedopt::DType's).
+STORAGE = {"float32": 0, "uint16": 2, "float16": 3}
 
 
 @functools.lru_cache(maxsize=None)
@@ -245,9 +248,16 @@ def _check_list(name: str, arrays) -> _ListInfo:
     return info
 
 
+def _is_mixed(dtypes) -> bool:
+    """Lists of float32 and 16-bit storage (uint16 = bfloat16 bits, float16), at least one 16-bit."""
+    return all(d in STORAGE for d in dtypes) and any(d != "float32" for d in dtypes)
+
+
 def _check(lists: Sequence[Tuple[str, object]]) -> Tuple[str, List[Optional[_ListInfo]]]:
     """Checks every array of every list (None: a list the options do not use) against params:
-    same length, dtype, device and shapes. Returns (dtype name, one _ListInfo per list)."""
+    same length, device and shapes, and one dtype (float32 or float64), or each list its own among
+    float32, bfloat16 (uint16 bits) and float16. Returns (dtype name, "mixed" for the latter, and one
+    _ListInfo per list)."""
     name0, params = lists[0]
     if not isinstance(params, (list, tuple)):
         raise TypeError(f"params: expected a list of arrays, got {type(params).__name__}")
@@ -264,13 +274,15 @@ def _check(lists: Sequence[Tuple[str, object]]) -> Tuple[str, List[Optional[_Lis
             raise ValueError(f"{name}: expected {len(params)} arrays (one per param), got {len(arrays)}")
         info = _check_list(name, arrays)
         if not infos:
-            if info.dtype.name not in _SUPPORTED:
-                raise TypeError(f"params[0]: dtype {info.dtype} is not supported; expected float32 or float64")
+            if info.dtype.name not in _SUPPORTED + tuple(STORAGE):
+                raise TypeError(f"params[0]: dtype {info.dtype} is not supported; expected float32, float64, "
+                                f"bfloat16 (as uint16 bits) or float16")
         else:
             first = infos[0]
-            if info.dtype != first.dtype:
+            if info.dtype != first.dtype and not _is_mixed((first.dtype.name, info.dtype.name)):
                 raise TypeError(f"{name}[0]: dtype {info.dtype} does not match params[0] dtype {first.dtype} "
-                                "(all arrays of one call share a dtype)")
+                                "(float64 arrays mix with float64 only; float32, bfloat16 (uint16) and float16 "
+                                "lists may mix)")
             if info.device != first.device:
                 raise ValueError(f"{name}[0]: on device {info.device}, params[0] on device {first.device}")
             if info.shapes != first.shapes:
@@ -279,12 +291,12 @@ def _check(lists: Sequence[Tuple[str, object]]) -> Tuple[str, List[Optional[_Lis
                                  f"{first.shapes[i]}")
         infos.append(info)
     _check_current_device(infos[0].device)
-    itemsize = infos[0].dtype.itemsize
-    sizes = [int(np.prod(shape)) * itemsize for shape in infos[0].shapes]
-    refuse_overlaps([(ptr, ptr + size, k, i) for k, info in enumerate(infos) if info is not None
-                     for i, (ptr, size) in enumerate(zip(info.ptrs, sizes))],
+    numel = [int(np.prod(shape)) for shape in infos[0].shapes]
+    refuse_overlaps([(ptr, ptr + n * info.dtype.itemsize, k, i) for k, info in enumerate(infos) if info is not None
+                     for i, (ptr, n) in enumerate(zip(info.ptrs, numel))],
                     lambda k, i: f"{lists[k][0]}[{i}]")
-    return infos[0].dtype.name, infos
+    names = [info.dtype.name for info in infos if info is not None]
+    return ("mixed" if _is_mixed(names) else names[0]), infos
 
 
 def _check_current_device(device: int) -> None:
@@ -312,15 +324,17 @@ def build_chunk_table(ptrs_per_slot: Sequence[Sequence[int]], sizes: Sequence[in
 _tables: Dict[tuple, tuple] = {}
 
 
-def _chunk_table(infos: Sequence[_ListInfo]):
-    """The device chunk table for these lists, built once and reused while their pointers and sizes
+def _chunk_table(infos: Sequence[_ListInfo], extra_rows: Sequence[Tuple[int, ...]] = ()):
+    """The device chunk table for these lists (and ``extra_rows`` of per-tensor values after them: a
+    16-bit step's master copies and tensor ids), built once and reused while their pointers and sizes
     stay the same (a new list at new addresses gets a new table). Returns (args, n_chunks)."""
     chunk = chunk_size()
-    key = (chunk, infos[0].shapes) + tuple(info.ptrs for info in infos)
+    rows = [info.ptrs for info in infos] + [tuple(r) for r in extra_rows]
+    key = (chunk, infos[0].shapes) + tuple(rows)
     table = _tables.get(key)
     if table is None:
         sizes = [int(np.prod(s)) for s in infos[0].shapes]
-        host = build_chunk_table([info.ptrs for info in infos], sizes, chunk)
+        host = build_chunk_table(rows, sizes, chunk)
         device = _to_device(host)
         n_chunks = len(host[0])
         table = (device + (np.int32(len(sizes)), np.int32(n_chunks), np.int32(chunk)), n_chunks)
@@ -417,18 +431,63 @@ def _hold_until_done(arrays) -> None:
 
 # --- the optimizer step and plan (the interface of fusedopt.backends) ------------------------------
 
-def _refuse_mixed_precision(master, rounding) -> None:
-    if master is not None or rounding is not None:
-        raise NotImplementedError("mixed precision (master copies, stochastic rounding) has no CUDA kernel yet; "
-                                  "it runs on the CPU only")
+def mixed_kernel_name(rule: int, variant: int, storage: Sequence[int], master: bool, stochastic: bool) -> str:
+    """The name expression of a 16-bit step (optimizers.cu ``mixed_step``): storage per list in use."""
+    flags = f"{str(master).lower()}, {str(stochastic).lower()}"
+    return (f"fusedopt::cuda::mixed_step<fusedopt::rules::{_rule(rule)['cpp_name']}<{variant}u>, {flags}, "
+            f"{', '.join(map(str, storage))}>")
+
+
+def _check_precision(rule: int, infos, master_info, stochastic: bool, names) -> None:
+    """What a 16-bit step may not be asked for, as the CPU binding refuses it (before anything runs)."""
+    if _rule(rule)["per_tensor_norms"]:
+        raise NotImplementedError(f"{_rule(rule)['name']}: 16-bit storage on the GPU has no two-pass kernel yet "
+                                  "(it runs on the CPU)")
+    dtypes = [info.dtype.name for info in infos]
+    if master_info is not None:
+        if master_info.dtype.name != "float32":
+            raise TypeError(f"master_params[0]: dtype {master_info.dtype}; a master copy is float32")
+        if dtypes[0] not in ("uint16", "float16"):
+            raise ValueError(f"master weights are float32 copies of bfloat16 or float16 params; {names[0]}[0] is "
+                             f"{dtypes[0]}")
+        if master_info.shapes != infos[0].shapes:
+            i = next(i for i, (s, p) in enumerate(zip(master_info.shapes, infos[0].shapes)) if s != p)
+            raise ValueError(f"master_params[{i}]: shape {master_info.shapes[i]} does not match params[{i}] shape "
+                             f"{infos[0].shapes[i]}")
+    if stochastic:
+        for k, d in enumerate(dtypes):
+            if k != 1 and d == "float16":
+                raise ValueError(f"stochastic rounding is for bfloat16 arrays; {names[k]}[0] is float16 (round it to "
+                                 "nearest, or store it in bfloat16)")
+
+
+def _launch_mixed(rule: int, variant: int, infos, master_info, ids, rounding, scalars) -> None:
+    """One 16-bit step: one launch, the table holding the master copies and the tensor ids after the lists."""
+    extra = ([master_info.ptrs] if master_info is not None else []) + [tuple(ids)]
+    args, n_chunks = _chunk_table(infos, extra)
+    if n_chunks == 0:
+        return
+    stochastic = rounding is not None
+    seed, step = rounding if stochastic else (0, 0)
+    name = mixed_kernel_name(rule, variant, [STORAGE[info.dtype.name] for info in infos], master_info is not None,
+                             stochastic)
+    kernel = _module("optimizers", (name,)).get_function(name)
+    blocks = min(n_chunks, _max_blocks(infos[0].device))
+    kernel((blocks,), (THREADS,), (*args, np.uint64(seed), np.uint64(step), scalars))
 
 
 def step(spec, variant: int, names, lists, scalars: bytes, master=None, rounding=None) -> None:
-    _refuse_mixed_precision(master, rounding)
     _check_variant(spec.rule_index, variant, len(lists))
-    dtype, infos = _check(list(zip(names, lists)))
-    _launch(spec.rule_index, variant, dtype, infos, _scalars_struct(spec.rule_index, dtype, scalars))
-    _hold_until_done(tuple(a for arrays in lists for a in arrays))
+    checked = list(zip(names, lists)) + ([("master_params", master)] if master is not None else [])
+    dtype, infos = _check(checked)
+    master_info = infos.pop() if master is not None else None
+    if dtype == "mixed" or master is not None:  # (float32 or float64 lists round nothing: rounding is moot)
+        _check_precision(spec.rule_index, infos, master_info, rounding is not None, names)
+        _launch_mixed(spec.rule_index, variant, infos, master_info, range(len(lists[0])), rounding,
+                      _scalars_struct(spec.rule_index, "float32", scalars))
+    else:
+        _launch(spec.rule_index, variant, dtype, infos, _scalars_struct(spec.rule_index, dtype, scalars))
+    _hold_until_done(tuple(a for arrays in lists for a in arrays) + tuple(master or ()))
 
 
 def _renamed(error: Exception, names: Dict[str, Sequence[str]]) -> Exception:
@@ -451,51 +510,68 @@ class Plan:
         self.n_params = n_params
         self._calls = []
         for rule, params, buffers, indices, names, buffer_names, *master in calls:
-            _refuse_mixed_precision(master[0] if master else None, None)
+            master, master_names = (master + [None, None])[:2]
             lists = [("params", list(params)), ("grads", list(params))]
             lists += [(f"buffers{k}", list(b)) for k, b in enumerate(buffers)]
             user = {"params": names, **{f"buffers{k}": n for k, n in enumerate(buffer_names)}}
+            if master is not None:
+                lists.append(("master_params", list(master)))
+                user["master_params"] = master_names
             try:
                 _check(lists)
             except (TypeError, ValueError) as e:
                 raise _renamed(e, user) from None
             user["grads"] = [f"grads[{i}]" for i in indices]
-            self._calls.append((rule, lists, list(indices), user))
+            self._calls.append((rule, lists, list(indices), user, master is not None))
         self.n_calls = len(self._calls)
 
     def step(self, grads, variants, scalars, rounding=None) -> bool:
-        _refuse_mixed_precision(None, rounding)
         if not isinstance(grads, (list, tuple)):
             raise TypeError(f"grads: expected a list of arrays, got {type(grads).__name__}")
         if len(grads) != self.n_params:
             raise ValueError(f"grads: expected {self.n_params} arrays (one per param, None to skip one), got {len(grads)}")
-        if any(grads[i] is None for _, _, indices, _ in self._calls for i in indices):
+        if any(grads[i] is None for _, _, indices, _, _ in self._calls for i in indices):
             return False
         launches, extents = [], []
-        for c, ((rule, lists, indices, user), variant, packed) in enumerate(zip(self._calls, variants, scalars)):
-            _check_variant(rule, variant, len(lists))
+        for c, ((rule, lists, indices, user, has_master), variant, packed) in enumerate(
+                zip(self._calls, variants, scalars)):
+            _check_variant(rule, variant, len(lists) - has_master)
             checked = list(lists)
             checked[1] = ("grads", [grads[i] for i in indices])
             try:
                 dtype, infos = _check(checked)
+                if infos[1].dtype != infos[0].dtype:  # as in torch, a grad has its param's dtype
+                    raise TypeError(f"grads[0]: dtype {infos[1].dtype} does not match params[0] dtype {infos[0].dtype}")
+                master_info = infos[-1] if has_master else None
+                call_rounding = None if rounding is None else tuple(rounding[c])
+                if dtype == "mixed" or has_master:
+                    _check_precision(rule, infos[:len(infos) - has_master], master_info, call_rounding is not None,
+                                     [name for name, _ in lists])
             except (TypeError, ValueError) as e:
                 raise _renamed(e, user) from None
-            launches.append((rule, variant, dtype, infos, _scalars_struct(rule, dtype, packed)))
-            sizes = [int(np.prod(shape)) * infos[0].dtype.itemsize for shape in infos[0].shapes]
-            extents += [(ptr, ptr + size, k, (c, i)) for k, info in enumerate(infos)
-                        for i, (ptr, size) in enumerate(zip(info.ptrs, sizes))]
+            if dtype == "mixed" or has_master:
+                launches.append((_launch_mixed, rule, variant, infos[:len(infos) - has_master], master_info, indices,
+                                 call_rounding, _scalars_struct(rule, "float32", packed)))
+            else:
+                launches.append((_launch, rule, variant, dtype, infos, _scalars_struct(rule, dtype, packed)))
+            numel = [int(np.prod(shape)) for shape in infos[0].shapes]
+            extents += [(ptr, ptr + n * info.dtype.itemsize, k, (c, i)) for k, info in enumerate(infos)
+                        for i, (ptr, n) in enumerate(zip(info.ptrs, numel))]
         # across calls too (each call's own arrays were checked by _check)
         refuse_overlaps(extents, lambda k, ci: self._calls[ci[0]][3][self._calls[ci[0]][1][k][0]][ci[1]])
-        for launch in launches:
-            _launch(*launch)
+        for launch, *arguments in launches:
+            launch(*arguments)
         _hold_until_done((self, tuple(grads)))
         return True
 
 
 def check_param(p, where: str) -> None:
     v = as_cupy(where, p)  # a view, to read dtype and flags the same way for every framework
-    if v.dtype.name not in _SUPPORTED:
-        raise TypeError(f"{where}: dtype {v.dtype} is not supported; expected float32 or float64")
+    if v.dtype.name == "uint16":
+        raise TypeError(f"{where}: dtype uint16 (bfloat16 bits) is not supported by the optimizer classes on the GPU "
+                        "yet; fusedopt.functional takes it, and the classes take float32, float64 and float16")
+    if v.dtype.name not in _SUPPORTED + ("float16",):
+        raise TypeError(f"{where}: dtype {v.dtype} is not supported; expected float32, float64 or float16")
     if not v.flags.c_contiguous:
         raise ValueError(f"{where}: array is not C-contiguous; fusedopt updates in place and never copies")
     if v.data.ptr % v.dtype.itemsize:

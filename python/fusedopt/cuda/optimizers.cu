@@ -23,6 +23,15 @@ __global__ void first_pass(FUSEDOPT_CHUNK_PARAMS, const int* first_chunk, double
   norms_and_factors<Rule, T>(FUSEDOPT_CHUNK_TABLE, first_chunk, sums, done, factors, scalars);
 }
 
+// A step over lists stored in 16-bit types (and float32), each list's storage a template argument
+// (0 float32, 2 bfloat16, 3 float16, in list order), e.g.
+// fusedopt::cuda::mixed_step<fusedopt::rules::Adam<0u>, false, true, 2, 2, 2, 2>: elementwise rules.
+template <class Rule, bool Master, bool Stochastic, int... D>
+__global__ void mixed_step(FUSEDOPT_CHUNK_PARAMS, unsigned long long seed, unsigned long long step,
+                           const typename Rule::template Scalars<float> scalars) {
+  for_each_element_mixed<Rule, Master, Stochastic, D...>(FUSEDOPT_CHUNK_TABLE, scalars, seed, step);
+}
+
 template <class Rule, typename T>
 __global__ void scaled_step(FUSEDOPT_CHUNK_PARAMS, const T* factors, const typename Rule::template Scalars<T> scalars) {
   for_each_element<Rule, T>(FUSEDOPT_CHUNK_TABLE, scalars, factors);

@@ -66,7 +66,12 @@ def _numpy(tensor: torch.Tensor):
     if tensor.is_cuda:
         from ..backends.cuda import as_cupy
 
-        return as_cupy("tensor", tensor.detach())  # detached: torch refuses the CUDA array interface otherwise
+        tensor = tensor.detach()  # detached: torch refuses the CUDA array interface otherwise
+        if tensor.dtype == torch.bfloat16:  # CuPy has no bfloat16: its bits as uint16 (the CUDA backend's convention)
+            import numpy as np
+
+            return as_cupy("tensor", tensor.view(torch.int16)).view(np.uint16)
+        return as_cupy("tensor", tensor)
     tensor = tensor.detach()  # a param, or a grad made with create_graph=True, requires grad
     if tensor.dtype == torch.bfloat16:  # NumPy has no bfloat16 of its own: ml_dtypes' over the same bits
         return tensor.view(torch.int16).numpy().view(_bfloat16())

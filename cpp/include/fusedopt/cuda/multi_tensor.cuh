@@ -13,6 +13,8 @@
 // the host with those emulated (tests/cuda/host_emulation.hpp).
 #pragma once
 #include "../optimizers.hpp"
+#include "../philox.hpp"
+#include "../rules/storage.hpp"
 
 namespace fusedopt {
 namespace cuda {
@@ -211,6 +213,99 @@ __device__ __forceinline__ void norms_and_factors(const ChunkTable& c, const int
       norms[0] = square_root(norms[0]);
       norms[1] = square_root(norms[1]);
       factors[t] = static_cast<T>(Rule::tensor_factor(norms, s));
+    }
+  }
+}
+
+// --- 16-bit storage (README, "Mixed precision"; the CPU's cpu/mixed.hpp) ------------------------------
+//
+// Each list has its storage as a template argument, in list order: 0 float32, 2 bfloat16, 3 float16
+// (fusedopt::DType's numbers); the math is float32. The table holds, after the lists, a row of float32
+// master copies (Master: the param is read from and written to its copy, and written rounded to nearest)
+// and a row of tensor ids (the key of the stochastic rounding bits, as uint64 values, not pointers).
+// Element i of tensor t rounds a bfloat16 write stochastically (Stochastic) with 16 bits of the Philox
+// block of counter (i/2 mod 2^32, i/2 div 2^32, step, id), key (seed mod 2^32, seed div 2^32 xor
+// 0x534E4452): words 2(i mod 2) and 2(i mod 2) + 1, 16 bits per slot (the param, then state slots 2, 3, 4)
+// — the CPU's bits. One element per thread (no 16-byte packs).
+template <int D> struct Storage;
+template <> struct Storage<0> {
+  __device__ __forceinline__ static float load(const void* p, long long i) { return static_cast<const float*>(p)[i]; }
+  __device__ __forceinline__ static void store(void* p, long long i, float v, bool, unsigned) {
+    static_cast<float*>(p)[i] = v;
+  }
+};
+template <> struct Storage<2> {
+  __device__ __forceinline__ static float load(const void* p, long long i) {
+    return rules::bfloat16_to_float(static_cast<const unsigned short*>(p)[i]);
+  }
+  __device__ __forceinline__ static void store(void* p, long long i, float v, bool stochastic, unsigned random) {
+    static_cast<unsigned short*>(p)[i] =
+        stochastic ? rules::to_bfloat16_bits_stochastic(v, random) : rules::to_bfloat16_bits(v);
+  }
+};
+template <> struct Storage<3> {
+  __device__ __forceinline__ static float load(const void* p, long long i) {
+    return rules::float16_to_float(static_cast<const unsigned short*>(p)[i]);
+  }
+  __device__ __forceinline__ static void store(void* p, long long i, float v, bool, unsigned) {
+    static_cast<unsigned short*>(p)[i] = rules::to_float16_bits(v);
+  }
+};
+
+constexpr unsigned kRoundingKeyDomain = 0x534E4452u;  // cpu/mixed.hpp's
+
+// The slot of list l of a variant (the l-th slot it uses).
+__device__ __forceinline__ constexpr int slot_of_list(unsigned present, int l) {
+  int k = 0;
+  for (int seen = -1;; ++k)
+    if (((present >> k) & 1u) != 0 && ++seen == l) return k;
+}
+
+template <class Rule, bool Master, bool Stochastic, int... D>
+__device__ __forceinline__ void for_each_element_mixed(const ChunkTable& c, const typename Rule::template Scalars<float>& s,
+                                                       unsigned long long seed, unsigned long long step) {
+  constexpr int kLists = rules::popcount(Rule::present);
+  static_assert(sizeof...(D) == kLists, "one storage per list");
+  constexpr int kTypes[kLists] = {D...};
+  using kSlots = typename MakeSlots<count_names(Rule::slots)>::type;
+  for (int chunk = blockIdx.x; chunk < c.n_chunks; chunk += gridDim.x) {
+    const int t = c.chunk_tensor[chunk];
+    const long long begin = c.chunk_start[chunk];
+    const long long end = begin + c.chunk_size < c.sizes[t] ? begin + c.chunk_size : c.sizes[t];
+    void* base[kLists];
+#pragma unroll
+    for (int k = 0; k < kLists; ++k) base[k] = reinterpret_cast<void*>(c.ptrs[k * c.n_tensors + t]);
+    float* const master = Master ? reinterpret_cast<float*>(c.ptrs[kLists * c.n_tensors + t]) : nullptr;
+    const auto id = static_cast<unsigned>(c.ptrs[(kLists + (Master ? 1 : 0)) * c.n_tensors + t]);
+    for (long long i = begin + threadIdx.x; i < end; i += blockDim.x) {
+      unsigned low = 0u, high = 0u;  // selects, not an index: a per-thread array would go to local memory
+      if (Stochastic) {
+        const auto pair = static_cast<unsigned long long>(i) >> 1;
+        const PhiloxBlock b = philox4x32_10(static_cast<unsigned>(pair), static_cast<unsigned>(pair >> 32),
+                                            static_cast<unsigned>(step), id, static_cast<unsigned>(seed),
+                                            static_cast<unsigned>(seed >> 32) ^ kRoundingKeyDomain);
+        low = (i & 1) ? b.v[2] : b.v[0];
+        high = (i & 1) ? b.v[3] : b.v[1];
+      }
+      update<Rule, float>(
+          s, 1.0f,
+          [&](auto list) {
+            constexpr int l = decltype(list)::index;
+            if (Master && l == 0) return master[i];
+            return Storage<kTypes[l]>::load(base[l], i);
+          },
+          [&](auto list, float value) {
+            constexpr int l = decltype(list)::index;
+            constexpr int slot = slot_of_list(Rule::present, l);
+            constexpr int field = slot == 0 ? 0 : slot - 1;
+            if (Master && l == 0) {
+              master[i] = value;
+              Storage<kTypes[0]>::store(base[0], i, value, false, 0u);  // the param: its copy to nearest
+            } else {
+              Storage<kTypes[l]>::store(base[l], i, value, Stochastic, (field < 2 ? low : high) >> (16 * (field % 2)));
+            }
+          },
+          kSlots{});
     }
   }
 }
