@@ -1,5 +1,5 @@
 // The CPU driver for steps whose arrays are stored in 16-bit types (bfloat16, float16), in any mix with
-// float32 per list, the math in float32 (DESIGN.md §"Mixed precision"). Each thread's share is walked
+// float32 per list, the math in float32 (README, "Mixed precision"). Each thread's share is walked
 // in blocks of kStage elements: the 16-bit lists of a block are converted into float32 buffers on the
 // stack (float32 lists are used in place), the rule's element runs over the block as in apply.hpp, and
 // the lists the rule writes are rounded back. One pass over memory; the buffers stay in L1. The AVX-512
@@ -33,13 +33,13 @@ struct MixedStorage {
 
 // Philox key word 1 of the rounding bits is the seed's high half xor this, so that they are not the
 // bits an initializer with the same seed draws.
-constexpr unsigned int kRoundingKeyDomain = 0x534e4452u;  // "RDNS"
+constexpr unsigned int kRoundingKeyDomain = 0x534e4452u;
 }  // namespace fusedopt
 
 FUSEDOPT_NAMESPACE_BEGIN
 namespace cpu {
 
-constexpr int64_t kStage = 256;  // elements per block: 5 float buffers and the random bits fit in L1
+constexpr int64_t kStage = 256;  // elements per block: the float buffers and the random bits fit in L1
 
 template <DType D> struct Stored;
 template <> struct Stored<kFloat32> {
