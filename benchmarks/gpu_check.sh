@@ -20,4 +20,7 @@ python3 benchmarks/bench_gpu.py --json "$out/bench_gpu.json" 2>&1 | tee "$out/be
 # issue 15's optimizers (LAMB and LARS: two launches) at 1e7 and 1e8, against torch where it has them
 python3 benchmarks/bench_gpu.py --sizes 1e7 1e8 --optimizers adamax radam adadelta rprop nadam asgd lion lamb lars \
   --init-sizes --chunks --grid --json "$out/bench_gpu_family.json" 2>&1 | tee "$out/bench_gpu_family.txt"
+# issue 16: Adam over bfloat16 and float16 storage, master copies, stochastic rounding (never run on a GPU yet)
+python3 benchmarks/bench_gpu_mixed_precision.py --sizes 1e7 1e8 --json "$out/bench_gpu_mixed_precision.json" 2>&1 | \
+  tee "$out/bench_gpu_mixed_precision.txt"
 exit "$status"

@@ -53,3 +53,15 @@ def test_gpu_benchmark_runs_and_every_implementation_agrees_with_the_reference(t
     assert [r["chunk"] for r in data["chunk_sweep"]] == [64, 4096]
     assert [r["blocks_per_sm"] for r in data["blocks_per_sm_sweep"]] == [1, 8]
     assert data["machine"]["gpu"] == "host emulation (fake CuPy)"
+
+
+def test_gpu_mixed_precision_benchmark_runs_and_agrees_with_the_reference(tmp_path):
+    out = tmp_path / "bench_gpu_mixed_precision.json"
+    run = subprocess.run(
+        [sys.executable, str(HERE.parent / "benchmarks" / "bench_gpu_mixed_precision.py"), "--sizes", "1e4",
+         "--repeats", "2", "--json", str(out)],
+        cwd=tmp_path, env=fake_cupy_env(), capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert {r["name"] for r in rows} == {"adam-bf16", "adam-fp16", "adam-bf16-master", "adam-bf16-stochastic"}
+    assert all(r["backend"] == "fusedopt-cuda" and r["agrees_with_reference"] for r in rows), rows
