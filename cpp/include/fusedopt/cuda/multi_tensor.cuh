@@ -27,6 +27,17 @@ struct ChunkTable {
   int n_tensors, n_chunks, chunk_size;
 };
 
+// Chunk `chunk` of the table: its tensor and its elements [begin, end) within it.
+struct ChunkRange {
+  int t;
+  long long begin, end;
+};
+__device__ __forceinline__ ChunkRange chunk_range(const ChunkTable& c, int chunk) {
+  const int t = c.chunk_tensor[chunk];
+  const long long begin = c.chunk_start[chunk];
+  return {t, begin, begin + c.chunk_size < c.sizes[t] ? begin + c.chunk_size : c.sizes[t]};
+}
+
 // 16 bytes of T, loaded and stored with one vector instruction.
 template <typename T>
 struct alignas(16) Pack {
@@ -81,9 +92,7 @@ __device__ __forceinline__ void for_each_element(const ChunkTable& c, const type
   constexpr int kLanes = Pack<T>::lanes;
   using kSlots = typename MakeSlots<count_names(Rule::slots)>::type;
   for (int chunk = blockIdx.x; chunk < c.n_chunks; chunk += gridDim.x) {
-    const int t = c.chunk_tensor[chunk];
-    const long long begin = c.chunk_start[chunk];
-    const long long end = begin + c.chunk_size < c.sizes[t] ? begin + c.chunk_size : c.sizes[t];
+    const auto [t, begin, end] = chunk_range(c, chunk);
     const T factor = rules::NormCount<Rule>::value > 0 ? factors[t] : T(1);
     T* ptr[kLists];
     unsigned long long address_bits = 0;
@@ -183,9 +192,7 @@ __device__ __forceinline__ void norm_chunk(const ChunkTable& c, int chunk, const
                                            double* sums) {
   constexpr int kLists = rules::popcount(Rule::present);
   using kSlots = typename MakeSlots<count_names(Rule::slots)>::type;
-  const int t = c.chunk_tensor[chunk];
-  const long long begin = c.chunk_start[chunk];
-  const long long end = begin + c.chunk_size < c.sizes[t] ? begin + c.chunk_size : c.sizes[t];
+  const auto [t, begin, end] = chunk_range(c, chunk);
   T* ptr[kLists];
 #pragma unroll
   for (int k = 0; k < kLists; ++k) ptr[k] = reinterpret_cast<T*>(c.ptrs[k * c.n_tensors + t]);
@@ -269,9 +276,7 @@ __device__ __forceinline__ void for_each_element_mixed(const ChunkTable& c, cons
   constexpr int kTypes[kLists] = {D...};
   using kSlots = typename MakeSlots<count_names(Rule::slots)>::type;
   for (int chunk = blockIdx.x; chunk < c.n_chunks; chunk += gridDim.x) {
-    const int t = c.chunk_tensor[chunk];
-    const long long begin = c.chunk_start[chunk];
-    const long long end = begin + c.chunk_size < c.sizes[t] ? begin + c.chunk_size : c.sizes[t];
+    const auto [t, begin, end] = chunk_range(c, chunk);
     void* base[kLists];
 #pragma unroll
     for (int k = 0; k < kLists; ++k) base[k] = reinterpret_cast<void*>(c.ptrs[k * c.n_tensors + t]);
