@@ -12,6 +12,8 @@ from .._arguments import whole
 LOW_PRECISION = ("bfloat16", "float16")
 STATE_DTYPES = ("float32",) + LOW_PRECISION
 MASTER = "master_param"  # the optimizer state key of a param's float32 master copy
+# The keyword-only options of every optimizer class (fusedopt and fusedopt.torch), with their defaults.
+OPTIONS = (("master_weights", False), ("state_dtype", None), ("rounding_seed", None))
 
 # Philox counter word 2 takes the step mod 2^32, so steps past it reuse bits (after 4e9 steps).
 _WORD = 1 << 64

@@ -43,10 +43,7 @@ def adagrad(params: Sequence, grads: Sequence, state_sums: Sequence, *, step: in
         eps: :math:`\epsilon`, added outside the square root (default: 1e-10).
         maximize: ascend instead of descend (default: False).
 
-    Mixed precision (README, "Mixed precision"): the lists may be bfloat16 (``ml_dtypes``) or float16,
-    each in its own type, computed in float32; ``master_params``: float32 copies of 16-bit params, read
-    and updated, the params written rounded to nearest; ``rounding_seed``: round bfloat16 writes
-    stochastically, with bits keyed by (seed, step, param index, element index).
+    ``master_params``, ``rounding_seed`` and 16-bit lists: README, "Mixed precision".
 
     Example::
 

@@ -78,10 +78,7 @@ def adam(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_avg_sqs: Seq
         amsgrad: use the running maximum of :math:`v` (default: False).
         maximize: ascend instead of descend (default: False).
 
-    Mixed precision (README, "Mixed precision"): the lists may be bfloat16 (``ml_dtypes``) or float16,
-    each in its own type, computed in float32; ``master_params``: float32 copies of 16-bit params, read
-    and updated, the params written rounded to nearest; ``rounding_seed``: round bfloat16 writes
-    stochastically, with bits keyed by (seed, step, param index, element index).
+    ``master_params``, ``rounding_seed`` and 16-bit lists: README, "Mixed precision".
 
     Example::
 
@@ -108,10 +105,7 @@ def adamw(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_avg_sqs: Se
     .. warning:: optax's ``adamw`` multiplies the decay by the schedule's lr the same way; Keras
        ``AdamW`` too. Some older code applies ``p -= wd * p`` without lr: that is another algorithm.
 
-    Mixed precision (README, "Mixed precision"): the lists may be bfloat16 (``ml_dtypes``) or float16,
-    each in its own type, computed in float32; ``master_params``: float32 copies of 16-bit params, read
-    and updated, the params written rounded to nearest; ``rounding_seed``: round bfloat16 writes
-    stochastically, with bits keyed by (seed, step, param index, element index).
+    ``master_params``, ``rounding_seed`` and 16-bit lists: README, "Mixed precision".
 
     Example::
 

@@ -91,10 +91,7 @@ def nadam(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_avg_sqs: Se
         decoupled_weight_decay: multiply p by (1 − ηλ) instead, as AdamW (default: False).
         maximize: ascend instead of descend (default: False).
 
-    Mixed precision (README, "Mixed precision"): the lists may be bfloat16 (``ml_dtypes``) or float16,
-    each in its own type, computed in float32; ``master_params``: float32 copies of 16-bit params, read
-    and updated, the params written rounded to nearest; ``rounding_seed``: round bfloat16 writes
-    stochastically, with bits keyed by (seed, step, param index, element index).
+    ``master_params``, ``rounding_seed`` and 16-bit lists: README, "Mixed precision".
 
     Example::
 

@@ -284,8 +284,9 @@ class Optimizer:
                 return None
             variants.append(variant)
             scalars.append(spec.packed_scalars(group, step, grad_scale))
-            rounding.append(_precision.rounding(self.rounding_seed, step))
-        return variants, scalars, (None if self.rounding_seed is None else rounding)
+            if self.rounding_seed is not None:
+                rounding.append(_precision.rounding(self.rounding_seed, step))
+        return variants, scalars, (rounding if self.rounding_seed is not None else None)
 
     def _with_grads(self, grads):
         """(group index, index in the group, param index, param, group, a copy of its state) of each
@@ -530,7 +531,7 @@ def _signature(spec: Spec, precision: bool = False) -> inspect.Signature:
     keyword-only mixed-precision options after them."""
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
     options = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
-               for name, default in (("master_weights", False), ("state_dtype", None), ("rounding_seed", None))]
+               for name, default in _precision.OPTIONS]
     return inspect.Signature([inspect.Parameter("params", kind)] + [
         inspect.Parameter(h.name, kind, default=inspect.Parameter.empty if h.default is REQUIRED else h.default)
         for h in spec.hypers] + (options if precision else []))

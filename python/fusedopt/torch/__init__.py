@@ -42,7 +42,6 @@ from ..functional.adam import ADAMW
 __all__ = [spec.class_name for spec in SPECS]
 
 _SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
-_PRECISION_OPTIONS = (("master_weights", False), ("state_dtype", None), ("rounding_seed", None))
 _REFUSED_SWITCHES = {  # torch-only switch -> (the value that is harmless, why another is refused)
     "capturable": (False, "CUDA graph capture is not supported by fusedopt.torch yet"),
     "differentiable": (False, "fusedopt's step is not differentiable (it runs outside autograd)"),
@@ -244,9 +243,6 @@ class FusedOptimizer(torch.optim.Optimizer):
             return self.state_dtype
         return torch.float32 if self._has_master(p) else p.dtype
 
-    def _rounding(self, step: int):
-        return _precision.rounding(self.rounding_seed, step)
-
     def _view(self, tensor: torch.Tensor, where: "_Where", key: Optional[str] = None):
         return _cached_view(self._views, tensor, where, key)
 
@@ -405,9 +401,8 @@ class _Steady:
         grads = self.core.gather(group["params"], -1.0 if self.count is None else float(self.count))
         if grads is None:
             return None
-        rounding = opt._rounding(step)
-        return grads, [variant], [spec.packed_scalars(self.kernel_h, step, grad_scale)], (
-            None if rounding is None else [rounding])
+        rounding = None if opt.rounding_seed is None else [_precision.rounding(opt.rounding_seed, step)]
+        return grads, [variant], [spec.packed_scalars(self.kernel_h, step, grad_scale)], rounding
 
     def run(self, gathered: tuple) -> None:
         self.core.run(*gathered)
@@ -514,7 +509,7 @@ def _optimizer_class(spec: Spec) -> type:
         FusedOptimizer.__init__(self, params, arguments, master_weights, state_dtype, rounding_seed)
 
     options = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
-               for name, default in _PRECISION_OPTIONS]
+               for name, default in _precision.OPTIONS]
     shown = signature.replace(parameters=[*signature.parameters.values(), *options])
     __init__.__signature__ = shown  # type: ignore[attr-defined]
     like = (f"the signature, defaults, state keys and update of ``torch.optim.{spec.class_name}``"
