@@ -145,13 +145,17 @@ void* check_array(py::handle a, const Namer& name, size_t i, bool writable, py::
 CheckedLists::CheckedLists(const std::vector<Arg>& lists) {
   if (lists.size() > static_cast<size_t>(kMaxSlots))
     throw py::value_error("at most " + std::to_string(kMaxSlots) + " lists per call");
-  const Arg& params = lists.front();
+  // Each list as a tuple, read from here on: a check that runs Python code (a dtype's name, a first-use
+  // initialization) lets another thread run, which may empty or change the user's list meanwhile.
+  std::vector<py::tuple> items;
   size_t n = 0;
   for (size_t k = 0; k < lists.size(); ++k) {
     const Arg& list = lists[k];
     if (!PyList_Check(list.obj.ptr()) && !PyTuple_Check(list.obj.ptr()))
       throw py::type_error(std::string(list.name) + ": expected a list of numpy arrays, got " + type_name(list.obj));
-    const size_t len = static_cast<size_t>(PySequence_Fast_GET_SIZE(list.obj.ptr()));
+    items.push_back(py::reinterpret_steal<py::tuple>(PySequence_Tuple(list.obj.ptr())));
+    if (!items.back()) throw py::error_already_set();
+    const size_t len = static_cast<size_t>(PyTuple_GET_SIZE(items.back().ptr()));
     if (k == 0) {
       n = len;
       if (n == 0) throw py::value_error(std::string(list.name) + ": empty list, nothing to update");
@@ -160,34 +164,31 @@ CheckedLists::CheckedLists(const std::vector<Arg>& lists) {
                             " arrays (one per param), got " + std::to_string(len));
     }
   }
+  const auto item = [&items](size_t k, size_t i) { return py::handle(PyTuple_GET_ITEM(items[k].ptr(), i)); };
   // Each list's dtype is its first array's; the arrays of a list share it.
   std::vector<std::string> first_names;
   for (size_t k = 0; k < lists.size(); ++k) {
     first_names.push_back(std::string(lists[k].name) + "[0]");  // "params[0]", "grads[0]", ...
-    dtypes_.push_back(storage_dtype(PySequence_Fast_GET_ITEM(lists[k].obj.ptr(), 0), first_names[k]));
+    dtypes_.push_back(storage_dtype(item(k, 0), first_names[k]));
   }
   refuse_mixing_float64(dtypes_, first_names);
   dtype_ = dtypes_[0] == kFloat64 ? kFloat64 : kFloat32;
   for (DType d : dtypes_) mixed_ = mixed_ || d == kBFloat16 || d == kFloat16;
-  const Namer param_name = indexed(params.name);
+  const Namer param_name = indexed(lists.front().name);
   held_.reserve(n * lists.size());
   for (size_t k = 0; k < lists.size(); ++k) {
     const Namer name = indexed(lists[k].name);
-    py::handle first = PySequence_Fast_GET_ITEM(lists[k].obj.ptr(), 0);
     pointers_[k].resize(n);
     for (size_t i = 0; i < n; ++i) {
-      py::handle a = PySequence_Fast_GET_ITEM(lists[k].obj.ptr(), static_cast<Py_ssize_t>(i));
-      py::handle p = PySequence_Fast_GET_ITEM(params.obj.ptr(), static_cast<Py_ssize_t>(i));
-      pointers_[k][i] = check_array(a, name, i, lists[k].writable, p, param_name, i, first, first_names[k]);
-      held_.push_back(py::reinterpret_borrow<py::object>(a));
+      pointers_[k][i] = check_array(item(k, i), name, i, lists[k].writable, item(0, i), param_name, i, item(k, 0),
+                                    first_names[k]);
+      held_.push_back(py::reinterpret_borrow<py::object>(item(k, i)));
     }
   }
   offsets_.resize(n + 1);
   offsets_[0] = 0;
-  for (size_t i = 0; i < n; ++i) {
-    py::handle p = PySequence_Fast_GET_ITEM(params.obj.ptr(), static_cast<Py_ssize_t>(i));
-    offsets_[i + 1] = offsets_[i] + static_cast<int64_t>(py::reinterpret_borrow<py::array>(p).size());
-  }
+  for (size_t i = 0; i < n; ++i)
+    offsets_[i + 1] = offsets_[i] + static_cast<int64_t>(py::reinterpret_borrow<py::array>(item(0, i)).size());
   refuse_overlaps(lists, n);
 }
 
