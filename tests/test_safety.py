@@ -237,6 +237,37 @@ def test_set_num_threads_reaches_every_thread(restore_runtime):
     assert seen[1] == (1, 1)
 
 
+FORKED_CHILD = """
+    import os
+    import numpy as np
+    import fusedopt
+    from fusedopt import _core
+    _core.set_serial_threshold(0)
+
+    def steps(threads):
+        fusedopt.set_num_threads(threads)
+        p = np.linspace(-1, 1, 100_003, dtype=np.float32)
+        opt = fusedopt.Adam([p], lr=0.1)
+        for k in range(3):
+            opt.step([np.full_like(p, 0.5 - k)])
+        return p.tobytes()
+
+    serial = steps(1)
+    assert steps(2) == serial                  # the parent's workers exist now
+    pid = os.fork()
+    if pid == 0:                               # only the forking thread lives on in the child
+        os._exit(0 if steps(2) == serial and steps(3) == serial else 3)
+    _, status = os.waitpid(pid, 0)
+    print("child", os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_forked_child_steps_with_threads_and_gets_the_same_bits():
+    """The kernels' workers do not survive fork(): the child starts its own and gets the same bits."""
+    run = run_python(FORKED_CHILD)
+    assert run.returncode == 0 and run.stdout.strip() == "child 0", run.stdout + run.stderr[-3000:]
+
+
 OPENMP_ISOLATION = """
     import ctypes, fusedopt
     from fusedopt import _core

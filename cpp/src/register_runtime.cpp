@@ -33,18 +33,8 @@ void set_num_threads_checked(py::handle n) {
   set_num_threads(static_cast<int>(checked_int(n, "n", 1, kMostThreads)));
 }
 
-// The size of the team the kernels' parallel regions get now (tests: the setting reaches every
-// calling thread).
-int team_size_probe() {
-  int size = 1;
-  const int n = num_threads();
-#pragma omp parallel num_threads(n)
-  {
-#pragma omp single
-    size = omp_get_num_threads();
-  }
-  return size;
-}
+// The threads a kernel's job gets now (tests: the setting reaches every calling thread).
+int team_size_probe() { return team_size(num_threads()); }
 
 void set_isa_checked(const std::string& name) {
   try {
@@ -67,7 +57,7 @@ void register_runtime(py::module_& m) {
   m.def("set_num_threads", &set_num_threads_checked, "n"_a,
         "Threads the CPU kernels use, from every calling thread; other libraries' OpenMP settings are untouched.");
   m.def("get_num_threads", &num_threads, "Threads the CPU kernels use (fusedopt's own count).");
-  m.def("_team_size", &team_size_probe, "The team size a kernel's parallel region gets now (tests).");
+  m.def("_team_size", &team_size_probe, "The threads a kernel's job gets now (tests).");
   m.def("set_isa", &set_isa_checked, "name"_a, "Use the kernels built for one ISA (testing, benchmarks).");
   m.def("set_serial_threshold", &set_serial_threshold_checked, "n"_a,
         "Below n elements a step runs on the calling thread (benchmarks pick n).");

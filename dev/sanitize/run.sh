@@ -65,7 +65,7 @@ for entry in "${isa_flags[@]}"; do
   clang++ "${common[@]}" "${extra[@]}" -DFUSEDOPT_ISA_NAMESPACE="isa_$name" -c cpp/src/kernels_isa.cpp -o "$tsan/kernels_$name.o" &
 done
 wait
-clang++ "${common[@]}" -DFUSEDOPT_HAVE_X86_ISAS dev/sanitize/threads_harness.cpp cpp/src/isa.cpp "$tsan"/kernels_*.o \
+clang++ "${common[@]}" -DFUSEDOPT_HAVE_X86_ISAS dev/sanitize/threads_harness.cpp cpp/src/isa.cpp cpp/src/thread_pool.cpp "$tsan"/kernels_*.o \
   -o "$tsan/threads_harness"
 export OMP_TOOL_LIBRARIES="$llvm_lib/libarcher.so" ARCHER_OPTIONS=verbose=1
 export TSAN_OPTIONS="halt_on_error=1 exitcode=66 ignore_noninstrumented_modules=1"

@@ -132,9 +132,9 @@ inline void in_lanes(int64_t n, F&& body) {
   for (int l = 0; j < n; ++j, ++l) body(j, l);
 }
 
-// body(u) for units u = 0 .. before.size() − 2 over the threads: each takes the units that start in its
-// equal share of the elements counted by `before` (elements before each unit), so that units of
-// different sizes balance. Which thread runs a unit never changes its result.
+// body(u) for units u = 0 .. before.size() − 2 over the threads: the elements counted by `before`
+// (elements before each unit) cut into equal shares, a share's units (those that start in it) claimed
+// together, so that units of different sizes balance. Which thread runs a unit never changes its result.
 template <typename Body>
 inline void parallel_over(const AdafactorView& view, const std::vector<int64_t>& before, Body&& body) {
   const auto n = static_cast<int64_t>(before.size()) - 1;
@@ -143,18 +143,16 @@ inline void parallel_over(const AdafactorView& view, const std::vector<int64_t>&
     for (int64_t u = 0; u < n; ++u) body(u);
     return;
   }
-#pragma omp parallel num_threads(view.num_threads)
-  {
-    const int64_t threads = omp_get_num_threads(), me = omp_get_thread_num();
-    const auto share_start = [&](int64_t thread) {  // the first unit starting at or after the thread's share
-      const int64_t element = total / threads * thread + std::min(thread, total % threads);
-      return std::lower_bound(before.begin(), before.end() - 1, element) - before.begin();
-    };
-    const int64_t last = me + 1 == threads ? n : share_start(me + 1);
-    for (int64_t u = share_start(me); u < last; ++u) body(u);
-  }
+  const int64_t claims = std::min<int64_t>(n, view.num_threads * kChunksPerThread);
+  const auto share_start = [&](int64_t k) {  // the first unit starting at or after share k
+    const int64_t element = total / claims * k + std::min(k, total % claims);
+    return std::lower_bound(before.begin(), before.end() - 1, element) - before.begin();
+  };
+  parallel_for(claims, view.num_threads, [&](int64_t k) {
+    const int64_t last = k + 1 == claims ? n : share_start(k + 1);
+    for (int64_t u = share_start(k); u < last; ++u) body(u);
+  });
 }
-
 
 // One Adafactor step over the tensors of a view: the passes over one tile and the work between them
 // over one tensor. A tensor small enough to stay in a core's caches between its passes is done whole

@@ -126,10 +126,13 @@ struct NormChunks {
     const int64_t chunks = count();
     if (list.offsets[list.n_tensors] < list.serial_below || list.num_threads <= 1) {
       for (int64_t c = 0; c < chunks; ++c) one_chunk(c);
-    } else {
-#pragma omp parallel for num_threads(list.num_threads) schedule(static)
-      for (int64_t c = 0; c < chunks; ++c) one_chunk(c);
+      return;
     }
+    const int64_t wanted = list.num_threads * kChunksPerThread;
+    const int64_t per_claim = chunks > wanted ? (chunks + wanted - 1) / wanted : 1;
+    parallel_for((chunks + per_claim - 1) / per_claim, list.num_threads, [&](int64_t k) {
+      for (int64_t c = k * per_claim; c < chunks && c < (k + 1) * per_claim; ++c) one_chunk(c);
+    });
   }
 };
 

@@ -1,8 +1,8 @@
-// The CPU side of multi-tensor apply: a list of tensors (pointers per slot + sizes) and one
-// OpenMP region that splits all their elements evenly over the threads.
+// The CPU side of multi-tensor apply: a list of tensors (pointers per slot + sizes) and one parallel
+// job over chunks of all their elements, claimed by whichever threads are running.
 #pragma once
 #include <cstdint>
-#include <omp.h>
+#include <type_traits>
 
 #include "../common.hpp"
 
@@ -15,8 +15,19 @@ struct TensorListView {
   const int64_t* offsets;         // n_tensors + 1 prefix sums of the element counts
   void* const* slots[kMaxSlots];  // slots[k][t]: tensor t of list k (nullptr lists are unused)
   int64_t serial_below;           // fewer elements than this: no OpenMP region
-  int num_threads;                // the team of the OpenMP region (fusedopt's own count, not the ICV)
+  int num_threads;                // threads a step may use (fusedopt's own count, not OpenMP's ICV)
 };
+
+// The kernels' threads (cpp/src/thread_pool.cpp, one pool for every ISA build): task(context, c) for
+// every chunk c in [0, n_chunks), each exactly once, on the calling thread and up to threads − 1 pool
+// workers, which claim chunks as they get to run. Returns when every chunk is done; it waits for the
+// chunks, never for a worker that claimed none. A second caller while a job runs does its own chunks
+// alone. More than kMaxChunks chunks run on the calling thread.
+using ChunkTask = void (*)(void* context, int64_t chunk);
+constexpr int64_t kMaxChunks = (int64_t(1) << 18) - 1;
+void run_chunks(int64_t n_chunks, int threads, ChunkTask task, void* context) noexcept;
+// The threads a job of `threads` gets now (1 + the workers started for it).
+int team_size(int threads) noexcept;
 }  // namespace fusedopt
 
 FUSEDOPT_NAMESPACE_BEGIN
@@ -27,9 +38,22 @@ inline T* slot(const TensorListView& list, int k, int64_t t) {
   return static_cast<T*>(list.slots[k][t]);
 }
 
-// Calls body(t, begin, end) for every tensor t and element range [begin, end) of it, so that
-// each thread gets one contiguous share of the concatenated elements (balanced whatever the
-// tensor sizes). Each element is touched by exactly one call.
+// body(c) for every c in [0, n) over `threads` threads (run_chunks), each exactly once.
+template <typename Body>
+void parallel_for(int64_t n, int threads, Body&& body) {
+  using B = std::remove_reference_t<Body>;
+  run_chunks(n, threads, [](void* context, int64_t c) { (*static_cast<B*>(context))(c); }, &body);
+}
+
+// Chunks per thread of a step: enough that the threads that are running take over the share of one
+// that the scheduler has parked, few enough that claiming costs nothing.
+constexpr int64_t kChunksPerThread = 8;
+constexpr int64_t kMinChunk = 2048;  // elements
+constexpr int64_t kAlign = 16;       // chunks start on a 64-byte line for float32
+
+// Calls body(t, begin, end) for every tensor t and element range [begin, end) of it, each element by
+// exactly one call: the concatenated elements cut into aligned chunks (balanced whatever the tensor
+// sizes), claimed by the threads as they run. Below serial_below elements, on the calling thread.
 template <typename Body>
 void for_each_range(const TensorListView& list, Body&& body) {
   const int64_t n = list.n_tensors;
@@ -41,13 +65,12 @@ void for_each_range(const TensorListView& list, Body&& body) {
     }
     return;
   }
-#pragma omp parallel num_threads(list.num_threads)
-  {
-    const int64_t threads = omp_get_num_threads();
-    constexpr int64_t kAlign = 16;  // shares start on a 64-byte line for float32
-    const int64_t share = ((total + threads - 1) / threads + kAlign - 1) / kAlign * kAlign;
-    const int64_t lo = omp_get_thread_num() * share < total ? omp_get_thread_num() * share : total;
-    const int64_t hi = lo + share < total ? lo + share : total;
+  const int64_t wanted = list.num_threads * kChunksPerThread;
+  int64_t chunk = ((total + wanted - 1) / wanted + kAlign - 1) / kAlign * kAlign;
+  if (chunk < kMinChunk) chunk = kMinChunk;
+  parallel_for((total + chunk - 1) / chunk, list.num_threads, [&](int64_t c) {
+    const int64_t lo = c * chunk;
+    const int64_t hi = lo + chunk < total ? lo + chunk : total;
     // first tensor whose end lies past lo (binary search over the prefix sums)
     int64_t first = 0, last = n;
     while (first < last) {
@@ -59,7 +82,7 @@ void for_each_range(const TensorListView& list, Body&& body) {
       const int64_t end = (hi < list.offsets[t + 1] ? hi : list.offsets[t + 1]) - list.offsets[t];
       if (end > begin) body(t, begin, end);
     }
-  }
+  });
 }
 
 // The inner loop over one range: a SIMD body over a multiple of 16 elements, then a scalar tail.

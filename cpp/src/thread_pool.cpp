@@ -1,0 +1,184 @@
+// The CPU kernels' threads (declared in cpu/tensor_list.hpp). A step is one job of chunks: the calling
+// thread and up to threads − 1 pool workers claim chunks from one shared counter, and the caller waits
+// only for the chunks that were claimed, never for a worker that has not started. An OpenMP region
+// cannot do that: its closing barrier waits for every member of the team, so on a busy machine a step
+// waited a whole scheduler time slice for a parked thread that had nothing left to do (issue 17,
+// benchmarks/RESULTS.md). Which thread runs a chunk never changes a result.
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <system_error>
+#include <thread>
+
+#include "fusedopt/cpu/tensor_list.hpp"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define FUSEDOPT_CPU_RELAX() _mm_pause()
+#else
+#define FUSEDOPT_CPU_RELAX() std::atomic_signal_fence(std::memory_order_seq_cst)
+#endif
+
+namespace fusedopt {
+namespace {
+
+// The job word, which workers read and claim from in one atomic:
+// | epoch (16 bits) | workers allowed (12) | chunks (18) | next unclaimed chunk (18) |.
+// The epoch only makes two equal jobs in a row different words, so that waiting workers see the
+// second. Claiming is a compare-and-swap of the whole word, so a worker holding a stale word can
+// only ever claim a chunk of the job that is current at that moment.
+constexpr int kNextBits = 18, kChunkBits = 18, kTeamBits = 12;
+constexpr uint64_t kNextMask = (uint64_t(1) << kNextBits) - 1;
+constexpr uint64_t kChunkMask = (uint64_t(1) << kChunkBits) - 1;
+constexpr uint64_t kTeamMask = (uint64_t(1) << kTeamBits) - 1;
+
+uint64_t next_of(uint64_t w) { return w & kNextMask; }
+uint64_t chunks_of(uint64_t w) { return (w >> kNextBits) & kChunkMask; }
+uint64_t allowed_of(uint64_t w) { return (w >> (kNextBits + kChunkBits)) & kTeamMask; }
+
+// How long an idle worker spins on the job word before it sleeps: 1 ms spans the gap between steps
+// taken back to back (a sleeping worker takes 50-100 µs to wake on the development VM, longer than a
+// whole step of 1e5 elements) and holds a core that another process could use for at most 1 ms after a
+// step. OMP_WAIT_POLICY=passive, the OpenMP way of asking for no spinning, makes workers sleep at once.
+std::chrono::microseconds worker_spin() {
+  const char* policy = std::getenv("OMP_WAIT_POLICY");
+  const bool passive = policy != nullptr && (std::strcmp(policy, "passive") == 0 || std::strcmp(policy, "PASSIVE") == 0);
+  return std::chrono::microseconds(passive ? 0 : 1000);
+}
+const std::chrono::microseconds kWorkerSpin = worker_spin();
+// How many checks the caller spins on unfinished chunks before it yields its core to the worker that
+// holds them (a worker the scheduler has parked mid-chunk may be waiting for exactly this core).
+constexpr int kCallerSpins = 4000;
+
+struct Pool {
+  std::atomic<uint64_t> word{0};
+  std::atomic<ChunkTask> task{nullptr};
+  std::atomic<void*> context{nullptr};
+  std::atomic<int64_t> done{0};
+  std::atomic<int> sleepers{0};
+  std::atomic<int> workers{0};
+  uint16_t epoch = 0;        // the owner's only
+  std::mutex owner;          // one job at a time has the workers; another caller runs its job alone
+  std::mutex sleep_mutex;
+  std::condition_variable wake;
+};
+
+// Never destroyed: detached workers may still wait on it when the process exits.
+Pool* g_pool = new Pool;
+
+// Claims and runs chunks of the current job while this thread may take them; w is the word as last read.
+// Returns the word last seen, with nothing left in it for this thread.
+uint64_t claim_and_run(Pool& pool, uint64_t w, uint64_t id) {
+  while (id <= allowed_of(w) && next_of(w) < chunks_of(w)) {
+    if (pool.word.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      // The job cannot be replaced before this chunk is done, so its task and context are still its own.
+      pool.task.load(std::memory_order_relaxed)(pool.context.load(std::memory_order_relaxed),
+                                                static_cast<int64_t>(next_of(w)));
+      pool.done.fetch_add(1, std::memory_order_release);
+      w = pool.word.load(std::memory_order_acquire);
+    }
+  }
+  return w;
+}
+
+// Returns once the job word differs from w: spins for a while, then sleeps until a job is published.
+void wait_for_job(Pool& pool, uint64_t w) {
+  const auto spin_until = std::chrono::steady_clock::now() + kWorkerSpin;
+  for (int spins = 1; pool.word.load(std::memory_order_acquire) == w; ++spins) {
+    FUSEDOPT_CPU_RELAX();
+    if (spins % 64 == 0 && std::chrono::steady_clock::now() > spin_until) {
+      std::unique_lock<std::mutex> lock(pool.sleep_mutex);
+      pool.sleepers.fetch_add(1);  // seq_cst, against publish(): see there
+      pool.wake.wait(lock, [&] { return pool.word.load() != w; });
+      pool.sleepers.fetch_sub(1);
+      return;
+    }
+  }
+}
+
+void worker_main(Pool* pool, uint64_t id) {
+  sigset_t all;  // signals go to the application's threads, never to a kernel worker
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
+  uint64_t w = pool->word.load(std::memory_order_acquire);
+  for (;;) {
+    wait_for_job(*pool, claim_and_run(*pool, w, id));
+    w = pool->word.load(std::memory_order_acquire);
+  }
+}
+
+// Starts workers until there are `wanted` (fewer if the system refuses threads: the caller then runs
+// more of each job itself). Only the job's owner calls this.
+int grow_to(Pool& pool, int wanted) {
+  int have = pool.workers.load(std::memory_order_relaxed);
+  for (; have < wanted; ++have) {
+    try {
+      std::thread(worker_main, &pool, static_cast<uint64_t>(have + 1)).detach();
+    } catch (const std::system_error&) {
+      break;
+    }
+    pool.workers.store(have + 1, std::memory_order_relaxed);
+  }
+  return have;
+}
+
+// Publishes a job. The worker's side of the handshake (wait_for_job) raises `sleepers` and then checks
+// the word under the mutex; here the word is stored and then `sleepers` read, all sequentially
+// consistent, so either the worker sees the new word or this sees the sleeper and wakes it.
+void publish(Pool& pool, uint64_t w) {
+  pool.word.store(w);
+  if (pool.sleepers.load() > 0) {
+    { std::lock_guard<std::mutex> lock(pool.sleep_mutex); }
+    pool.wake.notify_all();
+  }
+}
+
+void run_serial(int64_t n_chunks, ChunkTask task, void* context) {
+  for (int64_t c = 0; c < n_chunks; ++c) task(context, c);
+}
+
+// In a child of fork() only the forking thread exists: start over with a new pool and no workers.
+void reset_after_fork() { g_pool = new Pool; }
+const int g_atfork = pthread_atfork(nullptr, nullptr, reset_after_fork);
+
+}  // namespace
+
+void run_chunks(int64_t n_chunks, int threads, ChunkTask task, void* context) noexcept {
+  (void)g_atfork;
+  Pool& pool = *g_pool;
+  if (threads <= 1 || n_chunks <= 1 || n_chunks > static_cast<int64_t>(kMaxChunks))
+    return run_serial(n_chunks, task, context);
+  std::unique_lock<std::mutex> owner(pool.owner, std::try_to_lock);
+  if (!owner.owns_lock()) return run_serial(n_chunks, task, context);  // another step has the workers
+  const uint64_t allowed = static_cast<uint64_t>(grow_to(pool, threads - 1 < int(kTeamMask) ? threads - 1 : int(kTeamMask)));
+  if (allowed == 0) return run_serial(n_chunks, task, context);
+  pool.task.store(task, std::memory_order_relaxed);
+  pool.context.store(context, std::memory_order_relaxed);
+  pool.done.store(0, std::memory_order_relaxed);
+  ++pool.epoch;
+  const uint64_t w = (uint64_t(pool.epoch) << (kNextBits + kChunkBits + kTeamBits)) |
+                     (allowed << (kNextBits + kChunkBits)) | (uint64_t(n_chunks) << kNextBits);
+  publish(pool, w);
+  claim_and_run(pool, w, 0);
+  for (int spins = 1; pool.done.load(std::memory_order_acquire) < n_chunks; ++spins) {
+    if (spins < kCallerSpins) FUSEDOPT_CPU_RELAX();
+    else sched_yield();
+  }
+}
+
+int team_size(int threads) noexcept {
+  if (threads <= 1) return 1;
+  Pool& pool = *g_pool;
+  std::lock_guard<std::mutex> owner(pool.owner);
+  return 1 + grow_to(pool, threads - 1 < int(kTeamMask) ? threads - 1 : int(kTeamMask));
+}
+
+}  // namespace fusedopt
