@@ -36,6 +36,22 @@ def test_uniform_float32_is_made_from_the_top_24_bits():
     assert out.tobytes() == expected.tobytes()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_isa_fills_from_the_generators_words(dtype, restore_runtime):
+    """Enough blocks for the SIMD lanes of every ISA (philox_lanes.hpp) and a tail: each value from the
+    words of the scalar generator (the known-answer-tested one above)."""
+    n = 4 * 1000 + 3 if dtype == np.float32 else 2 * 1000 + 1
+    blocks = [_core.philox4x32_10([b, 0, 0, 0], [5, 0]) for b in range(1001)]
+    if dtype == np.float32:
+        expected = np.array([(w >> 8) * 2.0**-24 for block in blocks for w in block][:n], np.float32)
+    else:
+        expected = np.array([(((block[k] << 32) | block[k + 1]) >> 11) * 2.0**-53
+                             for block in blocks for k in (0, 2)][:n], np.float64)
+    for isa in _core.cpu_info()["available_isas"]:
+        _core.set_isa(isa)
+        assert init.uniform((n,), seed=5, dtype=dtype).tobytes() == expected.tobytes(), isa
+
+
 # --- distributions -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

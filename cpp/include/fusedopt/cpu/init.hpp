@@ -1,7 +1,8 @@
-// CPU driver for the random fills: one OpenMP region over the output's Philox blocks. Every
+// CPU driver for the random fills: one parallel job over the output's Philox blocks. Every
 // element depends on (seed, stream, index) only, so any split over threads gives the same bits.
 #pragma once
 #include "../rules/init.hpp"
+#include "philox_lanes.hpp"
 #include "tensor_list.hpp"
 
 namespace fusedopt {
@@ -24,8 +25,8 @@ inline typename OutType<K>::type convert_out(M x) {
   else return x;
 }
 
-// One distribution over the blocks [first, last) of a range: Philox for a tile of blocks in one
-// SIMD loop, then the distribution and the stores in a second, so that each loop vectorizes.
+// One distribution over the blocks [first, last) of a range: Philox for a tile of blocks in SIMD lanes
+// (philox_lanes.hpp), then the distribution and the stores in a SIMD loop.
 template <OutKind K, Distribution D>
 void fill_blocks(typename OutType<K>::type* out, int64_t first, int64_t last, const InitHyper& h) {
   using M = typename OutType<K>::math;
@@ -36,8 +37,11 @@ void fill_blocks(typename OutType<K>::type* out, int64_t first, int64_t last, co
   for (int64_t tile = first; tile < last; tile += kTile) {
     const int64_t n = last - tile < kTile ? last - tile : kTile;
     Out* dst = out + tile * per_block;
-#pragma omp simd
-    for (int64_t j = 0; j < n; ++j) {
+    unsigned int* const words[4] = {w[0], w[1], w[2], w[3]};
+    const int64_t made = philox_blocks(static_cast<unsigned long long>(tile), n, static_cast<unsigned int>(h.stream),
+                                       static_cast<unsigned int>(h.stream >> 32), static_cast<unsigned int>(h.seed),
+                                       static_cast<unsigned int>(h.seed >> 32), words);
+    for (int64_t j = made; j < n; ++j) {
       const PhiloxBlock r = rules::init_philox<M>(h, static_cast<unsigned long long>(tile + j));
       w[0][j] = r.v[0];
       w[1][j] = r.v[1];

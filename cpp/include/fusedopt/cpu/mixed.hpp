@@ -16,6 +16,7 @@
 #include "../rules/storage.hpp"
 #include "apply.hpp"
 #include "convert.hpp"
+#include "philox_lanes.hpp"
 
 namespace fusedopt {
 // The storage types of arrays; the first two are also the math types of the one-type kernels.
@@ -78,75 +79,29 @@ inline void store_block(int type, void* base, int64_t begin, int64_t n, const fl
   }
 }
 
-#if defined(__AVX512F__)
-// The 32-bit lanes' products a·m as (high, low) halves, 16 lanes at once (VPMULUDQ takes even lanes).
-inline void multiply_high_low(__m512i a, __m512i m, __m512i& high, __m512i& low) {
-  const __m512i even = _mm512_mul_epu32(a, m);
-  const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
-  low = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
-  high = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
-}
-
-// rounding_bits' Philox blocks for pairs first + [0, pairs), 16 at a time across the lanes (philox.hpp's
-// rounds, the same bits); returns how many pairs it did (whole groups of 16 whose counters share a high word).
-inline int64_t philox_pairs_avx512(int64_t first, int64_t pairs, unsigned int c2, unsigned int c3, unsigned int k0,
-                                   unsigned int k1, unsigned int* low, unsigned int* high) {
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  const __m512i even_words = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  const __m512i odd_words = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-  const __m512i m0 = _mm512_set1_epi32(static_cast<int>(0xD2511F53u)), m1 = _mm512_set1_epi32(static_cast<int>(0xCD9E8D57u));
-  int64_t q = 0;
-  for (; q + 16 <= pairs; q += 16) {
-    const auto start = static_cast<unsigned long long>(first + q);
-    if ((start >> 32) != ((start + 15) >> 32)) break;  // the counter's high word changes inside the group
-    __m512i c0 = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(start)), lane);
-    __m512i c1 = _mm512_set1_epi32(static_cast<int>(start >> 32));
-    __m512i x2 = _mm512_set1_epi32(static_cast<int>(c2)), x3 = _mm512_set1_epi32(static_cast<int>(c3));
-    unsigned int key0 = k0, key1 = k1;
-    for (int round = 0; round < 10; ++round) {
-      if (round > 0) {
-        key0 += 0x9E3779B9u;
-        key1 += 0xBB67AE85u;
-      }
-      __m512i hi0, lo0, hi1, lo1;
-      multiply_high_low(c0, m0, hi0, lo0);
-      multiply_high_low(x2, m1, hi1, lo1);
-      c0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32(static_cast<int>(key0)));
-      c1 = lo1;
-      x2 = _mm512_xor_si512(_mm512_xor_si512(hi0, x3), _mm512_set1_epi32(static_cast<int>(key1)));
-      x3 = lo0;
-    }
-    // pair q + j: low[2(q + j)] = word 0, low[2(q + j) + 1] = word 2, high[...] = words 1 and 3
-    _mm512_storeu_si512(low + 2 * q, _mm512_permutex2var_epi32(c0, even_words, x2));
-    _mm512_storeu_si512(low + 2 * q + 16, _mm512_permutex2var_epi32(c0, odd_words, x2));
-    _mm512_storeu_si512(high + 2 * q, _mm512_permutex2var_epi32(c1, even_words, x3));
-    _mm512_storeu_si512(high + 2 * q + 16, _mm512_permutex2var_epi32(c1, odd_words, x3));
-  }
-  return q;
-}
-#endif
-
-// 64 rounding bits for each element [begin, begin + n) of tensor t: element i takes words 2(i mod 2)
-// and 2(i mod 2) + 1 of the Philox block with counter (i/2 mod 2^32, i/2 div 2^32, step, tensor id),
-// key (seed mod 2^32, seed div 2^32 xor kRoundingKeyDomain). Element j of the range is at low/high[j + begin mod 2].
+// 64 rounding bits for each element [begin, begin + n) of tensor t (n <= kStage): element i takes words
+// 2(i mod 2) and 2(i mod 2) + 1 of the Philox block with counter (i/2 mod 2^32, i/2 div 2^32, step, tensor
+// id), key (seed mod 2^32, seed div 2^32 xor kRoundingKeyDomain). Element j of the range is at
+// low/high[j + begin mod 2].
 inline void rounding_bits(const MixedStorage& m, int64_t t, int64_t begin, int64_t n, unsigned int* low,
                           unsigned int* high) {
   const int64_t first = begin >> 1, pairs = ((begin + n + 1) >> 1) - first;
   const auto k0 = static_cast<unsigned int>(m.seed), k1 = static_cast<unsigned int>(m.seed >> 32) ^ kRoundingKeyDomain;
   const auto c2 = static_cast<unsigned int>(m.step), c3 = static_cast<unsigned int>(m.tensor_ids[t]);
-  int64_t done = 0;
-#if defined(__AVX512F__)
-  done = philox_pairs_avx512(first, pairs, c2, c3, k0, k1, low, high);
-#endif
-#pragma omp simd
-  for (int64_t q = done; q < pairs; ++q) {
+  alignas(64) unsigned int w[4][kStage / 2 + 1];
+  unsigned int* const words[4] = {w[0], w[1], w[2], w[3]};
+  for (int64_t q = philox_blocks(static_cast<unsigned long long>(first), pairs, c2, c3, k0, k1, words); q < pairs; ++q) {
     const auto pair = static_cast<unsigned long long>(first + q);
     const PhiloxBlock b = philox4x32_10(static_cast<unsigned int>(pair), static_cast<unsigned int>(pair >> 32), c2, c3,
                                         k0, k1);
-    low[2 * q] = b.v[0];
-    high[2 * q] = b.v[1];
-    low[2 * q + 1] = b.v[2];
-    high[2 * q + 1] = b.v[3];
+    for (int k = 0; k < 4; ++k) w[k][q] = b.v[k];
+  }
+#pragma omp simd
+  for (int64_t q = 0; q < pairs; ++q) {
+    low[2 * q] = w[0][q];
+    high[2 * q] = w[1][q];
+    low[2 * q + 1] = w[2][q];
+    high[2 * q + 1] = w[3][q];
   }
 }
 
