@@ -92,12 +92,12 @@ class CheckedLists {
   std::vector<pybind11::object> held_;
 };
 
-// Elements below which a kernel runs on the calling thread (no OpenMP region).
+// Elements below which a kernel runs on the calling thread (no parallel job).
 int64_t serial_threshold();
 void set_serial_threshold(int64_t n);
 
-// fusedopt's own thread count, the same for every calling thread: passed to each parallel region as
-// its num_threads clause, so it neither reads nor changes the OpenMP ICV other libraries share.
+// fusedopt's own thread count, the same for every calling thread: passed to each parallel job
+// (thread_pool.cpp), so it neither reads nor changes the OpenMP ICV other libraries share.
 int num_threads();
 void set_num_threads(int n);
 

@@ -74,6 +74,9 @@ struct Pool {
 // Never destroyed: detached workers may still wait on it when the process exits.
 Pool* g_pool = new Pool;
 
+// Set on the workers and on a caller during its job: a kernel started from inside a chunk runs alone.
+thread_local bool t_inside_job = false;
+
 // Claims and runs chunks of the current job while this thread may take them; w is the word as last read.
 // Returns the word last seen, with nothing left in it for this thread.
 uint64_t claim_and_run(Pool& pool, uint64_t w, uint64_t id) {
@@ -105,6 +108,7 @@ void wait_for_job(Pool& pool, uint64_t w) {
 }
 
 void worker_main(Pool* pool, uint64_t id) {
+  t_inside_job = true;
   sigset_t all;  // signals go to the application's threads, never to a kernel worker
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);
@@ -154,7 +158,7 @@ const int g_atfork = pthread_atfork(nullptr, nullptr, reset_after_fork);
 void run_chunks(int64_t n_chunks, int threads, ChunkTask task, void* context) noexcept {
   (void)g_atfork;
   Pool& pool = *g_pool;
-  if (threads <= 1 || n_chunks <= 1 || n_chunks > static_cast<int64_t>(kMaxChunks))
+  if (threads <= 1 || n_chunks <= 1 || n_chunks > kMaxChunks || t_inside_job)
     return run_serial(n_chunks, task, context);
   std::unique_lock<std::mutex> owner(pool.owner, std::try_to_lock);
   if (!owner.owns_lock()) return run_serial(n_chunks, task, context);  // another step has the workers
@@ -167,7 +171,9 @@ void run_chunks(int64_t n_chunks, int threads, ChunkTask task, void* context) no
   const uint64_t w = (uint64_t(pool.epoch) << (kNextBits + kChunkBits + kTeamBits)) |
                      (allowed << (kNextBits + kChunkBits)) | (uint64_t(n_chunks) << kNextBits);
   publish(pool, w);
+  t_inside_job = true;
   claim_and_run(pool, w, 0);
+  t_inside_job = false;
   for (int spins = 1; pool.done.load(std::memory_order_acquire) < n_chunks; ++spins) {
     if (spins < kCallerSpins) FUSEDOPT_CPU_RELAX();
     else sched_yield();

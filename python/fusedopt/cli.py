@@ -5,7 +5,9 @@ gradient descent). Bad options exit with status 2 and a message."""
 from __future__ import annotations
 
 import argparse
+import datetime
 import importlib
+import os
 import sys
 from typing import List, Optional
 
@@ -58,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=None, help="timed rounds per case (median reported)")
     b.add_argument("--json", metavar="PATH", help="write the rows and the machine description here")
     b.add_argument("--plot", metavar="PATH", help="write a throughput plot here (needs matplotlib)")
+    b.add_argument("--load", type=int, default=0, metavar="N",
+                   help="start N busy processes for the duration of the run (a loaded machine, reproducibly); "
+                        "they stop with it")
     mode = b.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="a suite of about a minute (default)")
     mode.add_argument("--full", action="store_true", help="larger sizes and more rounds")
@@ -146,6 +151,24 @@ def _check_choices(args) -> None:
             importlib.import_module("matplotlib")
         except ImportError:
             raise UsageError("--plot: needs matplotlib (pip install 'fusedopt[bench]')") from None
+    for option in ("json", "plot"):
+        _check_writable(f"--{option}", getattr(args, option))
+    most = 4 * (os.cpu_count() or 1)
+    if not 0 <= args.load <= most:
+        raise UsageError(f"--load: expected 0 to {most} busy processes (4 per CPU), got {args.load}")
+
+
+def _check_writable(option: str, path: Optional[str]) -> None:
+    """Refuse an output path up front, not after minutes of timing."""
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"{option}: {path!r} is a directory")
+    if not os.path.isdir(folder):
+        raise UsageError(f"{option}: the folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise UsageError(f"{option}: {path!r} is not writable")
 
 
 def bench(args) -> int:
@@ -169,32 +192,47 @@ def bench(args) -> int:
         cases += [(None, "gpu-opt", name, s, dt) for dt in args.dtypes for name in args.optimizers for s in sizes]
         cases += [(None, "gpu-init", name, s, dt) for dt in args.dtypes for name in args.initializers
                   for s in sizes if not s.startswith("model")]
-    bar = Progress(len(cases), "fusedopt bench")
+    if not cases:
+        raise UsageError("nothing to run: the options select no optimizer or initializer case "
+                         "(initializers have no model sizes)")
+    load_before = harness.machine_load()
+    bar = Progress(len(cases), "fusedopt bench", lines=True)
     rows = []
-    for t, kind, name, size, dt in cases:
-        if kind == "opt":
-            report.set_threads(t)
-            new = suite.optimizer_case(name, size, np.dtype(dt), t, cpu_backends, repeats)
-        elif kind == "init":
-            report.set_threads(t)
-            new = suite.initializer_case(name, int(float(size)), np.dtype(dt), t, cpu_backends, repeats)
-        elif kind == "gpu-opt":
-            new = gpu.optimizer_case(name, size, np.dtype(dt), gpu_backends, repeats)
-        else:
-            new = gpu.initializer_case(name, int(float(size)), np.dtype(dt), gpu_backends, repeats)
-        rows += new
-        bar.update()
+    with harness.busy_processes(args.load):
+        for t, kind, name, size, dt in cases:
+            if kind == "opt":
+                report.set_threads(t)
+                new = suite.optimizer_case(name, size, np.dtype(dt), t, cpu_backends, repeats)
+            elif kind == "init":
+                report.set_threads(t)
+                new = suite.initializer_case(name, int(float(size)), np.dtype(dt), t, cpu_backends, repeats)
+            elif kind == "gpu-opt":
+                new = gpu.optimizer_case(name, size, np.dtype(dt), gpu_backends, repeats)
+            else:
+                new = gpu.initializer_case(name, int(float(size)), np.dtype(dt), gpu_backends, repeats)
+            rows += new
+            bar.update(label=f"{name} {size} {dt} " + (f"{t}T" if t else "gpu"))
     bar.close()
+    load_after = harness.machine_load()
     machine = harness.machine_info()
     where = f"{machine['fusedopt_cpu']['isa']} build on {machine['cpu']}"
     if gpu_backends:
         where += f"; GPU: {gpu.device_name()}"
-    print(f"fusedopt {where}, {repeats} rounds, medians")
+    load_text = f", {args.load} busy process(es) running (--load)" if args.load else ""
+    print(f"fusedopt {machine['fusedopt_version']}, {where}, {repeats} rounds per case{load_text}: "
+          "median ms, p90, worst, interquartile range")
     print(report.table(rows))
+    notes = report.warnings(rows, load_before, load_after, own_load=args.load)
+    for line in notes:
+        print(f"warning: {line}", file=sys.stderr)
     if args.json:
-        report.write_json(args.json, rows, repeats)
+        report.write_json(args.json, rows, repeats, load_before=load_before, load_after=load_after,
+                          busy_processes=args.load, warnings=notes)
     if args.plot:
-        report.plot(rows, args.plot)
+        threads_text = "/".join(str(t) for t in threads) if cpu_backends else "GPU"
+        title = (f"fusedopt {machine['fusedopt_version']} on {machine['cpu']}, {threads_text} threads, "
+                 f"{'/'.join(args.dtypes)}, {datetime.date.today().isoformat()}{load_text}")
+        report.plot(rows, args.plot, title=title)
     bad = [r for r in rows if not r["agrees_with_reference"]]
     if bad:
         print(f"{len(bad)} implementation(s) disagreed with the reference: marked MISMATCH above", file=sys.stderr)

@@ -1,6 +1,6 @@
 """The benchmark cases shared by ``fusedopt bench`` and ``benchmarks/*.py``: build each available
 implementation on the same data, check its first step against the reference, then time them all
-interleaved (harness.time_interleaved) and turn the medians into rows."""
+interleaved (harness.time_interleaved) and turn the timings (medians and spreads) into rows."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 from .. import _core, init
 from . import harness, impls
 from .tables import (OPTIMIZERS, REFERENCE, TORCH_CLASS, bytes_per_param, fill_looks_right, fusedopt_fill, model_shapes,  # noqa: F401
-                     rows_from_times, torch_fill, weight_shape)
+                     rows_from_times, state_buffers, torch_fill, weight_shape)
 
 INITIALIZERS = ("uniform", "normal", "kaiming_uniform", "xavier_normal")
 QUICK_INITIALIZERS = ("uniform", "normal", "kaiming_uniform")
@@ -95,10 +95,12 @@ def optimizer_case(optimizer: str, size: str, dtype, threads: int, backends: Seq
         ok[name] = agrees(impl, expected, dtype)
     times = harness.time_interleaved({**{k: v.step for k, v in built.items()}, "probe": probe}, repeats)
     ceiling = probe_bytes / times["probe"]
-    per_param = bytes_per_param(optimizer, kw, np.dtype(dtype).itemsize)
+    itemsize = np.dtype(dtype).itemsize
+    per_param = bytes_per_param(optimizer, kw, itemsize)
+    footprint = n * itemsize * (2 + state_buffers(optimizer, kw))  # p, g and the state, each stored once
     return rows_from_times(times, built, ok, ceiling, n * per_param,
                            dict(kind="optimizer", name=optimizer, size=size, n=n, dtype=np.dtype(dtype).name,
-                                threads=threads))
+                                threads=threads), footprint_bytes=footprint, probe=times["probe"])
 
 
 def initializer_case(name: str, n: int, dtype, threads: int, backends: Sequence[str], repeats: int) -> List[dict]:
@@ -127,6 +129,6 @@ def initializer_case(name: str, n: int, dtype, threads: int, backends: Sequence[
     built = {k: None for k in calls}
     return rows_from_times(times, built, ok, ceiling, nbytes,
                            dict(kind="initializer", name=name, size=str(out.size), n=out.size, dtype=out.dtype.name,
-                                threads=threads))
+                                threads=threads), footprint_bytes=nbytes, probe=times["probe"])
 
 

@@ -4,11 +4,12 @@ shared by the CPU and GPU cases (suite.py, gpu.py): shapes, rows, the initialize
 from __future__ import annotations
 
 import math
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 import numpy as np
 
 from .. import functional, init, reference
+from . import harness
 
 SPECS = {spec.name: spec for spec in functional.SPECS}
 OPTIMIZERS = {name: dict(spec.bench) for name, spec in SPECS.items()}  # the benchmarks' hyperparameters
@@ -71,17 +72,27 @@ def fill_looks_right(name: str, shape, sample: np.ndarray) -> bool:
                 and abs(sample.std() / std - 1) < 6 / math.sqrt(sample.size) + 0.01)
 
 
-def rows_from_times(times, built, ok, ceiling, nbytes, common) -> List[dict]:
-    """One row per implementation: median ms, items/s, GB/s by the byte model, fraction of the
-    ceiling measured in the same rounds, speedup vs the fastest other, and the reference check."""
+def rows_from_times(times, built, ok, ceiling, nbytes, common, footprint_bytes: Optional[int] = None,
+                    probe: Optional[float] = None) -> List[dict]:
+    """One row per implementation: median ms with its spread (harness.Timing), items/s, GB/s by the
+    byte model, the fraction of the ceiling measured in the same rounds, speedup vs the fastest other,
+    and the reference check. With the bytes the case's arrays occupy (footprint_bytes), the fraction
+    is left out (None, in_cache True) where they fit in the last-level cache: there the probe is not a
+    memory ceiling and above 100 % is real. With the probe's timing, a probe that ran unstably is
+    marked (probe_unstable)."""
+    llc = harness.last_level_cache_bytes()
+    in_cache = footprint_bytes is not None and llc is not None and footprint_bytes <= llc
     rows = []
     for name in built:
         t = times[name]
         # fusedopt's own rows (the class, its torch adapter, a baseline build) are compared with the others
         own = name.startswith("fusedopt")
         others = [times[o] for o in built if o != name and not (own and o.startswith("fusedopt"))]
-        rows.append(dict(common, backend=name, ms=t * 1e3, gitems=common["n"] / t / 1e9, gbs=nbytes / t / 1e9,
-                         ceiling_gbs=ceiling / 1e9, frac_ceiling=nbytes / t / ceiling,
+        spread = t.spread() if isinstance(t, harness.Timing) else {}
+        rows.append(dict(common, backend=name, ms=t * 1e3, **spread, unstable=harness.unstable(t),
+                         gitems=common["n"] / t / 1e9, gbs=nbytes / t / 1e9,
+                         ceiling_gbs=ceiling / 1e9, frac_ceiling=None if in_cache else nbytes / t / ceiling,
+                         in_cache=in_cache, probe_unstable=probe is not None and harness.unstable(probe),
                          agrees_with_reference=ok[name],
                          speedup_vs_best_other=(min(others) / t) if others else None))
     return rows

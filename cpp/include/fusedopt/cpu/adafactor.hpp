@@ -37,7 +37,7 @@ struct AdafactorTensor {
 struct AdafactorView {
   int64_t n_tensors;
   const AdafactorTensor* tensors;
-  int64_t serial_below;  // fewer elements than this in all: no OpenMP region
+  int64_t serial_below;  // fewer elements than this in all: no parallel job
   int num_threads;
 };
 
@@ -183,7 +183,7 @@ class AdafactorStep {
     const auto n = static_cast<int64_t>(view_.n_tensors);
     const auto& tiles = tiling_.tiles;
     std::vector<char> whole(static_cast<size_t>(n));
-    // First the tensors done whole and the first pass of the others' tiles, in one parallel region.
+    // First the tensors done whole and the first pass of the others' tiles, in one parallel job.
     std::vector<int64_t> units, before{0};
     for (int64_t t = 0; t < n; ++t) {
       const int64_t elements = numel(t);

@@ -14,7 +14,7 @@ struct TensorListView {
   int64_t n_tensors;
   const int64_t* offsets;         // n_tensors + 1 prefix sums of the element counts
   void* const* slots[kMaxSlots];  // slots[k][t]: tensor t of list k (nullptr lists are unused)
-  int64_t serial_below;           // fewer elements than this: no OpenMP region
+  int64_t serial_below;           // fewer elements than this: no parallel job
   int num_threads;                // threads a step may use (fusedopt's own count, not OpenMP's ICV)
 };
 
