@@ -58,6 +58,15 @@ void register_runtime(py::module_& m) {
         "Threads the CPU kernels use, from every calling thread; other libraries' OpenMP settings are untouched.");
   m.def("get_num_threads", &num_threads, "Threads the CPU kernels use (fusedopt's own count).");
   m.def("_team_size", &team_size_probe, "The threads a kernel's job gets now (tests).");
+  m.def("_pool_stats", [] {
+    const PoolStats s = pool_stats();
+    py::dict d;
+    d["jobs"] = s.jobs;
+    d["chunks"] = s.chunks;
+    d["chunks_by_workers"] = s.chunks_by_workers;
+    d["jobs_helped"] = s.jobs_helped;
+    return d;
+  }, "What the kernels' workers did so far: parallel jobs, chunks, chunks run by workers, jobs they helped (benchmarks).");
   m.def("set_isa", &set_isa_checked, "name"_a, "Use the kernels built for one ISA (testing, benchmarks).");
   m.def("set_serial_threshold", &set_serial_threshold_checked, "n"_a,
         "Below n elements a step runs on the calling thread (benchmarks pick n).");

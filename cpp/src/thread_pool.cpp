@@ -7,9 +7,16 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <time.h>
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include <atomic>
 #include <chrono>
+#include <climits>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
@@ -66,9 +73,14 @@ struct Pool {
   std::atomic<int> sleepers{0};
   std::atomic<int> workers{0};
   uint16_t epoch = 0;        // the owner's only
+  PoolStats stats;           // the owner's only
   std::mutex owner;          // one job at a time has the workers; another caller runs its job alone
+#if defined(__linux__)
+  std::atomic<uint32_t> wake_sequence{0};  // a futex: changes when publish() wakes sleepers
+#else
   std::mutex sleep_mutex;
   std::condition_variable wake;
+#endif
 };
 
 // Never destroyed: detached workers may still wait on it when the process exits.
@@ -79,9 +91,10 @@ thread_local bool t_inside_job = false;
 
 // Claims and runs chunks of the current job while this thread may take them; w is the word as last read.
 // Returns the word last seen, with nothing left in it for this thread.
-uint64_t claim_and_run(Pool& pool, uint64_t w, uint64_t id) {
+uint64_t claim_and_run(Pool& pool, uint64_t w, uint64_t id, int64_t* claimed = nullptr) {
   while (id <= allowed_of(w) && next_of(w) < chunks_of(w)) {
     if (pool.word.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      if (claimed != nullptr) ++*claimed;
       // The job cannot be replaced before this chunk is done, so its task and context are still its own.
       pool.task.load(std::memory_order_relaxed)(pool.context.load(std::memory_order_relaxed),
                                                 static_cast<int64_t>(next_of(w)));
@@ -92,16 +105,40 @@ uint64_t claim_and_run(Pool& pool, uint64_t w, uint64_t id) {
   return w;
 }
 
+int64_t thread_cpu_ns() {
+  timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return int64_t(t.tv_sec) * 1000000000 + t.tv_nsec;
+}
+
+// Sleeps until a job may have been published (or spuriously: the caller checks the word again).
+// A worker raises `sleepers`, then checks the word; publish() stores the word, then reads `sleepers`,
+// all sequentially consistent, so either the worker sees the new word or publish() sees the sleeper
+// and wakes it. On Linux through a futex, so that publishing never waits for a lock a parked worker
+// holds; elsewhere through a condition variable.
+void sleep_until_published(Pool& pool, uint64_t w) {
+#if defined(__linux__)
+  const uint32_t sequence = pool.wake_sequence.load();
+  pool.sleepers.fetch_add(1);
+  if (pool.word.load() == w)
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&pool.wake_sequence), FUTEX_WAIT_PRIVATE, sequence, nullptr,
+            nullptr, 0);
+  pool.sleepers.fetch_sub(1);
+#else
+  std::unique_lock<std::mutex> lock(pool.sleep_mutex);
+  pool.sleepers.fetch_add(1);
+  pool.wake.wait(lock, [&] { return pool.word.load() != w; });
+  pool.sleepers.fetch_sub(1);
+#endif
+}
+
 // Returns once the job word differs from w: spins for a while, then sleeps until a job is published.
 void wait_for_job(Pool& pool, uint64_t w) {
-  const auto spin_until = std::chrono::steady_clock::now() + kWorkerSpin;
+  const int64_t spin_until = thread_cpu_ns() + std::chrono::nanoseconds(kWorkerSpin).count();
   for (int spins = 1; pool.word.load(std::memory_order_acquire) == w; ++spins) {
     FUSEDOPT_CPU_RELAX();
-    if (spins % 64 == 0 && std::chrono::steady_clock::now() > spin_until) {
-      std::unique_lock<std::mutex> lock(pool.sleep_mutex);
-      pool.sleepers.fetch_add(1);  // seq_cst, against publish(): see there
-      pool.wake.wait(lock, [&] { return pool.word.load() != w; });
-      pool.sleepers.fetch_sub(1);
+    if (spins % 256 == 0 && thread_cpu_ns() > spin_until) {
+      while (pool.word.load(std::memory_order_acquire) == w) sleep_until_published(pool, w);
       return;
     }
   }
@@ -134,14 +171,18 @@ int grow_to(Pool& pool, int wanted) {
   return have;
 }
 
-// Publishes a job. The worker's side of the handshake (wait_for_job) raises `sleepers` and then checks
-// the word under the mutex; here the word is stored and then `sleepers` read, all sequentially
-// consistent, so either the worker sees the new word or this sees the sleeper and wakes it.
+// Publishes a job: stores the word, then wakes the workers that sleep (see sleep_until_published).
 void publish(Pool& pool, uint64_t w) {
   pool.word.store(w);
   if (pool.sleepers.load() > 0) {
+#if defined(__linux__)
+    pool.wake_sequence.fetch_add(1);
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&pool.wake_sequence), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr,
+            nullptr, 0);
+#else
     { std::lock_guard<std::mutex> lock(pool.sleep_mutex); }
     pool.wake.notify_all();
+#endif
   }
 }
 
@@ -172,12 +213,23 @@ void run_chunks(int64_t n_chunks, int threads, ChunkTask task, void* context) no
                      (allowed << (kNextBits + kChunkBits)) | (uint64_t(n_chunks) << kNextBits);
   publish(pool, w);
   t_inside_job = true;
-  claim_and_run(pool, w, 0);
+  int64_t by_caller = 0;
+  claim_and_run(pool, w, 0, &by_caller);
   t_inside_job = false;
+  pool.stats.jobs += 1;
+  pool.stats.chunks += n_chunks;
+  pool.stats.chunks_by_workers += n_chunks - by_caller;
+  pool.stats.jobs_helped += by_caller < n_chunks;
   for (int spins = 1; pool.done.load(std::memory_order_acquire) < n_chunks; ++spins) {
     if (spins < kCallerSpins) FUSEDOPT_CPU_RELAX();
     else sched_yield();
   }
+}
+
+PoolStats pool_stats() noexcept {
+  Pool& pool = *g_pool;
+  std::lock_guard<std::mutex> owner(pool.owner);
+  return pool.stats;
 }
 
 int team_size(int threads) noexcept {

@@ -28,6 +28,12 @@ constexpr int64_t kMaxChunks = (int64_t(1) << 18) - 1;
 void run_chunks(int64_t n_chunks, int threads, ChunkTask task, void* context) noexcept;
 // The threads a job of `threads` gets now (1 + the workers started for it).
 int team_size(int threads) noexcept;
+// What the workers did so far, for benchmarks: parallel jobs, their chunks, the chunks workers ran,
+// and the jobs in which a worker ran any.
+struct PoolStats {
+  int64_t jobs = 0, chunks = 0, chunks_by_workers = 0, jobs_helped = 0;
+};
+PoolStats pool_stats() noexcept;
 }  // namespace fusedopt
 
 FUSEDOPT_NAMESPACE_BEGIN
