@@ -48,11 +48,18 @@ def adam_steps(lib, n: int, threads: int, steps: int, pause: float, backend: str
         step = torch.optim.Adam([t], lr=1e-3, fused=True).step
     for _ in range(5):
         step()
+    stats = getattr(lib._core, "_pool_stats", None)  # a build before issue 17 has none
+    before = stats() if stats else None
     samples = []
     for _ in range(steps):
         time.sleep(pause)
         samples.append(harness.host_timer(step))
-    return harness.Timing(samples)
+    timing = harness.Timing(samples)
+    after = stats() if stats else None
+    # the share of the parallel steps' chunks that the workers ran (None: not known, or serial steps)
+    done = after["chunks"] - before["chunks"] if stats else 0
+    timing.worker_share = (after["chunks_by_workers"] - before["chunks_by_workers"]) / done if done else None
+    return timing
 
 
 def fill_rows(threads: int, repeats: int) -> list:
@@ -85,8 +92,9 @@ def main(argv=None) -> int:
     backends = ["fusedopt"] + (["torch-fused"] if args.torch else [])
     rows = []
     print(f"Adam steps: {lib.__name__} from {lib.__file__}, isa {lib.cpu_info()['isa']}")
-    print(f"{'machine':8} {'backend':12} {'threads':>7} {'n':>9} {'median ms':>10} {'p90 ms':>9} {'worst ms':>9}")
-    for load in (0, args.load):
+    print(f"{'machine':8} {'backend':12} {'threads':>7} {'n':>9} {'median ms':>10} {'p90 ms':>9} {'worst ms':>9} "
+          "workers' share")
+    for load in sorted({0, args.load}):
         with harness.busy_processes(load):
             for size in args.sizes:
                 for threads in args.threads:
@@ -94,10 +102,11 @@ def main(argv=None) -> int:
                         t = adam_steps(lib, int(float(size)), threads, args.steps, args.pause, backend)
                         s = t.spread()
                         row = dict(kind="adam-latency", load=load, backend=backend, threads=threads, n=int(float(size)),
-                                   ms=1e3 * t, **s)
+                                   ms=1e3 * t, **s, worker_share=getattr(t, "worker_share", None))
                         rows.append(row)
+                        share = "" if row["worker_share"] is None else f"{100 * row['worker_share']:6.0f}%"
                         print(f"{'loaded' if load else 'quiet':8} {backend:12} {threads:7d} {size:>9} {row['ms']:10.3f} "
-                              f"{s['ms_p90']:9.3f} {s['ms_max']:9.3f}", flush=True)
+                              f"{s['ms_p90']:9.3f} {s['ms_max']:9.3f} {share}", flush=True)
             for row in [] if args.no_fills else fill_rows(max(args.threads), args.fill_repeats):
                 row["load"] = load
                 rows.append(row)

@@ -51,16 +51,21 @@ uint64_t next_of(uint64_t w) { return w & kNextMask; }
 uint64_t chunks_of(uint64_t w) { return (w >> kNextBits) & kChunkMask; }
 uint64_t allowed_of(uint64_t w) { return (w >> (kNextBits + kChunkBits)) & kTeamMask; }
 
-// How long an idle worker spins on the job word before it sleeps: 1 ms spans the gap between steps
-// taken back to back (a sleeping worker takes 50-100 µs to wake on the development VM, longer than a
-// whole step of 1e5 elements) and holds a core that another process could use for at most 1 ms after a
-// step. OMP_WAIT_POLICY=passive, the OpenMP way of asking for no spinning, makes workers sleep at once.
-std::chrono::microseconds worker_spin() {
+// How an idle worker waits for the next job (benchmarks/bench_wait_policy.py, RESULTS.md, issue 17): it
+// spins on the job word for 1 ms of its own CPU time (OpenMP counts spins, not wall time, likewise),
+// yielding its core every 64 checks, then sleeps. The spin catches steps taken back to back (a woken
+// worker arrives too late to share a step of 1e5 elements); the yield hands the core back to a thread
+// that has work, such as the caller itself when the scheduler put both on one core of a busy machine
+// (without it, a caller sharing its core with a spinning worker at times ran at half speed); 1 ms bounds the time a worker
+// keeps a core from the rest of a training loop. OMP_WAIT_POLICY=passive, the OpenMP way of asking for
+// no spinning, makes workers sleep at once.
+int64_t initial_spin_ns() {
   const char* policy = std::getenv("OMP_WAIT_POLICY");
   const bool passive = policy != nullptr && (std::strcmp(policy, "passive") == 0 || std::strcmp(policy, "PASSIVE") == 0);
-  return std::chrono::microseconds(passive ? 0 : 1000);
+  return passive ? 0 : 1000000;
 }
-const std::chrono::microseconds kWorkerSpin = worker_spin();
+std::atomic<int64_t> g_spin_ns{initial_spin_ns()};
+std::atomic<bool> g_spin_yields{true};
 // How many checks the caller spins on unfinished chunks before it yields its core to the worker that
 // holds them (a worker the scheduler has parked mid-chunk may be waiting for exactly this core).
 constexpr int kCallerSpins = 4000;
@@ -134,9 +139,11 @@ void sleep_until_published(Pool& pool, uint64_t w) {
 
 // Returns once the job word differs from w: spins for a while, then sleeps until a job is published.
 void wait_for_job(Pool& pool, uint64_t w) {
-  const int64_t spin_until = thread_cpu_ns() + std::chrono::nanoseconds(kWorkerSpin).count();
+  const int64_t spin_until = thread_cpu_ns() + g_spin_ns.load(std::memory_order_relaxed);
+  const bool yields = g_spin_yields.load(std::memory_order_relaxed);
   for (int spins = 1; pool.word.load(std::memory_order_acquire) == w; ++spins) {
     FUSEDOPT_CPU_RELAX();
+    if (yields && spins % 64 == 0) sched_yield();
     if (spins % 256 == 0 && thread_cpu_ns() > spin_until) {
       while (pool.word.load(std::memory_order_acquire) == w) sleep_until_published(pool, w);
       return;
@@ -224,6 +231,11 @@ void run_chunks(int64_t n_chunks, int threads, ChunkTask task, void* context) no
     if (spins < kCallerSpins) FUSEDOPT_CPU_RELAX();
     else sched_yield();
   }
+}
+
+void set_worker_wait(int64_t spin_ns, bool yields) noexcept {
+  g_spin_ns.store(spin_ns, std::memory_order_relaxed);
+  g_spin_yields.store(yields, std::memory_order_relaxed);
 }
 
 PoolStats pool_stats() noexcept {

@@ -34,6 +34,9 @@ struct PoolStats {
   int64_t jobs = 0, chunks = 0, chunks_by_workers = 0, jobs_helped = 0;
 };
 PoolStats pool_stats() noexcept;
+// How idle workers wait for the next job: spin for spin_ns of their CPU time (yielding their core every
+// few checks if `yields`), then sleep. For benchmarks that compare wait policies in one process.
+void set_worker_wait(int64_t spin_ns, bool yields) noexcept;
 }  // namespace fusedopt
 
 FUSEDOPT_NAMESPACE_BEGIN
