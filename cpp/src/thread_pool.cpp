@@ -14,13 +14,15 @@
 #include <unistd.h>
 #endif
 
+#include <strings.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <climits>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -56,12 +58,12 @@ uint64_t allowed_of(uint64_t w) { return (w >> (kNextBits + kChunkBits)) & kTeam
 // yielding its core every 64 checks, then sleeps. The spin catches steps taken back to back (a woken
 // worker arrives too late to share a step of 1e5 elements); the yield hands the core back to a thread
 // that has work, such as the caller itself when the scheduler put both on one core of a busy machine
-// (without it, a caller sharing its core with a spinning worker at times ran at half speed); 1 ms bounds the time a worker
-// keeps a core from the rest of a training loop. OMP_WAIT_POLICY=passive, the OpenMP way of asking for
-// no spinning, makes workers sleep at once.
+// (without it, a caller sharing its core with a spinning worker at times ran at half speed); 1 ms
+// bounds the time a worker keeps a core from the rest of a training loop. OMP_WAIT_POLICY=passive, the
+// OpenMP way of asking for no spinning, makes workers sleep at once.
 int64_t initial_spin_ns() {
   const char* policy = std::getenv("OMP_WAIT_POLICY");
-  const bool passive = policy != nullptr && (std::strcmp(policy, "passive") == 0 || std::strcmp(policy, "PASSIVE") == 0);
+  const bool passive = policy != nullptr && strcasecmp(policy, "passive") == 0;
   return passive ? 0 : 1000000;
 }
 std::atomic<int64_t> g_spin_ns{initial_spin_ns()};
@@ -210,7 +212,7 @@ void run_chunks(int64_t n_chunks, int threads, ChunkTask task, void* context) no
     return run_serial(n_chunks, task, context);
   std::unique_lock<std::mutex> owner(pool.owner, std::try_to_lock);
   if (!owner.owns_lock()) return run_serial(n_chunks, task, context);  // another step has the workers
-  const uint64_t allowed = static_cast<uint64_t>(grow_to(pool, threads - 1 < int(kTeamMask) ? threads - 1 : int(kTeamMask)));
+  const uint64_t allowed = static_cast<uint64_t>(grow_to(pool, std::min(threads - 1, int(kTeamMask))));
   if (allowed == 0) return run_serial(n_chunks, task, context);
   pool.task.store(task, std::memory_order_relaxed);
   pool.context.store(context, std::memory_order_relaxed);
@@ -248,7 +250,7 @@ int team_size(int threads) noexcept {
   if (threads <= 1) return 1;
   Pool& pool = *g_pool;
   std::lock_guard<std::mutex> owner(pool.owner);
-  return 1 + grow_to(pool, threads - 1 < int(kTeamMask) ? threads - 1 : int(kTeamMask));
+  return 1 + grow_to(pool, std::min(threads - 1, int(kTeamMask)));
 }
 
 }  // namespace fusedopt

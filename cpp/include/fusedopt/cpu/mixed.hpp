@@ -90,7 +90,8 @@ inline void rounding_bits(const MixedStorage& m, int64_t t, int64_t begin, int64
   const auto c2 = static_cast<unsigned int>(m.step), c3 = static_cast<unsigned int>(m.tensor_ids[t]);
   alignas(64) unsigned int w[4][kStage / 2 + 1];
   unsigned int* const words[4] = {w[0], w[1], w[2], w[3]};
-  for (int64_t q = philox_blocks(static_cast<unsigned long long>(first), pairs, c2, c3, k0, k1, words); q < pairs; ++q) {
+  const int64_t made = philox_blocks(static_cast<unsigned long long>(first), pairs, c2, c3, k0, k1, words);
+  for (int64_t q = made; q < pairs; ++q) {
     const auto pair = static_cast<unsigned long long>(first + q);
     const PhiloxBlock b = philox4x32_10(static_cast<unsigned int>(pair), static_cast<unsigned int>(pair >> 32), c2, c3,
                                         k0, k1);
