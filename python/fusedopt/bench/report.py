@@ -159,5 +159,5 @@ def plot(rows: List[dict], path: str, title: str = "") -> None:
         ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()) if title else None)
     fig.savefig(path, dpi=110)
