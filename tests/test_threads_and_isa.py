@@ -52,3 +52,34 @@ def test_thread_count_is_settable(restore_runtime):
 def test_unknown_isa_is_refused(restore_runtime):
     with pytest.raises(ValueError, match="available"):
         _core.set_isa("sse9")
+
+
+def _at_offset(values, offset_bytes):
+    """A copy of values whose first element lies offset_bytes past a 64-byte line."""
+    itemsize = values.dtype.itemsize
+    buf = np.empty(values.size + 128 // itemsize, values.dtype)
+    start = (-buf.ctypes.data % 64 + offset_bytes) // itemsize
+    out = buf[start:start + values.size]
+    out[...] = values
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("case", CASES[::4], ids=[case_id(c) for c in CASES[::4]])
+def test_the_arrays_place_in_a_cache_line_never_changes_the_bits(case, dtype, restore_runtime):
+    """The SIMD loop starts its vectors on the param's first 64-byte line (scalar iterations before
+    it): every offset, so every split between scalar and vector iterations, gives the same bits."""
+    name, kwargs = case
+    rng = np.random.default_rng(5)
+    p0 = rng.standard_normal(40_003).astype(dtype)
+    grads = [rng.standard_normal(40_003).astype(dtype) for _ in range(3)]
+    results = set()
+    for threads in (1, 2):
+        fusedopt.set_num_threads(threads)
+        for offset in range(0, 64, np.dtype(dtype).itemsize):
+            p = _at_offset(p0, offset)
+            opt = make_optimizer(name, [p], kwargs)
+            for g in grads:
+                opt.step([_at_offset(g, (offset * 3) % 64)])
+            results.add(p.tobytes())
+    assert len(results) == 1

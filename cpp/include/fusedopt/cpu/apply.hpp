@@ -19,6 +19,10 @@ inline T& at(T* p, int64_t i, T&) { return p[i]; }
 template <typename T>
 inline T& at(Absent*, int64_t, T& unused) { return unused; }
 
+// The param's first element of a range: the array the SIMD loop lines its vectors up with (slot 0).
+template <typename T, typename... Rest>
+inline const void* param_at(int64_t begin, T* param, Rest*...) { return param + begin; }
+
 template <class Rule, typename T, typename... P>
 inline void update_range(int64_t begin, int64_t end, const typename Rule::template Scalars<T>& s, P*... p) {
   // always_inline: a call per element would keep the loop from being vectorized (GCC left NAdam's
@@ -26,7 +30,7 @@ inline void update_range(int64_t begin, int64_t end, const typename Rule::templa
   simd_for(begin, end, [&](int64_t i) __attribute__((always_inline)) {
     T unused = T(0);
     Rule::element(at<T>(p, i, unused)..., s);
-  });
+  }, param_at(begin, p...), sizeof(T));
 }
 
 template <class Rule, typename T, int K>
@@ -46,7 +50,7 @@ inline void update_range_scaled(int64_t begin, int64_t end, const typename Rule:
   simd_for(begin, end, [&](int64_t i) __attribute__((always_inline)) {
     T unused = T(0);
     Rule::element(at<T>(p, i, unused)..., s, factor);
-  });
+  }, param_at(begin, p...), sizeof(T));
 }
 
 constexpr int64_t kNormChunk = 4096;  // elements per partial sum: fixed, so the sums never depend on the threads

@@ -20,7 +20,7 @@ void stream_adam_pattern(const TensorListView& list, const double& scale) {
       p[i] += cg;
       m[i] += cg;
       v[i] += cg;
-    });
+    }, p + begin, sizeof(T));
   });
 }
 
@@ -30,7 +30,7 @@ void stream_write(const TensorListView& list, const double& value) {
   const T c = T(value);
   for_each_range(list, [&](int64_t t, int64_t begin, int64_t end) {
     T* out = slot<T>(list, 0, t);
-    simd_for(begin, end, [&](int64_t i) { out[i] = c; });
+    simd_for(begin, end, [&](int64_t i) { out[i] = c; }, out + begin, sizeof(T));
   });
 }
 
