@@ -4,6 +4,8 @@ between steps (the rest of a training loop), quiet and with N busy processes:
 
     spin 1ms            spin for 1 ms of the worker's CPU time, then sleep
     spin 1ms + yield    the same, yielding the core every 64 checks (the default)
+    + sleep after 2 misses   the same, but a worker that found two jobs in a row already claimed by the
+                        caller (it was not running when they started) sleeps at once until it gets a chunk
     spin 5ms            spin 5 ms (about what OpenMP's default spin count takes here)
     passive             sleep at once (OMP_WAIT_POLICY=passive)
     1 thread            the step on the calling thread only, for scale
@@ -27,8 +29,10 @@ import fusedopt
 from fusedopt import _core
 from fusedopt.bench import harness
 
-POLICIES = {"spin 1ms": (1_000_000, False), "spin 1ms + yield": (1_000_000, True), "spin 5ms": (5_000_000, False),
-            "passive": (0, False), "1 thread": None}
+NEVER = 1 << 30
+POLICIES = {"spin 1ms": (1_000_000, False, NEVER), "spin 1ms + yield": (1_000_000, True, NEVER),
+            "+ sleep after 2 misses": (1_000_000, True, 2), "spin 5ms": (5_000_000, False, NEVER),
+            "passive": (0, False, NEVER), "1 thread": None}
 
 
 def main(argv=None) -> int:
@@ -75,7 +79,7 @@ def main(argv=None) -> int:
                         share = chunks[name][0] / chunks[name][1] if chunks[name][1] else None
                         rows.append(dict(load=load, pause_s=pause, n=n, policy=name, threads=args.threads,
                                          ms=1e3 * t, **s, worker_share=share))
-                        print(f"{'loaded' if load else 'quiet':7} {1e3 * pause:5.1f}ms {size:>6}  {name:17} {1e3 * t:9.3f} "
+                        print(f"{'loaded' if load else 'quiet':7} {1e3 * pause:5.1f}ms {size:>6}  {name:22} {1e3 * t:9.3f} "
                               f"{s['ms_p90']:8.3f} {s['ms_max']:8.3f} "
                               f"{'' if share is None else f'{100 * share:7.0f}%'}", flush=True)
     _core._set_worker_wait(*POLICIES["spin 1ms + yield"])  # the default again

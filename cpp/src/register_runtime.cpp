@@ -67,9 +67,12 @@ void register_runtime(py::module_& m) {
     d["jobs_helped"] = s.jobs_helped;
     return d;
   }, "What the kernels' workers did so far: parallel jobs, chunks, chunks run by workers, jobs they helped (benchmarks).");
-  m.def("_set_worker_wait", [](py::handle spin_ns, bool yields) {
-    set_worker_wait(checked_int(spin_ns, "spin_ns", 0, int64_t(1) << 40), yields);
-  }, "spin_ns"_a, "yields"_a, "How idle workers wait: spin for spin_ns of CPU time (yielding if asked), then sleep (benchmarks).");
+  m.def("_set_worker_wait", [](py::handle spin_ns, bool yields, py::handle misses) {
+    set_worker_wait(checked_int(spin_ns, "spin_ns", 0, int64_t(1) << 40), yields,
+                    static_cast<int>(checked_int(misses, "misses", 1, 1 << 30)));
+  }, "spin_ns"_a, "yields"_a, "misses"_a,
+  "How idle workers wait: spin for spin_ns of CPU time (yielding if asked), then sleep; after `misses` jobs "
+  "in a row claimed by others, sleep at once (benchmarks).");
   m.def("set_isa", &set_isa_checked, "name"_a, "Use the kernels built for one ISA (testing, benchmarks).");
   m.def("set_serial_threshold", &set_serial_threshold_checked, "n"_a,
         "Below n elements a step runs on the calling thread (benchmarks pick n).");

@@ -68,6 +68,7 @@ int64_t initial_spin_ns() {
 }
 std::atomic<int64_t> g_spin_ns{initial_spin_ns()};
 std::atomic<bool> g_spin_yields{true};
+std::atomic<int> g_misses_before_sleeping{1 << 30};
 // How many checks the caller spins on unfinished chunks before it yields its core to the worker that
 // holds them (a worker the scheduler has parked mid-chunk may be waiting for exactly this core).
 constexpr int kCallerSpins = 4000;
@@ -140,8 +141,8 @@ void sleep_until_published(Pool& pool, uint64_t w) {
 }
 
 // Returns once the job word differs from w: spins for a while, then sleeps until a job is published.
-void wait_for_job(Pool& pool, uint64_t w) {
-  const int64_t spin_until = thread_cpu_ns() + g_spin_ns.load(std::memory_order_relaxed);
+void wait_for_job(Pool& pool, uint64_t w, bool spin) {
+  const int64_t spin_until = thread_cpu_ns() + (spin ? g_spin_ns.load(std::memory_order_relaxed) : 0);
   const bool yields = g_spin_yields.load(std::memory_order_relaxed);
   for (int spins = 1; pool.word.load(std::memory_order_acquire) == w; ++spins) {
     FUSEDOPT_CPU_RELAX();
@@ -158,9 +159,13 @@ void worker_main(Pool* pool, uint64_t id) {
   sigset_t all;  // signals go to the application's threads, never to a kernel worker
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);
+  int missed = 0;  // jobs in a row whose chunks were all claimed before this worker got to them
   uint64_t w = pool->word.load(std::memory_order_acquire);
   for (;;) {
-    wait_for_job(*pool, claim_and_run(*pool, w, id));
+    int64_t claimed = 0;
+    const uint64_t last = claim_and_run(*pool, w, id, &claimed);
+    if (id <= allowed_of(w) && chunks_of(w) > 1) missed = claimed > 0 ? 0 : missed + 1;
+    wait_for_job(*pool, last, missed < g_misses_before_sleeping.load(std::memory_order_relaxed));
     w = pool->word.load(std::memory_order_acquire);
   }
 }
@@ -235,9 +240,10 @@ void run_chunks(int64_t n_chunks, int threads, ChunkTask task, void* context) no
   }
 }
 
-void set_worker_wait(int64_t spin_ns, bool yields) noexcept {
+void set_worker_wait(int64_t spin_ns, bool yields, int misses) noexcept {
   g_spin_ns.store(spin_ns, std::memory_order_relaxed);
   g_spin_yields.store(yields, std::memory_order_relaxed);
+  g_misses_before_sleeping.store(misses, std::memory_order_relaxed);
 }
 
 PoolStats pool_stats() noexcept {

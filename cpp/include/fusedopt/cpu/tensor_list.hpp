@@ -35,8 +35,9 @@ struct PoolStats {
 };
 PoolStats pool_stats() noexcept;
 // How idle workers wait for the next job: spin for spin_ns of their CPU time (yielding their core every
-// few checks if `yields`), then sleep. For benchmarks that compare wait policies in one process.
-void set_worker_wait(int64_t spin_ns, bool yields) noexcept;
+// few checks if `yields`), then sleep; a worker that found `misses` jobs in a row already claimed by
+// others sleeps at once until it gets a chunk again. For benchmarks that compare wait policies.
+void set_worker_wait(int64_t spin_ns, bool yields, int misses) noexcept;
 }  // namespace fusedopt
 
 FUSEDOPT_NAMESPACE_BEGIN
