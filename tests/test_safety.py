@@ -268,6 +268,19 @@ def test_a_forked_child_steps_with_threads_and_gets_the_same_bits():
     assert run.returncode == 0 and run.stdout.strip() == "child 0", run.stdout + run.stderr[-3000:]
 
 
+@pytest.mark.parametrize("args,error", [((-1, True, 1), ValueError), ((1000, True, 0), ValueError),
+                                        ((1.5, True, 1), TypeError), ((2**41, False, 1), ValueError)])
+def test_the_worker_wait_hook_range_checks_and_steps_stay_right(args, error):
+    _core._set_worker_wait(1_000_000, True, 2**30)  # the default
+    with pytest.raises(error, match="expected an int"):
+        _core._set_worker_wait(*args)
+    grad = np.ones(100_003, np.float32)
+    p, q = np.zeros_like(grad), np.zeros_like(grad)
+    fusedopt.SGD([p], lr=0.5).step([grad])
+    q -= np.float32(0.5) * grad
+    assert p.tobytes() == q.tobytes()
+
+
 OPENMP_ISOLATION = """
     import ctypes, fusedopt
     from fusedopt import _core
