@@ -21,11 +21,24 @@ def _host_check_list(name, arrays):
 
 def test_chunk_table_cuts_each_tensor_from_its_first_element():
     sizes = [0, 5, 12, 1, 25]
-    chunk_tensor, chunk_start, sizes_out, ptrs = cuda.build_chunk_table([[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]], sizes, 12)
-    expected = [(t, s) for t, n in enumerate(sizes) for s in range(0, n, 12)]
-    assert list(zip(chunk_tensor.tolist(), chunk_start.tolist())) == expected
-    assert chunk_tensor.dtype == np.int32 and chunk_start.dtype == np.int64 and sizes_out.tolist() == sizes
+    chunks, ptrs = cuda.build_chunk_table([[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]], sizes, 12)
+    expected = [(t, min(12, n - s), s) for t, n in enumerate(sizes) for s in range(0, n, 12)]
+    # the kernels' ChunkInfo, 16 bytes: int32 tensor, int32 count, int64 first element
+    records = chunks.view(np.dtype([("tensor", "<i4"), ("count", "<i4"), ("begin", "<i8")])).reshape(-1)
+    assert chunks.dtype == np.int64 and chunks.shape == (len(expected), 2) and chunks.flags.c_contiguous
+    assert [tuple(map(int, r)) for r in records] == expected
     assert ptrs.tolist() == list(range(1, 11)) and ptrs.dtype == np.uint64
+
+
+@pytest.mark.parametrize("total,sms,expected", [
+    (0, 132, cuda.MIN_CHUNK), (1000, 132, cuda.MIN_CHUNK), (10**8, 132, 65536), (10**9, 132, cuda.MAX_CHUNK),
+    (10**7, 4, cuda.MAX_CHUNK), (10**6, 132, cuda.MIN_CHUNK)])
+def test_the_chunk_grows_with_the_problem_to_about_16_chunks_per_multiprocessor(total, sms, expected, monkeypatch):
+    monkeypatch.setattr(cuda, "_multiprocessors", lambda device_id: sms)
+    chunk = cuda.chunk_size(total)
+    assert chunk == expected and chunk % 4 == 0
+    if cuda.MIN_CHUNK < chunk < cuda.MAX_CHUNK:
+        assert cuda.CHUNKS_PER_SM * sms / 2 < -(-total // chunk) <= cuda.CHUNKS_PER_SM * sms
 
 
 @pytest.mark.parametrize("value", ["0", "6", "abc", "-4"])

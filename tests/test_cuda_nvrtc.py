@@ -50,14 +50,17 @@ def test_every_variant_of_every_rule_is_launched():
     one kernel per variant, and for a two-pass rule (LAMB, LARS) two where the variant sums norms."""
     from fusedopt import _core
 
-    launched = {"step": 0, "first_pass": 0, "scaled_step": 0}
+    launched = {"step": 0, "first_pass": 0, "scaled_step": 0, "step_from_device": 0}
     for index, rule in enumerate(_core.rules()):
         for variant, norms in enumerate(rule["norms"]):
             kernels = cuda.kernels_of(index, variant)
             assert kernels == (("step",) if norms < 0 else ("first_pass", "scaled_step") if norms else ("scaled_step",))
             for kernel in kernels:
                 launched[kernel] += 2
+            if kernels == ("step",):  # and its capturable twin, scalars from device memory
+                launched["step_from_device"] += 2
     assert launched["first_pass"] > 0 and launched["scaled_step"] > launched["first_pass"]  # LARS without norms
+    assert launched["step_from_device"] == launched["step"]
     assert len(set(cuda.kernel_names("optimizers"))) == sum(launched.values())
 
 

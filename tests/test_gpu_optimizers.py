@@ -153,15 +153,18 @@ def test_bad_gpu_call_raises_and_changes_nothing(bad, error, words):
     assert [cupy.asnumpy(a).tobytes() for a in params + m + v] == before
 
 
-@pytest.mark.parametrize("variable,value", [("FUSEDOPT_CUDA_CHUNK", "6"), ("FUSEDOPT_CUDA_BLOCKS_PER_SM", "0")])
-def test_a_bad_launch_setting_raises_and_changes_nothing(variable, value, monkeypatch):
+# The chunk size sets every step's table; the blocks per multiprocessor, the grid of the kernels with
+# one thread per chunk (LAMB's norms).
+@pytest.mark.parametrize("variable,value,step", [("FUSEDOPT_CUDA_CHUNK", "6", "adam"),
+                                                 ("FUSEDOPT_CUDA_BLOCKS_PER_SM", "0", "lamb")])
+def test_a_bad_launch_setting_raises_and_changes_nothing(variable, value, step, monkeypatch):
     params = [cupy.arange(6, dtype=cupy.float32), cupy.ones((2, 3), cupy.float32)]
     grads = [cupy.ones_like(p) for p in params]
     m, v = [cupy.zeros_like(p) for p in params], [cupy.zeros_like(p) for p in params]
     before = [cupy.asnumpy(a).tobytes() for a in params + m + v]
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValueError, match=variable):
-        fusedopt.functional.adam(params, grads, m, v, step=1)
+        getattr(fusedopt.functional, step)(params, grads, m, v, step=1)
     assert [cupy.asnumpy(a).tobytes() for a in params + m + v] == before
 
 

@@ -9,6 +9,7 @@ void register_runtime(py::module_& m);
 void register_init(py::module_& m);
 void register_torch_steady(py::module_& m);
 void register_adafactor(py::module_& m);
+void register_same_objects(py::module_& m);
 }  // namespace fusedopt
 
 PYBIND11_MODULE(_core, m) {
@@ -19,4 +20,5 @@ PYBIND11_MODULE(_core, m) {
   fusedopt::register_init(m);
   fusedopt::register_torch_steady(m);
   fusedopt::register_adafactor(m);
+  fusedopt::register_same_objects(m);
 }

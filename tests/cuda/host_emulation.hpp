@@ -13,6 +13,23 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __launch_bounds__(...)
+
+struct alignas(16) float4 {
+  float x, y, z, w;
+};
+struct alignas(16) double2 {
+  double x, y;
+};
+// Streaming loads and stores: on the host, plain ones.
+template <typename V>
+inline V __ldcs(const V* p) {
+  return *p;
+}
+template <typename V>
+inline void __stcs(V* p, V v) {
+  *p = v;
+}
 
 struct HostDim3 {
   unsigned x = 1, y = 1, z = 1;

@@ -3,9 +3,15 @@ headers on the include path), one launch per step for a whole tensor list, on th
 Same functions and keywords as the CPU backend; arrays are CuPy arrays, or anything CuPy can view
 without a copy (``__cuda_array_interface__``, or DLPack on a CUDA device: PyTorch, JAX, Numba).
 
-Per step, the host work is kept to what changes: a list of the same array objects is checked once
-(the check is remembered through weak references, so a freed array is never mistaken for a new one
-at the same id), and the device chunk table is built once per (pointers, sizes) and reused."""
+Per step, the host work is kept to what changes, and the host never waits for the GPU:
+
+* the device chunk table of a set of lists (chunk records and a row of pointers per list) is built
+  once, keyed by every list's pointers but the grads'; new grads rewrite only their row, by an
+  asynchronous copy from pinned memory, ordered on the stream (``_DeviceTable``);
+* an optimizer's plan remembers the grads it checked last (``_core.SameObjects``, weak references):
+  a step with the same CuPy arrays checks nothing again and runs no Python loop over the arrays;
+* a list of the same array objects is checked once (the check is remembered through weak
+  references, so a freed array is never mistaken for a new one at the same id)."""
 
 from __future__ import annotations
 
@@ -22,14 +28,15 @@ import numpy as np
 from .. import _core, get_include
 from . import DLPACK_CUDA, refuse_overlaps
 
-# Elements per chunk (a multiple of 4, so aligned tensors stay aligned chunk by chunk). One block
-# walks a chunk at a time: 256 threads x 4 lanes x 4 rounds. FUSEDOPT_CUDA_CHUNK overrides it
+# Elements per chunk (a multiple of 4, so aligned tensors stay aligned chunk by chunk); one block
+# walks one chunk. The size grows with the problem, from MIN_CHUNK to MAX_CHUNK, so that the grid has
+# about CHUNKS_PER_SM chunks per multiprocessor (several waves of resident blocks: the per-chunk
+# metadata loads amortize over a large chunk, a tail wave is short). FUSEDOPT_CUDA_CHUNK fixes it
 # (benchmarks/bench_gpu.py --chunks sweeps it).
-DEFAULT_CHUNK = 4096
-THREADS = 256
-# Blocks launched per multiprocessor: 8 x 256 threads fill an H100 / A100 one, if registers allow
-# (the Adam kernels allow 3-4, see benchmarks/RESULTS.md). FUSEDOPT_CUDA_BLOCKS_PER_SM overrides it
-# (bench_gpu.py --grid sweeps it).
+MIN_CHUNK, MAX_CHUNK, CHUNKS_PER_SM = 4096, 1 << 18, 16
+THREADS = 256  # the kernels' block (kBlockThreads in multi_tensor.cuh, their __launch_bounds__)
+# Blocks per multiprocessor for the kernels with one thread per chunk (norms, fills): enough to fill
+# an H100 / A100. FUSEDOPT_CUDA_BLOCKS_PER_SM overrides it.
 BLOCKS_PER_SM = 8
 _SUPPORTED = ("float32", "float64")
 # 16-bit storage (README, "Mixed precision"): CuPy has no bfloat16, so a uint16 array holds bfloat16
@@ -112,6 +119,12 @@ def _rule_kernel_names(rule: int) -> Tuple[str, ...]:
                  for kernel in kernels_of(rule, v))
 
 
+def capturable_kernel_names(rule: int) -> Tuple[str, ...]:
+    """A capturable step's kernels (scalars read from device memory): elementwise rules, every variant."""
+    return tuple(step_kernel_name(rule, v, t, "step_from_device") for v in range(len(_rule(rule)["present"]))
+                 for t in _SUPPORTED if kernels_of(rule, v) == ("step",))
+
+
 def kernel_names(source: str) -> Tuple[str, ...]:
     """Every kernel of one source that this backend launches (for optimizers.cu: name expressions,
     every variant of every registered rule in both types)."""
@@ -119,7 +132,8 @@ def kernel_names(source: str) -> Tuple[str, ...]:
         return tuple(FILL_KERNELS.values())
     if source == "reductions":
         return tuple(GRAD_NORM_KERNELS.values())
-    return tuple(name for rule in range(len(_core.rules())) for name in _rule_kernel_names(rule))
+    return tuple(name for rule in range(len(_core.rules()))
+                 for name in _rule_kernel_names(rule) + capturable_kernel_names(rule))
 
 
 @functools.lru_cache(maxsize=None)
@@ -130,8 +144,10 @@ def _module(source: str, names: Tuple[str, ...]):
 
 
 def _step_kernel(rule: int, variant: int, dtype: str, kernel: str = "step"):
-    """One rule's module holds all its variants in both types: compiled once, at its first launch."""
-    return _module("optimizers", _rule_kernel_names(rule)).get_function(step_kernel_name(rule, variant, dtype, kernel))
+    """One rule's module holds all its variants in both types: compiled once, at its first launch (its
+    capturable kernels in a module of their own, compiled when one is first launched)."""
+    names = capturable_kernel_names(rule) if kernel == "step_from_device" else _rule_kernel_names(rule)
+    return _module("optimizers", names).get_function(step_kernel_name(rule, variant, dtype, kernel))
 
 
 def _fill_kernel(name: str):
@@ -152,15 +168,6 @@ def _device_id(array) -> int:
     return array.data.device_id
 
 
-def _to_device(host_arrays):
-    """The chunk table's host arrays, copied to the current device, finished before returning so
-    that a kernel on any stream reads it complete."""
-    cupy = _cupy()
-    out = tuple(cupy.asarray(a) for a in host_arrays)
-    cupy.cuda.get_current_stream().synchronize()
-    return out
-
-
 def _setting(variable: str, default: int, lowest: int, highest: int, multiple_of: int = 1) -> int:
     """An integer launch setting from the environment, or ValueError naming the variable."""
     text = os.environ.get(variable)
@@ -171,8 +178,14 @@ def _setting(variable: str, default: int, lowest: int, highest: int, multiple_of
     return int(text)
 
 
-def chunk_size() -> int:
-    return _setting("FUSEDOPT_CUDA_CHUNK", DEFAULT_CHUNK, 4, 2**30, multiple_of=4)
+def chunk_size(total: int = 0, device_id: int = 0) -> int:
+    """Elements per chunk of a step over ``total`` elements: FUSEDOPT_CUDA_CHUNK when set, else the
+    power of two that gives about CHUNKS_PER_SM chunks per multiprocessor, within [MIN_CHUNK, MAX_CHUNK]."""
+    fixed = _setting("FUSEDOPT_CUDA_CHUNK", 0, 4, 2**30, multiple_of=4)
+    if fixed:
+        return fixed
+    wanted = -(-total // (CHUNKS_PER_SM * _multiprocessors(device_id))) if total > 0 else MIN_CHUNK
+    return min(MAX_CHUNK, max(MIN_CHUNK, 1 << (wanted - 1).bit_length()))
 
 
 def blocks_per_sm() -> int:
@@ -310,37 +323,114 @@ def _check_current_device(device: int) -> None:
 # --- chunk table and launch -----------------------------------------------------------------------
 
 def build_chunk_table(ptrs_per_slot: Sequence[Sequence[int]], sizes: Sequence[int], chunk: int):
-    """The chunk table as host arrays: (chunk_tensor int32, chunk_start int64, sizes int64, ptrs
-    uint64 [slot * n_tensors + t]). Each tensor is cut into chunks of ``chunk`` elements from 0."""
+    """The chunk table as host arrays: (chunks int64 [n_chunks, 2], ptrs uint64 [slot * n_tensors + t]).
+    Each tensor is cut into chunks of ``chunk`` elements from 0; a chunk's record is the kernels'
+    ChunkInfo: its tensor (int32) and element count (int32) in the first word, its first element in
+    the second."""
     sizes = np.asarray(sizes, np.int64).reshape(-1)
     per_tensor = (sizes + chunk - 1) // chunk
-    chunk_tensor = np.repeat(np.arange(len(sizes), dtype=np.int32), per_tensor)
+    tensor = np.repeat(np.arange(len(sizes), dtype=np.int64), per_tensor)
     first_chunk = np.cumsum(per_tensor) - per_tensor
-    chunk_start = (np.arange(len(chunk_tensor), dtype=np.int64) - np.repeat(first_chunk, per_tensor)) * chunk
+    begin = (np.arange(len(tensor), dtype=np.int64) - np.repeat(first_chunk, per_tensor)) * chunk
+    count = np.minimum(chunk, sizes[tensor] - begin)
+    chunks = np.stack([tensor | (count << 32), begin], axis=1) if len(tensor) else np.zeros((0, 2), np.int64)
     ptrs = np.array(ptrs_per_slot, np.uint64).reshape(-1)
-    return chunk_tensor, chunk_start, sizes, ptrs
+    return np.ascontiguousarray(chunks, np.int64), ptrs
 
 
-_tables: Dict[tuple, tuple] = {}
+class _Staging:
+    """Pinned host buffers for asynchronous host-to-device copies. A buffer is reused only once the
+    GPU has done the copy that read it (an event per copy, queried, never waited on), so staging new
+    values never blocks the host; buffers are added as needed and dropped when many are idle."""
+
+    def __init__(self):
+        self._free: "collections.deque" = collections.deque()  # (buffer, capacity, event)
+        self._lock = threading.Lock()
+
+    def copy(self, values: np.ndarray, destination: int, stream) -> None:
+        """values' bytes to device address ``destination``, queued on ``stream``."""
+        cupy = _cupy()
+        data = np.ascontiguousarray(values).view(np.uint8).reshape(-1)
+        with self._lock:
+            for _ in range(len(self._free)):
+                buffer, capacity, event = self._free[0]
+                if capacity >= data.size and event.done:
+                    self._free.popleft()
+                    break
+                self._free.rotate(-1)
+            else:
+                capacity = max(256, 1 << (data.size - 1).bit_length())
+                buffer, event = cupy.cuda.alloc_pinned_memory(capacity), cupy.cuda.Event(disable_timing=True)
+            np.frombuffer(buffer, np.uint8, data.size)[...] = data
+            cupy.cuda.runtime.memcpyAsync(destination, buffer.ptr, data.size, cupy.cuda.runtime.memcpyHostToDevice,
+                                          stream.ptr)
+            event.record(stream)
+            if len(self._free) < 64:
+                self._free.append((buffer, capacity, event))
 
 
-def _chunk_table(infos: Sequence[_ListInfo], extra_rows: Sequence[Tuple[int, ...]] = ()):
-    """The device chunk table for these lists (and ``extra_rows`` of per-tensor values after them: a
-    16-bit step's master copies and tensor ids), built once and reused while their pointers and sizes
-    stay the same (a new list at new addresses gets a new table). Returns (args, n_chunks)."""
-    chunk = chunk_size()
+_staging = _Staging()
+
+
+class _DeviceTable:
+    """The device chunk table of one set of lists, built once. Row ``moving`` (the grads) is the one
+    list whose arrays change from step to step: ``point(row)`` rewrites it by an asynchronous copy on
+    the current stream, after whatever launch last read it on another stream. ``args`` are the
+    kernels' FUSEDOPT_CHUNK_PARAMS."""
+
+    __slots__ = ("args", "n_chunks", "n_tensors", "ptrs", "moving", "row", "scratch", "_stream", "_event")
+
+    def __init__(self, rows: Sequence[Tuple[int, ...]], sizes: Sequence[int], chunk: int, moving: int):
+        chunks, ptrs = build_chunk_table(rows, sizes, chunk)
+        cupy = _cupy()
+        self.n_tensors, self.n_chunks = len(sizes), len(chunks)
+        device_chunks, self.ptrs = cupy.asarray(chunks), cupy.asarray(ptrs)
+        cupy.cuda.get_current_stream().synchronize()  # once per table: complete for a launch on any stream
+        self.args = (device_chunks, self.ptrs, np.int32(self.n_tensors), np.int32(self.n_chunks))
+        self.moving, self.row = moving, tuple(rows[moving])
+        self.scratch = None  # a kernel's device scratch that goes with this table (norm sums, factors)
+        self._stream, self._event = None, None
+
+    def point(self, row: Tuple[int, ...], stream) -> None:
+        """The moving row now holds ``row`` for launches queued on ``stream`` from here on."""
+        self.order_after_last(stream)
+        if row != self.row:
+            if stream.is_capturing():
+                raise RuntimeError("a step captured in a CUDA graph must use the grads of the eager step before it "
+                                   "(their addresses are in the graph's table): run one step with these grads first")
+            _staging.copy(np.asarray(row, np.uint64), self.ptrs.data.ptr + 8 * self.moving * self.n_tensors, stream)
+        self.row = row  # this very tuple: a plan's steady step checks it is still the one it pointed
+
+    def order_after_last(self, stream) -> None:
+        """Launches on ``stream`` wait for the last launch that read this table on another stream."""
+        if self._stream is not None and self._stream != stream.ptr and not self._event.done:
+            stream.wait_event(self._event)
+
+    def launched(self, stream, event) -> None:
+        """A launch reading this table was queued on ``stream``; ``event`` follows it."""
+        self._stream, self._event = stream.ptr, event
+
+
+_table_cache: Dict[tuple, _DeviceTable] = {}
+
+
+def _device_table(infos: Sequence[_ListInfo], extra_rows: Sequence[Tuple[int, ...]] = (), moving: int = 1,
+                  chunk: Optional[int] = None) -> _DeviceTable:
+    """The device table for these lists (and ``extra_rows`` of per-tensor values after them: a 16-bit
+    step's master copies and tensor ids), built once per pointers and sizes of every list but list
+    ``moving`` (the grads), whose row is pointed at the given arrays. ``chunk``: elements per chunk
+    (None: chunk_size() for the total)."""
     rows = [info.ptrs for info in infos] + [tuple(r) for r in extra_rows]
-    key = (chunk, infos[0].shapes) + tuple(rows)
-    table = _tables.get(key)
+    sizes = [int(np.prod(s)) for s in infos[0].shapes]
+    if chunk is None:
+        chunk = chunk_size(sum(sizes), infos[0].device)
+    key = (chunk, moving, infos[0].shapes) + tuple(r for k, r in enumerate(rows) if k != moving)
+    table = _table_cache.get(key)
     if table is None:
-        sizes = [int(np.prod(s)) for s in infos[0].shapes]
-        host = build_chunk_table(rows, sizes, chunk)
-        device = _to_device(host)
-        n_chunks = len(host[0])
-        table = (device + (np.int32(len(sizes)), np.int32(n_chunks), np.int32(chunk)), n_chunks)
-        if len(_tables) >= 64:  # a bounded cache: training loops reuse one or two lists
-            _tables.clear()
-        _tables[key] = table
+        if len(_table_cache) >= 64:  # a bounded cache: training loops reuse one or two lists
+            _table_cache.clear()
+        table = _table_cache[key] = _DeviceTable(rows, sizes, chunk, moving)
+    table.point(rows[moving], _cupy().cuda.get_current_stream())
     return table
 
 
@@ -368,65 +458,110 @@ def _check_variant(rule: int, variant: int, n_lists: int) -> None:
 
 NORM_CHUNK = 4096  # elements per partial norm sum: the CPU's (cpu/apply.hpp, kNormChunk), for the same bits
 
-_norm_scratch: Dict[tuple, tuple] = {}
 
-
-def _first_pass_arguments(infos: Sequence[_ListInfo], dtype: str):
-    """A two-pass rule's first launch over these lists: its table cut in the CPU's norm chunks, each
-    tensor's first chunk, and device scratch (chunk sums, per-tensor counters at zero, factors), built
-    once per lists. Returns (arguments before the scalars, number of norm chunks, the factors)."""
-    key = (dtype, infos[0].shapes) + tuple(info.ptrs for info in infos)
-    cached = _norm_scratch.get(key)
-    if cached is None:
+def _norm_table(infos: Sequence[_ListInfo], dtype: str, moving: int = 1) -> _DeviceTable:
+    """A table cut in the CPU's norm chunks (one thread per chunk), with its device scratch built once:
+    each tensor's first chunk, the chunk sums, per-tensor counters at zero, and (for a two-pass rule)
+    each tensor's factor, in ``table.scratch``."""
+    table = _device_table(infos, moving=moving, chunk=NORM_CHUNK)
+    if table.scratch is None:
         cupy = _cupy()
-        sizes = [int(np.prod(s)) for s in infos[0].shapes]
-        host = build_chunk_table([info.ptrs for info in infos], sizes, NORM_CHUNK)
-        per_tensor = (np.asarray(sizes, np.int64) + NORM_CHUNK - 1) // NORM_CHUNK
-        first_chunk = np.concatenate([[0], np.cumsum(per_tensor)]).astype(np.int32)
-        table = _to_device(host + (first_chunk,))
-        n_chunks = len(host[0])
-        sums = cupy.empty(2 * max(n_chunks, 1), np.float64)
-        done = cupy.zeros(len(sizes), np.uint32)
-        factors = cupy.ones(len(sizes), dtype)
-        arguments = (*table[:4], np.int32(len(sizes)), np.int32(n_chunks), np.int32(NORM_CHUNK), table[4], sums, done,
-                     factors)
-        if len(_norm_scratch) >= 64:  # a bounded cache, as the chunk tables'
-            _norm_scratch.clear()
-        cached = _norm_scratch[key] = (arguments, n_chunks, factors)
-    return cached
+        sizes = np.asarray([int(np.prod(s)) for s in infos[0].shapes], np.int64)
+        first_chunk = np.concatenate([[0], np.cumsum((sizes + NORM_CHUNK - 1) // NORM_CHUNK)]).astype(np.int32)
+        table.scratch = (cupy.asarray(first_chunk), cupy.empty(2 * max(table.n_chunks, 1), np.float64),
+                         cupy.zeros(len(sizes), np.uint32), cupy.ones(len(sizes), dtype))
+        cupy.cuda.get_current_stream().synchronize()  # once per table, as the table itself
+    return table
 
 
-def _launch(rule: int, variant: int, dtype: str, infos: Sequence[_ListInfo], scalars) -> None:
-    """One step over the lists the variant uses: one launch (two for a two-pass rule's norms)."""
-    args, n_chunks = _chunk_table(infos)
-    if n_chunks == 0:
+def _norm_grid(table: _DeviceTable) -> int:
+    return min(-(-table.n_chunks // THREADS), _max_blocks(_device_id(table.ptrs)))
+
+
+def _step_tables(rule: int, variant: int, infos: Sequence[_ListInfo], extra_rows=()) -> Tuple[_DeviceTable, ...]:
+    """The device tables one step of a variant reads: its chunk table, and a two-pass rule's norm table."""
+    table = _device_table(infos, extra_rows)
+    if "first_pass" in kernels_of(rule, variant) and not extra_rows:
+        return table, _norm_table(infos, infos[0].dtype.name)
+    return (table,)
+
+
+def _launch(rule: int, variant: int, dtype: str, tables, scalars) -> None:
+    """One step over the tables of _step_tables(): one launch (two for a two-pass rule's norms); one block per
+    chunk. ``scalars``: the rule's Scalars struct, or a device pointer to it (a capturable step)."""
+    table = tables[0]
+    if table.n_chunks == 0:
         return
-    blocks = min(n_chunks, _max_blocks(infos[0].device))
     kernels = kernels_of(rule, variant)
     if kernels == ("step",):
-        _step_kernel(rule, variant, dtype)((blocks,), (THREADS,), (*args, scalars))
+        kernel = "step_from_device" if isinstance(scalars, _ScalarsOnDevice) else "step"
+        _step_kernel(rule, variant, dtype, kernel)((table.n_chunks,), (THREADS,), (*table.args, scalars.value))
         return
-    first, norm_chunks, factors = _first_pass_arguments(infos, dtype)
-    if "first_pass" in kernels:  # one thread per norm chunk
-        grid = min(-(-norm_chunks // THREADS), _max_blocks(infos[0].device))
-        _step_kernel(rule, variant, dtype, "first_pass")((grid,), (THREADS,), (*first, scalars))
-    _step_kernel(rule, variant, dtype, "scaled_step")((blocks,), (THREADS,), (*args, factors, scalars))
+    factors = None
+    if "first_pass" in kernels:
+        norms = tables[1]
+        first_chunk, sums, done, factors = norms.scratch
+        _step_kernel(rule, variant, dtype, "first_pass")(
+            (_norm_grid(norms),), (THREADS,), (*norms.args, first_chunk, sums, done, factors, scalars.value))
+    else:  # a variant without norms: factor 1
+        factors = _device_table_ones(table, dtype)
+    _step_kernel(rule, variant, dtype, "scaled_step")((table.n_chunks,), (THREADS,), (*table.args, factors, scalars.value))
 
 
-# Launches that may still run, each with the arrays it reads and writes: a launch returns before the
-# GPU has run it, and CuPy's pool hands a freed block at once to the next allocation on the stream
-# that allocated it, which need not be the launch's stream. Released when the GPU reports it done.
-_in_flight: "collections.deque" = collections.deque()
-_in_flight_lock = threading.Lock()
+def _device_table_ones(table: _DeviceTable, dtype: str):
+    if table.scratch is None:
+        table.scratch = _cupy().ones(table.n_tensors, dtype)
+    return table.scratch
+
+
+class _ScalarsByValue:
+    """A rule's Scalars struct, passed by value."""
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
+class _ScalarsOnDevice:
+    """A device pointer to a rule's Scalars struct, which the host filled (a capturable step)."""
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
+class _InFlight:
+    """Launches that may still run, each with the arrays it reads and writes: a launch returns before
+    the GPU has run it, and CuPy's pool hands a freed block at once to the next allocation on the
+    stream that allocated it, which need not be the launch's stream. Released when the GPU reports it
+    done (an event per step, queried, never waited on). A step captured in a CUDA graph holds nothing:
+    it runs when the graph is launched, which orders it as the user orders the graph."""
+
+    def __init__(self):
+        self._held: "collections.deque" = collections.deque()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def hold(self, arrays, stream, tables=()) -> None:
+        if stream.is_capturing():
+            return
+        event = _cupy().cuda.Event(disable_timing=True)
+        event.record(stream)
+        for table in tables:
+            table.launched(stream, event)
+        with self._lock:
+            while self._held and self._held[0][0].done:
+                self._held.popleft()
+            self._held.append((event, arrays))
+
+
+_in_flight = _InFlight()
 
 
 def _hold_until_done(arrays) -> None:
-    event = _cupy().cuda.Event(disable_timing=True)
-    event.record()
-    with _in_flight_lock:
-        while _in_flight and _in_flight[0][0].done:
-            _in_flight.popleft()
-        _in_flight.append((event, arrays))
+    _in_flight.hold(arrays, _cupy().cuda.get_current_stream())
 
 
 # --- the optimizer step and plan (the interface of fusedopt.backends) ------------------------------
@@ -461,19 +596,20 @@ def _check_precision(rule: int, infos, master_info, stochastic: bool, names) -> 
                                  "nearest, or store it in bfloat16)")
 
 
-def _launch_mixed(rule: int, variant: int, infos, master_info, ids, rounding, scalars) -> None:
+def _mixed_rows(master_info, ids) -> list:
+    return ([master_info.ptrs] if master_info is not None else []) + [tuple(ids)]
+
+
+def _launch_mixed(rule: int, variant: int, storage: Tuple[int, ...], master: bool, tables, rounding, scalars) -> None:
     """One 16-bit step: one launch, the table holding the master copies and the tensor ids after the lists."""
-    extra = ([master_info.ptrs] if master_info is not None else []) + [tuple(ids)]
-    args, n_chunks = _chunk_table(infos, extra)
-    if n_chunks == 0:
+    table = tables[0]
+    if table.n_chunks == 0:
         return
     stochastic = rounding is not None
     seed, step = rounding if stochastic else (0, 0)
-    name = mixed_kernel_name(rule, variant, [STORAGE[info.dtype.name] for info in infos], master_info is not None,
-                             stochastic)
+    name = mixed_kernel_name(rule, variant, storage, master, stochastic)
     kernel = _module("optimizers", (name,)).get_function(name)
-    blocks = min(n_chunks, _max_blocks(infos[0].device))
-    kernel((blocks,), (THREADS,), (*args, np.uint64(seed), np.uint64(step), scalars))
+    kernel((table.n_chunks,), (THREADS,), (*table.args, np.uint64(seed), np.uint64(step), scalars.value))
 
 
 def step(spec, variant: int, names, lists, scalars: bytes, master=None, rounding=None) -> None:
@@ -481,13 +617,23 @@ def step(spec, variant: int, names, lists, scalars: bytes, master=None, rounding
     checked = list(zip(names, lists)) + ([("master_params", master)] if master is not None else [])
     dtype, infos = _check(checked)
     master_info = infos.pop() if master is not None else None
-    if dtype == "mixed" or master is not None:  # (float32 or float64 lists round nothing: rounding is moot)
-        _check_precision(spec.rule_index, infos, master_info, rounding is not None, names)
-        _launch_mixed(spec.rule_index, variant, infos, master_info, range(len(lists[0])), rounding,
-                      _scalars_struct(spec.rule_index, "float32", scalars))
-    else:
-        _launch(spec.rule_index, variant, dtype, infos, _scalars_struct(spec.rule_index, dtype, scalars))
-    _hold_until_done(tuple(a for arrays in lists for a in arrays) + tuple(master or ()))
+    with _launch_lock:
+        if dtype == "mixed" or master is not None:  # (float32 or float64 lists round nothing: rounding is moot)
+            _check_precision(spec.rule_index, infos, master_info, rounding is not None, names)
+            tables = _step_tables(spec.rule_index, variant, infos, _mixed_rows(master_info, range(len(lists[0]))))
+            _launch_mixed(spec.rule_index, variant, tuple(STORAGE[info.dtype.name] for info in infos),
+                          master is not None, tables, rounding,
+                          _ScalarsByValue(_scalars_struct(spec.rule_index, "float32", scalars)))
+        else:
+            tables = _step_tables(spec.rule_index, variant, infos)
+            _launch(spec.rule_index, variant, dtype, tables,
+                    _ScalarsByValue(_scalars_struct(spec.rule_index, dtype, scalars)))
+        _in_flight.hold(tuple(a for arrays in lists for a in arrays) + tuple(master or ()),
+                        _cupy().cuda.get_current_stream(), tables)
+
+
+# One launch at a time: a table's grads row must hold this launch's grads until it is queued.
+_launch_lock = threading.RLock()
 
 
 def _renamed(error: Exception, names: Dict[str, Sequence[str]]) -> Exception:
@@ -501,14 +647,69 @@ def _renamed(error: Exception, names: Dict[str, Sequence[str]]) -> Exception:
     return type(error)(re.sub(r"(\w+)\[(\d+)\]", user_name, str(error)))
 
 
+class _CallLaunch:
+    """One plan call's launch, resolved for one set of arrays: the tables it reads and how to launch.
+    A steady step (the same grads again) runs it with new scalars and nothing else."""
+
+    __slots__ = ("rule", "variant", "dtype", "tables", "rows", "storage", "master", "scalars_dtype", "device_scalars")
+
+    def __init__(self, rule, variant, dtype, tables, storage=None, master=False, device_scalars=None):
+        self.rule, self.variant, self.dtype, self.tables = rule, variant, dtype, tables
+        self.rows = tuple(table.row for table in tables)
+        self.storage, self.master = storage, master
+        self.scalars_dtype = "float32" if storage is not None else dtype
+        self.device_scalars = device_scalars
+
+    def current(self) -> bool:
+        """The tables' grads rows still point at this launch's grads (no other call re-pointed them)."""
+        return all(table.row is row for table, row in zip(self.tables, self.rows))
+
+    def run(self, packed: bytes, rounding, stream) -> None:
+        struct = _scalars_struct(self.rule, self.scalars_dtype, packed)
+        for table in self.tables:
+            table.order_after_last(stream)
+        if self.storage is not None:
+            _launch_mixed(self.rule, self.variant, self.storage, self.master, self.tables, rounding,
+                          _ScalarsByValue(struct))
+        elif self.device_scalars is not None:
+            self.device_scalars.upload(struct, stream)
+            _launch(self.rule, self.variant, self.dtype, self.tables, _ScalarsOnDevice(self.device_scalars.pointer))
+        else:
+            _launch(self.rule, self.variant, self.dtype, self.tables, _ScalarsByValue(struct))
+
+
+class _DeviceScalars:
+    """A capturable call's Scalars struct in device memory: filled from pinned memory (asynchronously,
+    on the stream) with the values the host computed, before the launch that reads it. A graph that
+    captured the launch reads it at each replay: ``upload`` before each ``graph.launch()``."""
+
+    __slots__ = ("buffer", "pointer")
+
+    def __init__(self, nbytes: int):
+        self.buffer = _cupy().empty(max(nbytes, 8), np.uint8)
+        self.pointer = np.uint64(self.buffer.data.ptr)
+
+    def upload(self, struct, stream) -> None:
+        if stream.is_capturing():
+            return  # the graph reads the buffer; the host fills it before each replay
+        _staging.copy(np.frombuffer(struct.tobytes(), np.uint8), int(self.pointer), stream)
+
+
 class Plan:
     """An optimizer's params and state on the GPU, cut into calls as fusedopt._core.Plan: the lists
-    are kept and checked once; a step checks the gradients (a list of the same CuPy arrays is
-    remembered) and launches one kernel per call, after every call's checks."""
+    are kept and checked once, and their device tables built once; a step checks the gradients and
+    points the tables' grads rows at them (an asynchronous copy, no synchronize), then launches one
+    kernel per call. A step with the same CuPy arrays as grads as the last one checks nothing again
+    and runs no Python loop over the arrays (``_core.SameObjects``).
 
-    def __init__(self, calls, n_params: int):
+    ``capturable``: every call's kernel reads its scalars from device memory, so that a step can be
+    captured in a CUDA graph and replayed (``upload_scalars`` before each replay)."""
+
+    def __init__(self, calls, n_params: int, capturable: bool = False):
         self.n_params = n_params
+        self.capturable = capturable
         self._calls = []
+        scalars_dtypes = []
         for rule, params, buffers, indices, names, buffer_names, *master in calls:
             master, master_names = (master + [None, None])[:2]
             lists = [("params", list(params)), ("grads", list(params))]
@@ -518,23 +719,70 @@ class Plan:
                 lists.append(("master_params", list(master)))
                 user["master_params"] = master_names
             try:
-                _check(lists)
+                dtype, _ = _check(lists)
             except (TypeError, ValueError) as e:
                 raise _renamed(e, user) from None
+            if capturable:
+                _check_capturable(rule, dtype, master is not None)
             user["grads"] = [f"grads[{i}]" for i in indices]
             self._calls.append((rule, lists, list(indices), user, master is not None))
+            scalars_dtypes.append(dtype if dtype in _SUPPORTED else "float32")
         self.n_calls = len(self._calls)
+        self._device_scalars = [_DeviceScalars(_scalars_dtype(rule, dtype).itemsize) if capturable else None
+                                for (rule, *_), dtype in zip(self._calls, scalars_dtypes)]
+        self._scalars_dtypes = scalars_dtypes
+        self._seen = _core.SameObjects()
+        self._steady: Optional[Tuple[tuple, list]] = None  # (variants, launches) of the last step
+        self._captured_variants: Optional[tuple] = None
 
     def step(self, grads, variants, scalars, rounding=None) -> bool:
+        variants = tuple(variants)
+        stream = _cupy().cuda.get_current_stream()
+        with _launch_lock:
+            steady = self._steady
+            if (steady is not None and steady[0] == variants and self._seen.same(grads)
+                    and all(launch.current() for launch in steady[1])):
+                launches = steady[1]  # the same CuPy arrays: checked, and already in the tables
+            else:
+                launches = self._prepare(grads, variants, rounding)
+                if launches is None:
+                    return False
+            if self.capturable and stream.is_capturing():
+                self._captured_variants = variants
+            for c, launch in enumerate(launches):
+                launch.run(scalars[c], None if rounding is None else tuple(rounding[c]), stream)
+            _in_flight.hold((self, tuple(grads)), stream, [t for launch in launches for t in launch.tables])
+        return True
+
+    def upload_scalars(self, variants, scalars) -> None:
+        """Fills every call's device scalars for the next replay of a captured step, on the current
+        stream (asynchronously, from pinned memory). The variants must be the captured ones."""
+        if not self.capturable:
+            raise RuntimeError("this plan is not capturable")
+        if self._captured_variants is None:
+            raise RuntimeError("no step of this optimizer was captured: capture one (cupy.cuda.Stream.begin_capture) "
+                               "before replaying it")
+        if tuple(variants) != self._captured_variants:
+            raise RuntimeError("the options changed since the step was captured (its kernel is another variant): "
+                               "capture the step again")
+        stream = _cupy().cuda.get_current_stream()
+        if stream.is_capturing():
+            raise RuntimeError("upload_scalars fills the scalars for a replay: call it outside the capture")
+        for (rule, *_), device_scalars, dtype, packed in zip(self._calls, self._device_scalars, self._scalars_dtypes,
+                                                             scalars):
+            device_scalars.upload(_scalars_struct(rule, dtype, packed), stream)
+
+    def _prepare(self, grads, variants, rounding):
+        """Checks the grads (everything else was checked when the plan was made), points the tables at
+        them and returns each call's launch; None when a grad of the plan is None."""
         if not isinstance(grads, (list, tuple)):
             raise TypeError(f"grads: expected a list of arrays, got {type(grads).__name__}")
         if len(grads) != self.n_params:
             raise ValueError(f"grads: expected {self.n_params} arrays (one per param, None to skip one), got {len(grads)}")
         if any(grads[i] is None for _, _, indices, _, _ in self._calls for i in indices):
-            return False
-        launches, extents = [], []
-        for c, ((rule, lists, indices, user, has_master), variant, packed) in enumerate(
-                zip(self._calls, variants, scalars)):
+            return None
+        checked_calls, extents = [], []
+        for c, ((rule, lists, indices, user, has_master), variant) in enumerate(zip(self._calls, variants)):
             _check_variant(rule, variant, len(lists) - has_master)
             checked = list(lists)
             checked[1] = ("grads", [grads[i] for i in indices])
@@ -543,26 +791,46 @@ class Plan:
                 if infos[1].dtype != infos[0].dtype:  # as in torch, a grad has its param's dtype
                     raise TypeError(f"grads[0]: dtype {infos[1].dtype} does not match params[0] dtype {infos[0].dtype}")
                 master_info = infos[-1] if has_master else None
-                call_rounding = None if rounding is None else tuple(rounding[c])
                 if dtype == "mixed" or has_master:
-                    _check_precision(rule, infos[:len(infos) - has_master], master_info, call_rounding is not None,
+                    _check_precision(rule, infos[:len(infos) - has_master], master_info, rounding is not None,
                                      [name for name, _ in lists])
             except (TypeError, ValueError) as e:
                 raise _renamed(e, user) from None
-            if dtype == "mixed" or has_master:
-                launches.append((_launch_mixed, rule, variant, infos[:len(infos) - has_master], master_info, indices,
-                                 call_rounding, _scalars_struct(rule, "float32", packed)))
-            else:
-                launches.append((_launch, rule, variant, dtype, infos, _scalars_struct(rule, dtype, packed)))
+            checked_calls.append((rule, variant, dtype, infos, master_info, indices, has_master))
             numel = [int(np.prod(shape)) for shape in infos[0].shapes]
             extents += [(ptr, ptr + n * info.dtype.itemsize, k, (c, i)) for k, info in enumerate(infos)
                         for i, (ptr, n) in enumerate(zip(info.ptrs, numel))]
         # across calls too (each call's own arrays were checked by _check)
         refuse_overlaps(extents, lambda k, ci: self._calls[ci[0]][3][self._calls[ci[0]][1][k][0]][ci[1]])
-        for launch, *arguments in launches:
-            launch(*arguments)
-        _hold_until_done((self, tuple(grads)))
-        return True
+        launches = []
+        with _launch_lock:
+            for (rule, variant, dtype, infos, master_info, indices, has_master), device_scalars in zip(
+                    checked_calls, self._device_scalars):
+                if dtype == "mixed" or has_master:
+                    lists = infos[:len(infos) - has_master]
+                    launches.append(_CallLaunch(rule, variant, dtype, _step_tables(rule, variant, lists,
+                                                                              _mixed_rows(master_info, indices)),
+                                                tuple(STORAGE[info.dtype.name] for info in lists), has_master))
+                else:
+                    launches.append(_CallLaunch(rule, variant, dtype, _step_tables(rule, variant, infos),
+                                                device_scalars=device_scalars))
+        if all(type(g) is _cupy().ndarray for g in grads):  # another framework's tensor can be re-pointed
+            self._seen.remember(grads)
+            self._steady = (variants, launches)
+        else:
+            self._seen.forget()
+            self._steady = None
+        return launches
+
+
+def _check_capturable(rule: int, dtype: str, has_master: bool) -> None:
+    """A capturable step is one launch of an elementwise rule over float32 or float64 lists."""
+    if dtype not in _SUPPORTED or has_master:
+        raise NotImplementedError(f"capturable=True: {dtype} storage{' with master weights' if has_master else ''} "
+                                  "has no capturable kernel yet (float32 and float64 do)")
+    if kernels_of(rule, 0) != ("step",):
+        raise NotImplementedError(f"capturable=True: {_rule(rule)['name']} (two passes over memory) has no "
+                                  "capturable kernel yet")
 
 
 def check_param(p, where: str) -> None:
@@ -608,32 +876,25 @@ def to_host(value):
 # --- reductions -----------------------------------------------------------------------------------
 
 GRAD_NORM_KERNELS = {"float32": "grad_norm_float32", "float64": "grad_norm_float64"}
-_grad_norm_scratch: Dict[tuple, tuple] = {}
 
 
 def grad_norm(grads) -> Tuple[float, bool]:
     """(sum of squares in float64, all finite) over a list of CUDA gradients of one dtype: one launch,
     the CPU's chunks and lanes (fusedopt._core.grad_norm's bits), read back to the host."""
     dtype, infos = _check([("grads", grads)])
-    key = (dtype, infos[0].shapes, infos[0].ptrs)
-    cached = _grad_norm_scratch.get(key)
-    if cached is None:
-        cupy = _cupy()
-        sizes = [int(np.prod(s)) for s in infos[0].shapes]
-        host = build_chunk_table([infos[0].ptrs], sizes, NORM_CHUNK)
-        n_chunks = len(host[0])
-        table = _to_device(host)
-        scratch = (cupy.empty(2 * max(n_chunks, 1), np.float64), cupy.zeros(1, np.uint32), cupy.zeros(2, np.float64))
-        arguments = (*table, np.int32(len(sizes)), np.int32(n_chunks), np.int32(NORM_CHUNK), *scratch)
-        if len(_grad_norm_scratch) >= 64:  # a bounded cache, as the chunk tables'
-            _grad_norm_scratch.clear()
-        cached = _grad_norm_scratch[key] = (arguments, n_chunks, scratch[2])
-    arguments, n_chunks, out = cached
-    if n_chunks == 0:
-        return 0.0, True
-    grid = min(-(-n_chunks // THREADS), _max_blocks(infos[0].device))
-    _module("reductions", ()).get_function(GRAD_NORM_KERNELS[dtype])((grid,), (THREADS,), arguments)
-    squares, bad = (float(x) for x in out.get())
+    with _launch_lock:
+        table = _device_table(infos, moving=0, chunk=NORM_CHUNK)
+        if table.n_chunks == 0:
+            return 0.0, True
+        if table.scratch is None:
+            cupy = _cupy()
+            table.scratch = (cupy.empty(2 * table.n_chunks, np.float64), cupy.zeros(1, np.uint32),
+                             cupy.zeros(2, np.float64))
+            cupy.cuda.get_current_stream().synchronize()
+        _module("reductions", ()).get_function(GRAD_NORM_KERNELS[dtype])(
+            (_norm_grid(table),), (THREADS,), (*table.args, *table.scratch))
+        out = table.scratch[2].get()  # waits for the launch: the caller needs the value
+    squares, bad = (float(x) for x in out)
     return squares, bad == 0.0
 
 

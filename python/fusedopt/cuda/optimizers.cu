@@ -10,15 +10,24 @@ namespace fusedopt {
 namespace cuda {
 
 template <class Rule, typename T>
-__global__ void step(FUSEDOPT_CHUNK_PARAMS, const typename Rule::template Scalars<T> scalars) {
+__global__ void __launch_bounds__(kBlockThreads) step(FUSEDOPT_CHUNK_PARAMS, const typename Rule::template Scalars<T> scalars) {
   for_each_element<Rule, T>(FUSEDOPT_CHUNK_TABLE, scalars);
+}
+
+// The same step with its scalars read from device memory, which the host fills (from pinned memory,
+// with the values it computes for an eager step) before each launch or graph replay: the kernel of a
+// step captured in a CUDA graph (README, "CUDA graphs").
+template <class Rule, typename T>
+__global__ void __launch_bounds__(kBlockThreads) step_from_device(FUSEDOPT_CHUNK_PARAMS,
+                                                                  const typename Rule::template Scalars<T>* scalars) {
+  for_each_element<Rule, T>(FUSEDOPT_CHUNK_TABLE, *scalars);
 }
 
 // A two-pass rule (LAMB, LARS): two launches per step. first_pass over a table cut in the CPU's norm
 // chunks (its state updates, the norms, each tensor's factor); then scaled_step over the usual table,
 // each element with its tensor's factor (a variant without norms: scaled_step alone, factor 1).
 template <class Rule, typename T>
-__global__ void first_pass(FUSEDOPT_CHUNK_PARAMS, const int* first_chunk, double* sums, unsigned* done, T* factors,
+__global__ void __launch_bounds__(kBlockThreads) first_pass(FUSEDOPT_CHUNK_PARAMS, const int* first_chunk, double* sums, unsigned* done, T* factors,
                            const typename Rule::template Scalars<T> scalars) {
   norms_and_factors<Rule, T>(FUSEDOPT_CHUNK_TABLE, first_chunk, sums, done, factors, scalars);
 }
@@ -27,13 +36,13 @@ __global__ void first_pass(FUSEDOPT_CHUNK_PARAMS, const int* first_chunk, double
 // (0 float32, 2 bfloat16, 3 float16, in list order), e.g.
 // fusedopt::cuda::mixed_step<fusedopt::rules::Adam<0u>, false, true, 2, 2, 2, 2>: elementwise rules.
 template <class Rule, bool Master, bool Stochastic, int... D>
-__global__ void mixed_step(FUSEDOPT_CHUNK_PARAMS, unsigned long long seed, unsigned long long step,
+__global__ void __launch_bounds__(kBlockThreads) mixed_step(FUSEDOPT_CHUNK_PARAMS, unsigned long long seed, unsigned long long step,
                            const typename Rule::template Scalars<float> scalars) {
   for_each_element_mixed<Rule, Master, Stochastic, D...>(FUSEDOPT_CHUNK_TABLE, scalars, seed, step);
 }
 
 template <class Rule, typename T>
-__global__ void scaled_step(FUSEDOPT_CHUNK_PARAMS, const T* factors, const typename Rule::template Scalars<T> scalars) {
+__global__ void __launch_bounds__(kBlockThreads) scaled_step(FUSEDOPT_CHUNK_PARAMS, const T* factors, const typename Rule::template Scalars<T> scalars) {
   for_each_element<Rule, T>(FUSEDOPT_CHUNK_TABLE, scalars, factors);
 }
 

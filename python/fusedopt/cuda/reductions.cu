@@ -14,9 +14,7 @@ template <typename T>
 __device__ void grad_norm(const ChunkTable& c, double* sums, unsigned* done, double* out) {
   for (long long chunk = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; chunk < c.n_chunks;
        chunk += static_cast<long long>(gridDim.x) * blockDim.x) {
-    const int t = c.chunk_tensor[chunk];
-    const long long begin = c.chunk_start[chunk];
-    const long long end = begin + c.chunk_size < c.sizes[t] ? begin + c.chunk_size : c.sizes[t];
+    const auto [t, begin, end] = chunk_range(c, static_cast<int>(chunk));
     const T* g = reinterpret_cast<const T*>(c.ptrs[t]);
     lane_sums(begin, end, [&](long long j, double& square, double& nonfinite) {
       const double x = static_cast<double>(g[j]);

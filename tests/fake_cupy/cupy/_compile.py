@@ -145,5 +145,11 @@ class RawKernel:
             values.append(value)
         pointers = (ctypes.c_void_p * max(1, len(values)))(*[v.ctypes.data for v in values])
         grid_x, block_x = _one_dimension(grid, "grid"), _one_dimension(block, "block")
-        if self._dll.fake_kernel(self.name.encode(), 1, grid_x, block_x, pointers, None) != 0:
-            raise RuntimeError(f"fake cupy: launch of {self.name} failed")
+
+        def launch(_keep=values):  # the argument values as they were at the call, as a captured launch keeps them
+            if self._dll.fake_kernel(self.name.encode(), 1, grid_x, block_x, pointers, None) != 0:
+                raise RuntimeError(f"fake cupy: launch of {self.name} failed")
+
+        from . import cuda
+
+        cuda.get_current_stream().run(launch)

@@ -1,16 +1,20 @@
-// The GPU side of multi-tensor apply. The host builds a chunk table once per tensor list (tensor
-// index and first element of each chunk); one launch walks it, each block taking whole chunks
-// (grid-stride, so a grid sized to the device covers any number of chunks).
+// The GPU side of multi-tensor apply. The host builds a chunk table once per set of lists (for an
+// optimizer: once per plan): one 16-byte record per chunk (its tensor, element count and first
+// element) and a row of pointers per list. The grads' row is rewritten by an asynchronous copy when
+// the grads move (python/fusedopt/backends/cuda.py); nothing else changes from step to step. One
+// block walks one chunk (the grid is the number of chunks; the loops still stride, so a smaller grid
+// stays correct), with a chunk size that grows with the problem so that per-chunk work amortizes.
 //
 // Within a chunk a thread loads one element of every list into registers, applies the rule and
 // stores every list but the grads. The kernel receives the lists the rule variant uses
 // (Rule::present), in slot order; a slot the variant does not use is a register the rule never
 // reads. When every list of the tensor is 16-byte aligned a thread moves 16 bytes per list at a
-// time (4 floats or 2 doubles, one vector instruction each); the chunk size is a multiple of 4, so
-// every chunk of an aligned tensor starts aligned too.
+// time (4 floats or 2 doubles) with streaming loads and stores (each byte is touched once: evict it
+// first), two packs per list in flight; the chunk size is a multiple of 4, so every chunk of an
+// aligned tensor starts aligned too.
 //
-// Kept free of CUDA-only syntax beyond the built-in index variables, so tests can compile it on
-// the host with those emulated (tests/cuda/host_emulation.hpp).
+// Kept free of CUDA-only syntax beyond the built-in index variables and the streaming intrinsics, so
+// tests can compile it on the host with those emulated (tests/cuda/host_emulation.hpp).
 #pragma once
 #include "../optimizers.hpp"
 #include "../philox.hpp"
@@ -19,12 +23,19 @@
 namespace fusedopt {
 namespace cuda {
 
+constexpr int kBlockThreads = 256;  // every kernel's block (the backend's THREADS); __launch_bounds__
+
+// One chunk: elements [begin, begin + count) of tensor `tensor` (16 bytes: one vector load).
+struct alignas(16) ChunkInfo {
+  int tensor;
+  int count;
+  long long begin;
+};
+
 struct ChunkTable {
-  const int* chunk_tensor;        // tensor of each chunk
-  const long long* chunk_start;   // first element of each chunk within its tensor
-  const long long* sizes;         // elements per tensor
+  const ChunkInfo* chunks;
   const unsigned long long* ptrs; // ptrs[list * n_tensors + t]
-  int n_tensors, n_chunks, chunk_size;
+  int n_tensors, n_chunks;
 };
 
 // Chunk `chunk` of the table: its tensor and its elements [begin, end) within it.
@@ -33,9 +44,8 @@ struct ChunkRange {
   long long begin, end;
 };
 __device__ __forceinline__ ChunkRange chunk_range(const ChunkTable& c, int chunk) {
-  const int t = c.chunk_tensor[chunk];
-  const long long begin = c.chunk_start[chunk];
-  return {t, begin, begin + c.chunk_size < c.sizes[t] ? begin + c.chunk_size : c.sizes[t]};
+  const ChunkInfo info = c.chunks[chunk];
+  return {info.tensor, info.begin, info.begin + info.count};
 }
 
 // 16 bytes of T, loaded and stored with one vector instruction.
@@ -44,6 +54,23 @@ struct alignas(16) Pack {
   static constexpr int lanes = 16 / sizeof(T);
   T v[lanes];
 };
+
+// Streaming (evict-first) 16-byte accesses to global memory: LDG/STG.E.EF.128 on the GPU, where a
+// plain dereference of a pointer read from the table would be a generic LD/ST.
+__device__ __forceinline__ Pack<float> load_streaming(const float* p) {
+  const float4 v = __ldcs(reinterpret_cast<const float4*>(p));
+  return {{v.x, v.y, v.z, v.w}};
+}
+__device__ __forceinline__ Pack<double> load_streaming(const double* p) {
+  const double2 v = __ldcs(reinterpret_cast<const double2*>(p));
+  return {{v.x, v.y}};
+}
+__device__ __forceinline__ void store_streaming(float* p, const Pack<float>& x) {
+  __stcs(reinterpret_cast<float4*>(p), float4{x.v[0], x.v[1], x.v[2], x.v[3]});
+}
+__device__ __forceinline__ void store_streaming(double* p, const Pack<double>& x) {
+  __stcs(reinterpret_cast<double2*>(p), double2{x.v[0], x.v[1]});
+}
 
 // 0, 1, ..., N − 1 as a pack (NVRTC has no <utility>).
 template <int... K> struct Slots {};
@@ -83,6 +110,17 @@ __device__ __forceinline__ void update(const typename Rule::template Scalars<T>&
   });
 }
 
+// The rule on every lane of one pack per list (x[k]: list k's pack), in registers.
+template <class Rule, typename T, int kLists>
+__device__ __forceinline__ void update_packs(const typename Rule::template Scalars<T>& s, T factor, Pack<T> (&x)[kLists]) {
+  using kSlots = typename MakeSlots<count_names(Rule::slots)>::type;
+#pragma unroll
+  for (int lane = 0; lane < Pack<T>::lanes; ++lane)
+    update<Rule, T>(
+        s, factor, [&](auto list) { return x[decltype(list)::index].v[lane]; },
+        [&](auto list, T value) { x[decltype(list)::index].v[lane] = value; }, kSlots{});
+}
+
 // factors: a two-pass rule's per-tensor factors (from its first pass; unused for an elementwise rule or
 // a variant without norms, whose factor is 1).
 template <class Rule, typename T>
@@ -99,32 +137,41 @@ __device__ __forceinline__ void for_each_element(const ChunkTable& c, const type
 #pragma unroll
     for (int k = 0; k < kLists; ++k) {
       const unsigned long long address = c.ptrs[k * c.n_tensors + t];
-      ptr[k] = reinterpret_cast<T*>(address);
+      ptr[k] = reinterpret_cast<T*>(address) + begin;
       address_bits |= address;
     }
-    long long scalar_begin = begin;
+    const long long count = end - begin;
+    long long scalar_begin = 0;
     if (address_bits % 16 == 0) {
-      const long long vector_end = end - (end - begin) % kLanes;
-      for (long long i = begin + static_cast<long long>(threadIdx.x) * kLanes; i < vector_end;
-           i += static_cast<long long>(blockDim.x) * kLanes) {
-        Pack<T> x[kLists];
+      // Two packs per list in flight: both loaded before either is computed.
+      const long long packs = count / kLanes;
+      const long long stride = blockDim.x;
+      for (long long j = threadIdx.x; j < packs; j += 2 * stride) {
+        const bool second = j + stride < packs;
+        Pack<T> x[kLists], y[kLists];
 #pragma unroll
-        for (int k = 0; k < kLists; ++k) x[k] = *reinterpret_cast<const Pack<T>*>(ptr[k] + i);
+        for (int k = 0; k < kLists; ++k) x[k] = load_streaming(ptr[k] + j * kLanes);
+        if (second) {
 #pragma unroll
-        for (int lane = 0; lane < kLanes; ++lane)
-          update<Rule, T>(
-              s, factor, [&](auto list) { return x[decltype(list)::index].v[lane]; },
-              [&](auto list, T value) { x[decltype(list)::index].v[lane] = value; }, kSlots{});
+          for (int k = 0; k < kLists; ++k) y[k] = load_streaming(ptr[k] + (j + stride) * kLanes);
+        }
+        update_packs<Rule, T>(s, factor, x);
 #pragma unroll
         for (int k = 0; k < kLists; ++k)
-          if (k != 1) *reinterpret_cast<Pack<T>*>(ptr[k] + i) = x[k];
+          if (k != 1) store_streaming(ptr[k] + j * kLanes, x[k]);
+        if (second) {
+          update_packs<Rule, T>(s, factor, y);
+#pragma unroll
+          for (int k = 0; k < kLists; ++k)
+            if (k != 1) store_streaming(ptr[k] + (j + stride) * kLanes, y[k]);
+        }
       }
-      scalar_begin = vector_end;
+      scalar_begin = packs * kLanes;
     }
-    for (long long i = scalar_begin + threadIdx.x; i < end; i += blockDim.x)
+    for (long long i = scalar_begin + threadIdx.x; i < count; i += blockDim.x)
       update<Rule, T>(
-          s, factor, [&](auto list) { return ptr[decltype(list)::index][i]; },
-          [&](auto list, T value) { ptr[decltype(list)::index][i] = value; }, kSlots{});
+          s, factor, [&](auto list) { return __ldcs(ptr[decltype(list)::index] + i); },
+          [&](auto list, T value) { __stcs(ptr[decltype(list)::index] + i, value); }, kSlots{});
   }
 }
 
@@ -213,7 +260,7 @@ __device__ __forceinline__ void norms_and_factors(const ChunkTable& c, const int
   for (long long chunk = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; chunk < c.n_chunks;
        chunk += static_cast<long long>(gridDim.x) * blockDim.x) {
     norm_chunk<Rule, T>(c, static_cast<int>(chunk), s, sums);
-    const int t = c.chunk_tensor[chunk];
+    const int t = c.chunks[chunk].tensor;
     if (last_to_finish(&done[t], static_cast<unsigned>(first_chunk[t + 1] - first_chunk[t]))) {
       double norms[2];
       ordered_sums(sums, first_chunk[t], first_chunk[t + 1], norms);
@@ -319,8 +366,7 @@ __device__ __forceinline__ void for_each_element_mixed(const ChunkTable& c, cons
 }  // namespace fusedopt
 
 // The kernels' chunk-table parameters: the table's device arrays and counts.
-#define FUSEDOPT_CHUNK_PARAMS                                                                   \
-  const int *chunk_tensor, const long long *chunk_start, const long long *sizes,                \
-      const unsigned long long *ptrs, int n_tensors, int n_chunks, int chunk_size
+#define FUSEDOPT_CHUNK_PARAMS \
+  const fusedopt::cuda::ChunkInfo *chunks, const unsigned long long *ptrs, int n_tensors, int n_chunks
 #define FUSEDOPT_CHUNK_TABLE \
-  fusedopt::cuda::ChunkTable { chunk_tensor, chunk_start, sizes, ptrs, n_tensors, n_chunks, chunk_size }
+  fusedopt::cuda::ChunkTable { chunks, ptrs, n_tensors, n_chunks }
