@@ -664,15 +664,16 @@ class _CallLaunch:
         """The tables' grads rows still point at this launch's grads (no other call re-pointed them)."""
         return all(table.row is row for table, row in zip(self.tables, self.rows))
 
-    def run(self, packed: bytes, rounding, stream) -> None:
+    def run(self, packed: bytes, rounding, stream, capturing: bool = False) -> None:
         struct = _scalars_struct(self.rule, self.scalars_dtype, packed)
-        for table in self.tables:
-            table.order_after_last(stream)
+        if not capturing:  # (a capture may not query events; the user orders a graph's launches)
+            for table in self.tables:
+                table.order_after_last(stream)
         if self.storage is not None:
             _launch_mixed(self.rule, self.variant, self.storage, self.master, self.tables, rounding,
                           _ScalarsByValue(struct))
         elif self.device_scalars is not None:
-            self.device_scalars.upload(struct, stream)
+            self.device_scalars.upload(struct, stream, capturing)
             _launch(self.rule, self.variant, self.dtype, self.tables, _ScalarsOnDevice(self.device_scalars.pointer))
         else:
             _launch(self.rule, self.variant, self.dtype, self.tables, _ScalarsByValue(struct))
@@ -689,10 +690,9 @@ class _DeviceScalars:
         self.buffer = _cupy().empty(max(nbytes, 8), np.uint8)
         self.pointer = np.uint64(self.buffer.data.ptr)
 
-    def upload(self, struct, stream) -> None:
-        if stream.is_capturing():
-            return  # the graph reads the buffer; the host fills it before each replay
-        _staging.copy(np.frombuffer(struct.tobytes(), np.uint8), int(self.pointer), stream)
+    def upload(self, struct, stream, capturing: bool = False) -> None:
+        if not capturing:  # a captured step reads the buffer; the host fills it before each replay
+            _staging.copy(np.frombuffer(struct.tobytes(), np.uint8), int(self.pointer), stream)
 
 
 class Plan:
@@ -738,20 +738,28 @@ class Plan:
     def step(self, grads, variants, scalars, rounding=None) -> bool:
         variants = tuple(variants)
         stream = _cupy().cuda.get_current_stream()
+        capturing = stream.is_capturing()
         with _launch_lock:
             steady = self._steady
-            if (steady is not None and steady[0] == variants and self._seen.same(grads)
-                    and all(launch.current() for launch in steady[1])):
+            same = (steady is not None and self._seen.same(grads) and all(launch.current() for launch in steady[1]))
+            if same and steady[0] == variants:
                 launches = steady[1]  # the same CuPy arrays: checked, and already in the tables
+            elif capturing and not same:  # (other variants over the same arrays need no device work)
+                raise RuntimeError("a step captured in a CUDA graph must use the same grads arrays (CuPy arrays) as "
+                                   "the eager step before it: their addresses are in the device table")
             else:
                 launches = self._prepare(grads, variants, rounding)
                 if launches is None:
                     return False
-            if self.capturable and stream.is_capturing():
+            if capturing:
+                if not self.capturable:
+                    raise RuntimeError("this optimizer's kernels take their scalars by value, so a captured step "
+                                       "would replay the captured step's scalars: make it with capturable=True")
                 self._captured_variants = variants
             for c, launch in enumerate(launches):
-                launch.run(scalars[c], None if rounding is None else tuple(rounding[c]), stream)
-            _in_flight.hold((self, tuple(grads)), stream, [t for launch in launches for t in launch.tables])
+                launch.run(scalars[c], None if rounding is None else tuple(rounding[c]), stream, capturing)
+            if not capturing:
+                _in_flight.hold((self, tuple(grads)), stream, [t for launch in launches for t in launch.tables])
         return True
 
     def upload_scalars(self, variants, scalars) -> None:
@@ -831,6 +839,11 @@ def _check_capturable(rule: int, dtype: str, has_master: bool) -> None:
     if kernels_of(rule, 0) != ("step",):
         raise NotImplementedError(f"capturable=True: {_rule(rule)['name']} (two passes over memory) has no "
                                   "capturable kernel yet")
+
+
+def capturing() -> bool:
+    """Whether the current stream is capturing a CUDA graph."""
+    return _cupy().cuda.get_current_stream().is_capturing()
 
 
 def check_param(p, where: str) -> None:

@@ -116,15 +116,24 @@ class Optimizer:
     ``master_weights=True``: a float32 copy of each 16-bit param (``state[i]['master_param']``) is
     what the step reads and updates, writing the param as its copy rounded to nearest;
     ``rounding_seed``: an int to round bfloat16 writes stochastically (bits keyed by (seed, step,
-    param index, element index)), None to round to nearest. float64 params keep float64 state."""
+    param index, element index)), None to round to nearest. float64 params keep float64 state.
+
+    ``capturable=True`` (CUDA arrays, elementwise rules, float32/float64): the step's kernel reads
+    its scalars from device memory, so a step can be captured in a CUDA graph and replayed. Run one
+    eager step first (it makes the state), capture a step with the same grads arrays (a captured
+    step is recorded, not counted), then call :meth:`prepare_replay` before each ``graph.launch()``
+    (README, "CUDA graphs")."""
 
     spec: ClassVar[Spec]
 
     def __init__(self, params: ParamsT, *args: Any, master_weights: bool = False, state_dtype: Any = None,
-                 rounding_seed: Optional[int] = None, **kwargs: Any) -> None:
+                 rounding_seed: Optional[int] = None, capturable: bool = False, **kwargs: Any) -> None:
         self._lock = threading.RLock()
         if not isinstance(master_weights, bool):
             raise TypeError(f"master_weights: expected a bool, got {type(master_weights).__name__}")
+        if not isinstance(capturable, bool):
+            raise TypeError(f"capturable: expected a bool, got {type(capturable).__name__}")
+        self.capturable = capturable
         self.master_weights = master_weights
         self.state_dtype = _precision.state_dtype(state_dtype)
         self.rounding_seed = None if rounding_seed is None else _precision.check_seed(rounding_seed)
@@ -201,6 +210,9 @@ class Optimizer:
             raise ValueError(f"param_groups[{g}]: empty params list")
         for i, p in enumerate(params):
             backends.for_array(p).check_param(p, f"param_groups[{g}]['params'][{i}]")
+            if self.capturable and not backends.is_cuda_array(p):
+                raise ValueError(f"param_groups[{g}]['params'][{i}]: capturable=True is for CUDA arrays (a step "
+                                 f"captured in a CUDA graph); this is a {type(p).__name__}")
             if any(p is q for q in self._params) or any(p is q for q in params[:i]):
                 raise ValueError(f"param_groups[{g}]['params'][{i}]: appears more than once in the optimizer")
         self._refuse_shared_memory(params)
@@ -237,14 +249,37 @@ class Optimizer:
             check_grad_scale(grad_scale)
         with self._lock:
             plan = self._plan
+            capturing = self.capturable and backends.for_arrays(self._params).capturing()
             if plan is not None:
                 arguments = self._step_arguments(self._calls, grad_scale)
                 if arguments is not None and plan.step(grads, *arguments):
-                    for call in self._calls:
-                        call.step += 1
-                        call.first_step = False
+                    if not capturing:  # a captured step is recorded, not run: prepare_replay counts it
+                        self._count_step()
                     return
+            if capturing:
+                raise RuntimeError("capturable=True: run one eager step with these grads before capturing a step "
+                                   "(it makes the state and the plan the graph will use)")
             self._general_step(grads, grad_scale)
+
+    def prepare_replay(self) -> None:
+        """Counts one step and queues, on the current stream, the copy of its scalars (computed here,
+        as for an eager step) into the device memory that the captured step reads: call it before
+        each launch of a CUDA graph holding a step of this optimizer (``capturable=True``)."""
+        with self._lock:
+            if not self.capturable:
+                raise RuntimeError("prepare_replay: this optimizer was made without capturable=True")
+            arguments = self._step_arguments(self._calls) if self._plan is not None else None
+            if arguments is None:
+                raise RuntimeError("prepare_replay: no step of this optimizer to replay (run an eager step, capture "
+                                   "one, then prepare each replay); the plan was rebuilt since the capture if the "
+                                   "state or the param groups changed")
+            self._plan.upload_scalars(*arguments[:2])
+            self._count_step()
+
+    def _count_step(self) -> None:
+        for call in self._calls:
+            call.step += 1
+            call.first_step = False
 
     def scaled_step(self, grads: Sequence[Optional[Any]], *, loss_scale: float = 1.0,
                     max_norm: Optional[float] = None) -> "ScaledStep":
@@ -357,8 +392,9 @@ class Optimizer:
                 master_names.append(f"state[{i}]['{_precision.MASTER}']")
         if not calls:
             return
-        plan = backends.for_arrays(self._params).Plan(
-            [(spec.rule_index, *lists[key]) for key in calls], n)
+        capturable = {"capturable": True} if self.capturable else {}
+        plan = backends.for_arrays(self._params).Plan([(spec.rule_index, *lists[key]) for key in calls], n,
+                                                      **capturable)
         ordered = list(calls.values())
         arguments = self._step_arguments(ordered, grad_scale)
         assert arguments is not None, "a call's state buffers were made for its variant"
@@ -528,10 +564,10 @@ def _is_int(value) -> bool:
 
 def _signature(spec: Spec, precision: bool = False) -> inspect.Signature:
     """torch's constructor signature (params, then the hyperparameters); with ``precision``, the
-    keyword-only mixed-precision options after them."""
+    keyword-only mixed-precision options and ``capturable`` after them."""
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
     options = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
-               for name, default in _precision.OPTIONS]
+               for name, default in _precision.OPTIONS + (("capturable", False),)]
     return inspect.Signature([inspect.Parameter("params", kind)] + [
         inspect.Parameter(h.name, kind, default=inspect.Parameter.empty if h.default is REQUIRED else h.default)
         for h in spec.hypers] + (options if precision else []))
