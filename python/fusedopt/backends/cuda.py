@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import functools
 import hashlib
+import math
 import os
 import threading
 import weakref
@@ -197,10 +198,48 @@ def blocks_per_sm() -> int:
 class _ListInfo:
     """What the checks learned about one list (no arrays: the cache must not keep them alive)."""
 
-    __slots__ = ("dtype", "device", "shapes", "ptrs")
+    __slots__ = ("dtype", "device", "shapes", "ptrs", "numel", "_extents")
 
     def __init__(self, dtype, device, shapes, ptrs):
         self.dtype, self.device, self.shapes, self.ptrs = dtype, device, shapes, ptrs
+        self.numel = tuple(map(math.prod, shapes))
+        self._extents = None
+
+    def extents(self) -> Tuple[np.ndarray, np.ndarray]:
+        """Each array's first byte and end, as int64 arrays (device addresses fit)."""
+        if self._extents is None:
+            begins = np.array(self.ptrs, np.int64)
+            self._extents = (begins, begins + np.array(self.numel, np.int64) * self.dtype.itemsize)
+        return self._extents
+
+
+def _refuse_overlaps(calls: Sequence[Sequence[Optional[_ListInfo]]], name) -> None:
+    """ValueError naming two arrays whose bytes overlap, among the lists of every call (list 1 of a
+    call is its grads: a grad may be exactly its own param). One vectorized pass when nothing
+    overlaps (the common case: steps whose grads are new arrays); the named search only when
+    something does. ``name(call, list, index)`` names an array."""
+    begins, ends = [], []
+    for infos in calls:
+        for k, info in enumerate(infos):
+            if info is None:
+                continue
+            b, e = info.extents()
+            if k == 1:  # a grad that is exactly its own param overlaps what the param overlaps: checked there
+                own = (b == infos[0].extents()[0]) & (e == infos[0].extents()[1])
+                b, e = b[~own], e[~own]
+            begins.append(b)
+            ends.append(e)
+    b, e = np.concatenate(begins), np.concatenate(ends)
+    nonempty = e > b
+    b, e = b[nonempty], e[nonempty]
+    order = np.argsort(b, kind="stable")
+    b, e = b[order], e[order]
+    if b.size < 2 or not (b[1:] < np.maximum.accumulate(e)[:-1]).any():
+        return
+    refuse_overlaps([(ptr, ptr + n * info.dtype.itemsize, k, (c, i)) for c, infos in enumerate(calls)
+                     for k, info in enumerate(infos) if info is not None
+                     for i, (ptr, n) in enumerate(zip(info.ptrs, infos[0].numel))],
+                    lambda k, ci: name(ci[0], k, ci[1]))
 
 
 # The checked lists of CuPy arrays, by the arrays' ids. An entry lives only while all of its arrays
@@ -304,10 +343,7 @@ def _check(lists: Sequence[Tuple[str, object]]) -> Tuple[str, List[Optional[_Lis
                                  f"{first.shapes[i]}")
         infos.append(info)
     _check_current_device(infos[0].device)
-    numel = [int(np.prod(shape)) for shape in infos[0].shapes]
-    refuse_overlaps([(ptr, ptr + n * info.dtype.itemsize, k, i) for k, info in enumerate(infos) if info is not None
-                     for i, (ptr, n) in enumerate(zip(info.ptrs, numel))],
-                    lambda k, i: f"{lists[k][0]}[{i}]")
+    _refuse_overlaps([infos], lambda c, k, i: f"{lists[k][0]}[{i}]")
     names = [info.dtype.name for info in infos if info is not None]
     return ("mixed" if _is_mixed(names) else names[0]), infos
 
@@ -421,7 +457,7 @@ def _device_table(infos: Sequence[_ListInfo], extra_rows: Sequence[Tuple[int, ..
     ``moving`` (the grads), whose row is pointed at the given arrays. ``chunk``: elements per chunk
     (None: chunk_size() for the total)."""
     rows = [info.ptrs for info in infos] + [tuple(r) for r in extra_rows]
-    sizes = [int(np.prod(s)) for s in infos[0].shapes]
+    sizes = infos[0].numel
     if chunk is None:
         chunk = chunk_size(sum(sizes), infos[0].device)
     key = (chunk, moving, infos[0].shapes) + tuple(r for k, r in enumerate(rows) if k != moving)
@@ -466,7 +502,7 @@ def _norm_table(infos: Sequence[_ListInfo], dtype: str, moving: int = 1) -> _Dev
     table = _device_table(infos, moving=moving, chunk=NORM_CHUNK)
     if table.scratch is None:
         cupy = _cupy()
-        sizes = np.asarray([int(np.prod(s)) for s in infos[0].shapes], np.int64)
+        sizes = np.asarray(infos[0].numel, np.int64)
         first_chunk = np.concatenate([[0], np.cumsum((sizes + NORM_CHUNK - 1) // NORM_CHUNK)]).astype(np.int32)
         table.scratch = (cupy.asarray(first_chunk), cupy.empty(2 * max(table.n_chunks, 1), np.float64),
                          cupy.zeros(len(sizes), np.uint32), cupy.ones(len(sizes), dtype))
@@ -789,7 +825,7 @@ class Plan:
             raise ValueError(f"grads: expected {self.n_params} arrays (one per param, None to skip one), got {len(grads)}")
         if any(grads[i] is None for _, _, indices, _, _ in self._calls for i in indices):
             return None
-        checked_calls, extents = [], []
+        checked_calls = []
         for c, ((rule, lists, indices, user, has_master), variant) in enumerate(zip(self._calls, variants)):
             _check_variant(rule, variant, len(lists) - has_master)
             checked = list(lists)
@@ -805,11 +841,9 @@ class Plan:
             except (TypeError, ValueError) as e:
                 raise _renamed(e, user) from None
             checked_calls.append((rule, variant, dtype, infos, master_info, indices, has_master))
-            numel = [int(np.prod(shape)) for shape in infos[0].shapes]
-            extents += [(ptr, ptr + n * info.dtype.itemsize, k, (c, i)) for k, info in enumerate(infos)
-                        for i, (ptr, n) in enumerate(zip(info.ptrs, numel))]
-        # across calls too (each call's own arrays were checked by _check)
-        refuse_overlaps(extents, lambda k, ci: self._calls[ci[0]][3][self._calls[ci[0]][1][k][0]][ci[1]])
+        if len(checked_calls) > 1:  # across calls too (each call's own arrays were checked by _check)
+            _refuse_overlaps([call[3] for call in checked_calls],
+                             lambda c, k, i: self._calls[c][3][self._calls[c][1][k][0]][i])
         launches = []
         with _launch_lock:
             for (rule, variant, dtype, infos, master_info, indices, has_master), device_scalars in zip(
