@@ -1,11 +1,13 @@
-"""GPU benchmark (issue 6): fusedopt's CUDA Adam and SGD-momentum vs torch on CUDA (fused=True,
-foreach=True) vs a CuPy elementwise kernel, fp32, single tensors of 1e6 to 1e9 params and a
-200-tensor model of ~1e8 (and one of ~1e6, small200, for the per-step launch and host cost); the
+"""GPU benchmark (issues 6 and 18): fusedopt's CUDA Adam and SGD-momentum vs torch on CUDA
+(fused=True, foreach=True) vs a CuPy elementwise kernel, fp32, single tensors of 1e6 to 1e9 params and
+a 200-tensor model of ~1e8 (and one of ~1e6, small200, for the per-step launch and host cost); the
 initializers vs torch's and CuPy's; and sweeps of the CUDA chunk size and of the blocks launched per
-multiprocessor.
-Timed with CUDA events after warm-up, interleaved, medians; GB/s by the byte model and the fraction
-of a device-to-device copy (a write-only fill for initializers) measured in the same rounds. Every
-implementation's first step is checked against fusedopt.reference first (fusedopt.bench.gpu).
+multiprocessor (the kernels with one thread per chunk: LAMB/LARS norms).
+Timed with CUDA events after warm-up, interleaved, medians, twice: whole steps (host launch work
+included) and kernel-only (events around the step with the queue full); GB/s by the byte model, the
+fraction of a device-to-device copy (a write-only fill for initializers) and, for Adam, of the
+Adam-traffic probe (the same walker moving Adam's bytes with no math), all measured in the same
+rounds. Every implementation's first step is checked against fusedopt.reference first.
 
     python benchmarks/bench_gpu.py [--sizes 1e6 1e7 1e8 1e9 model200 small200] [--repeats 20] [--json PATH]
                                    [--backends cuda,cupy,torch-cuda] [--chunks 2048 4096 ...] [--grid 2 4 8]
@@ -31,19 +33,21 @@ SWEEPS = {"chunk": "FUSEDOPT_CUDA_CHUNK", "blocks_per_sm": "FUSEDOPT_CUDA_BLOCKS
 
 
 def launch_sweep(size: str, setting: str, values, repeats: int):
-    """fusedopt's Adam step at one size under several values of one launch setting (chunk size or
-    blocks per multiprocessor, set through its environment variable), interleaved."""
+    """One step at one size under several values of one launch setting (set through its environment
+    variable), interleaved: Adam under chunk sizes (its table is rebuilt for each), LAMB under blocks
+    per multiprocessor (its norm pass, one thread per chunk, is the kernel that setting sizes)."""
     import cupy
 
     import fusedopt
     from fusedopt.bench import impls, tables
 
     variable = SWEEPS[setting]
+    optimizer = "adam" if setting == "chunk" else "lamb"
     shapes = gpu.shapes_for(size)
     n = sum(int(np.prod(s)) for s in shapes)
     host_p, host_g = impls.make_data(shapes, np.float32)
     ps, gs = [cupy.asarray(p) for p in host_p], [cupy.asarray(g) for g in host_g]
-    opt = fusedopt.Adam(ps, lr=1e-3)
+    opt = fusedopt.Adam(ps, lr=1e-3) if optimizer == "adam" else fusedopt.LAMB(ps, lr=1e-3)
 
     def with_value(value):
         def step():
@@ -51,7 +55,7 @@ def launch_sweep(size: str, setting: str, values, repeats: int):
             opt.step(gs)
         return step
 
-    nbytes = n * tables.bytes_per_param("adam", {}, 4)
+    nbytes = n * tables.bytes_per_param(optimizer, {}, 4)
     probe, probe_bytes = gpu.copy_probe(nbytes)
     try:
         times = gpu.time_events({**{v: with_value(v) for v in values}, "copy": probe}, repeats)
@@ -62,9 +66,9 @@ def launch_sweep(size: str, setting: str, values, repeats: int):
     rows = []
     for v in values:
         t = times[v]
-        rows.append({"size": size, "n": n, setting: v, "ms": t * 1e3, "gbs": nbytes / t / 1e9,
+        rows.append({"size": size, "n": n, "optimizer": optimizer, setting: v, "ms": t * 1e3, "gbs": nbytes / t / 1e9,
                      "frac_copy": nbytes / t / copy_bw})
-        print(f"{setting} sweep  adam {size:>9} {setting} {v:>6}  {t * 1e3:8.3f} ms  {nbytes / t / 1e9:7.1f} GB/s  "
+        print(f"{setting} sweep  {optimizer} {size:>9} {setting} {v:>6}  {t * 1e3:8.3f} ms  {nbytes / t / 1e9:7.1f} GB/s  "
               f"{100 * nbytes / t / copy_bw:5.1f}% of copy", flush=True)
     return rows
 
@@ -81,10 +85,11 @@ def main(argv=None):
     ap.add_argument("--optimizers", nargs="+", default=["adam", "sgd"], choices=list(suite.OPTIMIZERS))
     ap.add_argument("--initializers", nargs="+", default=["uniform", "normal", "kaiming_uniform"])
     ap.add_argument("--init-sizes", nargs="*", default=["1e7", "1e8"], help="none: no initializer cases")
-    ap.add_argument("--chunks", nargs="*", type=int, default=[2048, 4096, 8192, 16384, 65536],
-                    help="FUSEDOPT_CUDA_CHUNK values to sweep for Adam (none: skip)")
+    ap.add_argument("--chunks", nargs="*", type=int, default=[4096, 16384, 65536, 262144],
+                    help="FUSEDOPT_CUDA_CHUNK values to sweep for Adam (none: skip; unset, the chunk grows with "
+                         "the problem: 65536 at 1e8 on an H100)")
     ap.add_argument("--grid", nargs="*", type=int, default=[2, 3, 4, 8, 16],
-                    help="FUSEDOPT_CUDA_BLOCKS_PER_SM values to sweep for Adam (none: skip)")
+                    help="FUSEDOPT_CUDA_BLOCKS_PER_SM values to sweep for LAMB's norm pass (none: skip)")
     ap.add_argument("--sweep-sizes", nargs="+", default=["1e8", "model200"], help="sizes of the two sweeps")
     ap.add_argument("--backends", default=None,
                     help="comma-separated subset of cuda,cupy,torch-cuda (default: every one available)")
@@ -113,6 +118,8 @@ def main(argv=None):
             return
         if new and "backend" in new[0]:
             print(report.table(new, header=not rows), flush=True)
+            if any("kernel_ms" in r for r in new):
+                print(gpu.kernel_table(new), flush=True)
             rows.extend(new)
 
     for size in args.sizes:

@@ -1,6 +1,7 @@
 """The CUDA step's host side (issue 18): a step whose grads are new arrays points the device table at
-them without rebuilding it; a steady step (the same grads arrays) checks nothing again; and a
-capturable optimizer's step captured in a CUDA graph replays to the bits of eager steps. Every
+them without rebuilding it; a steady step (the same grads arrays) checks nothing again; a capturable
+optimizer's step captured in a CUDA graph replays to the bits of eager steps; and the benchmark's
+Adam-traffic probe moves what it claims to. Every
 result is compared with eager steps on the CPU kernels (the same bits: no FMA contraction on either
 side). Runs on a GPU (pytest -m gpu) and on the host emulation of CuPy, whose streams record a
 capture and replay it."""
@@ -184,3 +185,18 @@ def test_a_freed_grad_whose_id_is_reused_is_checked_anew():
     grads.insert(3, cupy.zeros(7, np.float32))  # maybe at the freed array's id: must not pass as steady
     with pytest.raises(ValueError, match=r"grads\[3\].*shape"):
         opt.step(grads)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_adam_traffic_probe_moves_adams_bytes_with_the_steps_walker(dtype):
+    """bench_gpu.py's ceiling for Adam: 4 reads, 3 writes per element, p += g and the two states
+    swapped (so a test can see that every element was read and written, aligned or not)."""
+    rng = np.random.default_rng(5)
+    host = [[rng.standard_normal(s).astype(dtype) for s in SHAPES] for _ in range(4)]
+    dev = [[cupy.asarray(a) for a in lists] for lists in host]
+    backend.adam_traffic_probe(*dev)()
+    p, g, m, v = host
+    assert_bits(dev[0], [a + b for a, b in zip(p, g)])
+    assert_bits(dev[1], g)
+    assert_bits(dev[2], v)
+    assert_bits(dev[3], m)

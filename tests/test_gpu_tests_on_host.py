@@ -43,16 +43,32 @@ def test_gpu_benchmark_runs_and_every_implementation_agrees_with_the_reference(t
         [sys.executable, str(HERE.parent / "benchmarks" / "bench_gpu.py"), "--backends", "cuda", "--sizes", "1e4",
          "small3", "--init-sizes", "1e4", "--chunks", "64", "4096", "--grid", "1", "8", "--sweep-sizes", "1e4", "--repeats", "2",
          "--json", str(out)],
-        cwd=tmp_path, env=fake_cupy_env(), capture_output=True, text=True)
+        cwd=tmp_path, env=fake_cupy_env(FUSEDOPT_BENCH_BUSY_ELEMENTS="1000"), capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     data = json.loads(out.read_text())
     cases = {(r["name"], r["size"]) for r in data["rows"]}
     assert cases == {("adam", "1e4"), ("sgd", "1e4"), ("adam", "small3"), ("sgd", "small3"), ("uniform", "10000"),
                      ("normal", "10000"), ("kaiming_uniform", "10000")}, cases
     assert all(r["backend"] == "fusedopt-cuda" and r["agrees_with_reference"] for r in data["rows"]), data["rows"]
+    optimizer_rows = [r for r in data["rows"] if r["kind"] == "optimizer"]
+    assert all(r["kernel_ms"] > 0 for r in optimizer_rows)  # the kernel-only timing, beside the whole step
+    assert all(("frac_traffic" in r) == (r["name"] == "adam") for r in optimizer_rows)  # Adam's own probe
+    assert "kernel ms" in run.stdout and "%traffic" in run.stdout
     assert [r["chunk"] for r in data["chunk_sweep"]] == [64, 4096]
     assert [r["blocks_per_sm"] for r in data["blocks_per_sm_sweep"]] == [1, 8]
     assert data["machine"]["gpu"] == "host emulation (fake CuPy)"
+
+
+def test_gpu_host_time_benchmark_runs_with_no_op_launches(tmp_path):
+    out = tmp_path / "bench_gpu_host.json"
+    run = subprocess.run(
+        [sys.executable, str(HERE.parent / "benchmarks" / "bench_gpu_host.py"), "--tensors", "3", "20", "--steps", "5",
+         "--repeats", "3", "--json", str(out)],
+        cwd=tmp_path, env=fake_cupy_env(), capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["tensors"], r["case"]) for r in rows] == [(3, "steady"), (3, "fresh"), (20, "steady"), (20, "fresh")]
+    assert all(r["us_per_step"] > 0 for r in rows)
 
 
 def test_gpu_mixed_precision_benchmark_runs_and_agrees_with_the_reference(tmp_path):

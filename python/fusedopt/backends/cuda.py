@@ -134,7 +134,7 @@ def kernel_names(source: str) -> Tuple[str, ...]:
     if source == "reductions":
         return tuple(GRAD_NORM_KERNELS.values())
     return tuple(name for rule in range(len(_core.rules()))
-                 for name in _rule_kernel_names(rule) + capturable_kernel_names(rule))
+                 for name in _rule_kernel_names(rule) + capturable_kernel_names(rule)) + TRAFFIC_KERNELS
 
 
 @functools.lru_cache(maxsize=None)
@@ -142,6 +142,30 @@ def _module(source: str, names: Tuple[str, ...]):
     if names:
         return _cupy().RawModule(code=kernel_source(source), options=compile_options(), name_expressions=names)
     return _cupy().RawModule(code=kernel_source(source), options=compile_options())
+
+
+# Benchmarks only: Adam's loads and stores through the step's walker, no math (optimizers.cu).
+TRAFFIC_KERNELS = ("fusedopt::cuda::adam_traffic<float>", "fusedopt::cuda::adam_traffic<double>")
+
+
+def adam_traffic_probe(params, grads, exp_avgs, exp_avg_sqs):
+    """A callable that moves the bytes of an Adam step over these lists (4 reads, 3 writes per element)
+    with the step's walker and chunk table and no math: the Adam step's ceiling (bench_gpu.py). It
+    swaps the two state lists and adds the grads into the params."""
+    lists = [("params", params), ("grads", grads), ("exp_avgs", exp_avgs), ("exp_avg_sqs", exp_avg_sqs)]
+    dtype, infos = _check(lists)
+    if dtype not in _SUPPORTED:
+        raise TypeError(f"adam_traffic_probe: float32 or float64 lists, got {dtype}")
+    name = TRAFFIC_KERNELS[0 if dtype == "float32" else 1]
+    kernel = _module("optimizers", TRAFFIC_KERNELS).get_function(name)
+    with _launch_lock:
+        table = _device_table(infos)
+
+    def probe():
+        if table.n_chunks:
+            kernel((table.n_chunks,), (THREADS,), table.args)
+
+    return probe
 
 
 def _step_kernel(rule: int, variant: int, dtype: str, kernel: str = "step"):

@@ -10,6 +10,7 @@ Backends: ``cuda`` (fusedopt on CuPy arrays), ``cupy`` (a CuPy ElementwiseKernel
 from __future__ import annotations
 
 import math
+import os
 from typing import Callable, Dict, List, Sequence
 
 import numpy as np
@@ -62,12 +63,56 @@ def event_timer(call: Callable[[], object]) -> float:
     return cupy.cuda.get_elapsed_time(start, end) * 1e-3
 
 
-def time_events(steps: Dict[str, Callable[[], object]], repeats: int, warmup: int = 3) -> Dict[str, float]:
-    """harness.time_interleaved with CUDA events as the timer."""
+_BUSY: list = []
+
+
+def _busy():
+    """A device-to-device copy of 256 MiB (about 0.2 ms on an H100; FUSEDOPT_BENCH_BUSY_ELEMENTS
+    float32 elements instead, for the host emulation's tests): queued before a timed call so that the
+    call's host work is done while the GPU is still busy."""
     import cupy
 
-    return harness.time_interleaved(steps, repeats, warmup, timer=event_timer,
+    if not _BUSY:
+        src = cupy.ones(int(os.environ.get("FUSEDOPT_BENCH_BUSY_ELEMENTS", 1 << 26)), cupy.float32)
+        _BUSY.append((src, cupy.empty_like(src)))
+    src, dst = _BUSY[0]
+    dst[...] = src
+
+
+def kernel_timer(call: Callable[[], object]) -> float:
+    """Seconds of GPU work one call queues, by CUDA events around it with the queue full (a copy
+    queued first keeps the GPU busy while the host works), so the host's launch work does not count:
+    the kernels' time."""
+    import cupy
+
+    start, end = cupy.cuda.Event(), cupy.cuda.Event()
+    _busy()
+    start.record()
+    call()
+    end.record()
+    end.synchronize()
+    return cupy.cuda.get_elapsed_time(start, end) * 1e-3
+
+
+def time_events(steps: Dict[str, Callable[[], object]], repeats: int, warmup: int = 3,
+                kernel_only: bool = False) -> Dict[str, float]:
+    """harness.time_interleaved with CUDA events as the timer: whole calls (host launch work
+    included, as in a training loop), or with ``kernel_only`` the GPU work alone (kernel_timer)."""
+    import cupy
+
+    return harness.time_interleaved(steps, repeats, warmup, timer=kernel_timer if kernel_only else event_timer,
                                     before=lambda: cupy.cuda.Device().synchronize())
+
+
+def adam_traffic(shapes, dtype):
+    """fusedopt's Adam-traffic probe over arrays of the case's shapes (4 reads, 3 writes per element,
+    the step's walker, no math): the Adam step's own ceiling."""
+    import cupy
+
+    from ..backends import cuda
+
+    lists = [[cupy.ones(s, dtype) for s in shapes] for _ in range(4)]
+    return cuda.adam_traffic_probe(*lists), lists
 
 
 PROBE_MAX_BYTES = 4_000_000_000  # 80x an H100's L2: large enough for the bandwidth, small enough to fit beside 1e9
@@ -208,12 +253,24 @@ def optimizer_case(optimizer: str, size: str, dtype, backends: Sequence[str], re
         ok[name] = _agrees_on_sample(impl, host_p, host_g, optimizer, kw, dtype)
     nbytes = n * tables.bytes_per_param(optimizer, kw, np.dtype(dtype).itemsize)
     probe, probe_bytes = copy_probe(nbytes)
-    times = time_events({**{k: v.step for k, v in built.items()}, "copy": probe}, repeats)
+    calls = {**{k: v.step for k, v in built.items()}, "copy": probe}
+    traffic = None
+    if optimizer == "adam" and "fusedopt-cuda" in built:
+        calls["adam-traffic"], traffic = adam_traffic(shapes, dtype)
+    times = time_events(calls, repeats)
+    kernel_times = time_events(calls, repeats, kernel_only=True)
     ceiling = probe_bytes / times["copy"]
     rows = tables.rows_from_times(times, built, ok, ceiling, nbytes,
                                  dict(kind="optimizer", name=optimizer, size=size, n=n, dtype=np.dtype(dtype).name,
                                       threads=None, device=device_name()))
-    del built
+    for row in rows:  # the GPU work alone, and the Adam step's own ceiling
+        row["kernel_ms"] = kernel_times[row["backend"]] * 1e3
+        row["kernel_frac_copy"] = nbytes / kernel_times[row["backend"]] / (probe_bytes / kernel_times["copy"])
+        if traffic is not None:
+            row["traffic_ms"], row["traffic_kernel_ms"] = times["adam-traffic"] * 1e3, kernel_times["adam-traffic"] * 1e3
+            row["frac_traffic"] = times["adam-traffic"] / times[row["backend"]]
+            row["kernel_frac_traffic"] = kernel_times["adam-traffic"] / kernel_times[row["backend"]]
+    del built, traffic
     cupy.get_default_memory_pool().free_all_blocks()
     return rows
 
@@ -250,3 +307,18 @@ def initializer_case(name: str, n: int, dtype, backends: Sequence[str], repeats:
     return tables.rows_from_times(times, {k: None for k in calls}, ok, ceiling, nbytes,
                                  dict(kind="initializer", name=name, size=str(out.size), n=out.size,
                                       dtype=np.dtype(dtype).name, threads=None, device=device_name()))
+
+
+def kernel_table(rows: List[dict]) -> str:
+    """The GPU rows' kernel-only times (queue full, the host's work hidden) beside their whole-step
+    times, and for Adam the fraction of the Adam-traffic probe (same bytes, same walker, no math)."""
+    lines = [f"{'case':28} {'backend':22} {'step ms':>9} {'kernel ms':>10} {'%copy(k)':>9} {'%traffic':>9} "
+             f"{'%traffic(k)':>11}"]
+    for r in rows:
+        if "kernel_ms" not in r:
+            continue
+        traffic = f"{100 * r['frac_traffic']:8.1f}%" if "frac_traffic" in r else f"{'':9}"
+        traffic_k = f"{100 * r['kernel_frac_traffic']:10.1f}%" if "kernel_frac_traffic" in r else f"{'':11}"
+        lines.append(f"{r['name'] + ' ' + r['size'] + ' ' + r['dtype']:28} {r['backend']:22} {r['ms']:9.3f} "
+                     f"{r['kernel_ms']:10.3f} {100 * r['kernel_frac_copy']:8.1f}% {traffic} {traffic_k}")
+    return "\n".join(lines)

@@ -48,3 +48,37 @@ __global__ void __launch_bounds__(kBlockThreads) scaled_step(FUSEDOPT_CHUNK_PARA
 
 }  // namespace cuda
 }  // namespace fusedopt
+
+// --- benchmarks only: Adam's memory traffic through the same walker -------------------------------
+//
+// Reads param, grad, exp_avg and exp_avg_sq and writes three of them, as Adam does, with one add for
+// arithmetic (it keeps every load live): benchmarks/bench_gpu.py's ceiling for the Adam step.
+namespace fusedopt {
+namespace cuda {
+
+template <typename T>
+struct AdamTrafficScalars {
+  FUSEDOPT_SCALARS(unused)
+};
+
+struct AdamTraffic {
+  static constexpr const char* slots = "param, grad, exp_avg, exp_avg_sq";
+  static constexpr unsigned present = 0b1111u;
+  template <typename U> using Scalars = AdamTrafficScalars<U>;
+
+  template <typename T>
+  FUSEDOPT_HD static void element(T& p, T g, T& m, T& v, const AdamTrafficScalars<T>&) {
+    const T m_old = m;
+    p = p + g;
+    m = v;
+    v = m_old;
+  }
+};
+
+template <typename T>
+__global__ void __launch_bounds__(kBlockThreads) adam_traffic(FUSEDOPT_CHUNK_PARAMS) {
+  for_each_element<AdamTraffic, T>(FUSEDOPT_CHUNK_TABLE, AdamTrafficScalars<T>{});
+}
+
+}  // namespace cuda
+}  // namespace fusedopt
