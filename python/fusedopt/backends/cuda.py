@@ -1000,7 +1000,7 @@ def fill(out, *, out_kind, distribution, a, b, mean, std, y_lo, y_hi, upper_belo
     _check_current_device(_device_id(out))
     threads = THREADS
     per_block = 2 if out_kind == 1 else 4  # values per Philox block
-    blocks = min(-(-n // (per_block * threads)), _max_blocks(_device_id(out)))
+    blocks = min(-(-n // (2 * per_block * threads)), _max_blocks(_device_id(out)))  # two Philox blocks a thread
     _fill_kernel(FILL_KERNELS[out_kind])(
         (blocks,), (threads,),
         (out, np.int64(n), np.int32(distribution), np.float64(a), np.float64(b), np.float64(mean), np.float64(std),

@@ -20,7 +20,8 @@ __global__ void __launch_bounds__(kBlockThreads) step(FUSEDOPT_CHUNK_PARAMS, con
 template <class Rule, typename T>
 __global__ void __launch_bounds__(kBlockThreads) step_from_device(FUSEDOPT_CHUNK_PARAMS,
                                                                   const typename Rule::template Scalars<T>* scalars) {
-  for_each_element<Rule, T>(FUSEDOPT_CHUNK_TABLE, *scalars);
+  const typename Rule::template Scalars<T> s = *scalars;  // once, into registers: the stores may alias it
+  for_each_element<Rule, T>(FUSEDOPT_CHUNK_TABLE, s);
 }
 
 // A two-pass rule (LAMB, LARS): two launches per step. first_pass over a table cut in the CPU's norm

@@ -152,11 +152,9 @@ FUSEDOPT_HD void sincos_turns(T u, T& s, T& c) {
   s = pick(sin_negative, T(-1), T(1)) * pick(swap, cx, sx);
 }
 
-// erfinv(y), |y| < 1 (Giles' single-precision polynomials; relative error about 4e−7).
+// Giles' two polynomials for erfinv: the central one in a = w − 2.5 (w < 5), the tail one in b = √w − 3.
 template <typename T>
-FUSEDOPT_HD T erfinv(T y) {
-  const T w = -log_positive((T(1) - y) * (T(1) + y));
-  // both of Giles' branches, then a select: no control flow in SIMD loops
+FUSEDOPT_HD T erfinv_central(T w) {
   const T a = w - T(2.5);
   T p = T(2.81022636e-08);
   p = fused_mul_add(p, a, T(3.43273939e-07));
@@ -166,7 +164,11 @@ FUSEDOPT_HD T erfinv(T y) {
   p = fused_mul_add(p, a, T(-0.00125372503));
   p = fused_mul_add(p, a, T(-0.00417768164));
   p = fused_mul_add(p, a, T(0.246640727));
-  p = fused_mul_add(p, a, T(1.50140941));
+  return fused_mul_add(p, a, T(1.50140941));
+}
+
+template <typename T>
+FUSEDOPT_HD T erfinv_tail(T w) {
   const T b = square_root(w) - T(3);
   T q = T(-0.000200214257);
   q = fused_mul_add(q, b, T(0.000100950558));
@@ -176,8 +178,20 @@ FUSEDOPT_HD T erfinv(T y) {
   q = fused_mul_add(q, b, T(-0.0076224613));
   q = fused_mul_add(q, b, T(0.00943887047));
   q = fused_mul_add(q, b, T(1.00167406));
-  q = fused_mul_add(q, b, T(2.83297682));
-  return pick(w < T(5), p, q) * y;
+  return fused_mul_add(q, b, T(2.83297682));
+}
+
+// erfinv(y), |y| < 1 (Giles' single-precision polynomials; relative error about 4e−7). Branch: evaluate
+// only the polynomial that applies (the GPU: a warp whose values all fall in one branch skips the
+// other); else both, then a select (SIMD loops on the CPU: no control flow). The same bits either way.
+template <typename T, bool Branch = false>
+FUSEDOPT_HD T erfinv(T y) {
+  const T w = -log_positive((T(1) - y) * (T(1) + y));
+  if constexpr (Branch) {
+    return (w < T(5) ? erfinv_central(w) : erfinv_tail(w)) * y;
+  } else {
+    return pick(w < T(5), erfinv_central(w), erfinv_tail(w)) * y;
+  }
 }
 
 // Uniform in [0, 1) and (0, 1] from one (float) or two (double) 32-bit words.
@@ -225,15 +239,16 @@ FUSEDOPT_HD void normal_pair(T u_radius, T u_angle, const InitHyper& h, T& z0, T
   z1 = fused_mul_add(T(h.std), radius * s, T(h.mean));
 }
 
-template <typename T>
+template <typename T, bool Branch = false>
 FUSEDOPT_HD T truncated_value(T u, const InitHyper& h) {
   const T y = fused_mul_add(u, T(h.y_hi - h.y_lo), T(h.y_lo));
-  const T x = fused_mul_add(T(h.std * 1.4142135623730951), erfinv(y), T(h.mean));
+  const T x = fused_mul_add(T(h.std * 1.4142135623730951), erfinv<T, Branch>(y), T(h.mean));
   return pick(x < T(h.a), T(h.a), pick(x > T(h.b), T(h.b), x));
 }
 
-// The PerBlock<T> values of one block, in the computation type T (float or double).
-template <typename T>
+// The PerBlock<T> values of one block, in the computation type T (float or double). Branch: erfinv's
+// branching form (the GPU's).
+template <typename T, bool Branch = false>
 FUSEDOPT_HD void init_block(const InitHyper& h, unsigned long long block, T out[4]) {
   T u[4];
   block_uniforms<T>(init_philox<T>(h, block), u);
@@ -243,7 +258,7 @@ FUSEDOPT_HD void init_block(const InitHyper& h, unsigned long long block, T out[
   } else if (h.distribution == Distribution::Normal) {
     for (int j = 0; j < n; j += 2) normal_pair(u[j], u[j + 1], h, out[j], out[j + 1]);
   } else {
-    for (int j = 0; j < n; ++j) out[j] = truncated_value(u[j], h);
+    for (int j = 0; j < n; ++j) out[j] = truncated_value<T, Branch>(u[j], h);
   }
 }
 
