@@ -17,6 +17,12 @@ status=${PIPESTATUS[0]}
 (cd /tmp && python3 -m fusedopt bench --backends cuda,cupy,torch-cuda --sizes 1e6 1e7 --optimizers adam,sgd \
   --initializers uniform,normal --json "$out/bench_cli.json") 2>&1 | tee "$out/bench_cli.txt"
 python3 benchmarks/bench_gpu.py --json "$out/bench_gpu.json" 2>&1 | tee "$out/bench_gpu.txt"
+# issue 18: host time per step with no-op launches (200 and 2000 tensors), the kernels' SASS, and the
+# targets read off bench_gpu.json and bench_gpu_host.json
+python3 benchmarks/bench_gpu_host.py --json "$out/bench_gpu_host.json" 2>&1 | tee "$out/bench_gpu_host.txt"
+CUOBJDUMP_DIR=${CUOBJDUMP_DIR:-/usr/local/cuda/bin} python3 dev/sass_report.py --sass-out "$out/adam.sass" 2>&1 | \
+  tee "$out/sass_report.txt"
+python3 benchmarks/gpu_targets.py "$out" 2>&1 | tee "$out/targets.txt"
 # issue 15's optimizers (LAMB and LARS: two launches) at 1e7 and 1e8, against torch where it has them
 python3 benchmarks/bench_gpu.py --sizes 1e7 1e8 --optimizers adamax radam adadelta rprop nadam asgd lion lamb lars \
   --init-sizes --chunks --grid --json "$out/bench_gpu_family.json" 2>&1 | tee "$out/bench_gpu_family.txt"
