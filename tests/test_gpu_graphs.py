@@ -1,10 +1,13 @@
 """The CUDA step's host side (issue 18): a step whose grads are new arrays points the device table at
 them without rebuilding it; a steady step (the same grads arrays) checks nothing again; a capturable
 optimizer's step captured in a CUDA graph replays to the bits of eager steps; and the benchmark's
-Adam-traffic probe moves what it claims to. Every
+Adam-traffic probe moves what it claims to; the README's CUDA examples run. Every
 result is compared with eager steps on the CPU kernels (the same bits: no FMA contraction on either
 side). Runs on a GPU (pytest -m gpu) and on the host emulation of CuPy, whose streams record a
 capture and replay it."""
+
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,3 +203,16 @@ def test_the_adam_traffic_probe_moves_adams_bytes_with_the_steps_walker(dtype):
     assert_bits(dev[1], g)
     assert_bits(dev[2], v)
     assert_bits(dev[3], m)
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+CUDA_BLOCKS = re.findall(r"```python cuda\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_the_readme_has_cuda_examples():
+    assert CUDA_BLOCKS  # (tests/test_readme.py runs the ```python blocks, which need no GPU)
+
+
+@pytest.mark.parametrize("index", range(len(CUDA_BLOCKS)))
+def test_readme_cuda_example_runs(index):
+    exec(compile(CUDA_BLOCKS[index], f"README.md python cuda block {index}", "exec"), {})
