@@ -51,8 +51,10 @@ def test_the_class_signature_is_the_specs(spec):
     import inspect
 
     params = inspect.signature(getattr(fusedopt, spec.class_name)).parameters
-    assert list(params) == ["params", *spec.hyper_names, "master_weights", "state_dtype", "rounding_seed"]
-    assert all(params[k].kind is inspect.Parameter.KEYWORD_ONLY for k in ("master_weights", "state_dtype", "rounding_seed"))
+    keywords = ("master_weights", "state_dtype", "rounding_seed", "capturable")
+    assert list(params) == ["params", *spec.hyper_names, *keywords]
+    assert all(params[k].kind is inspect.Parameter.KEYWORD_ONLY for k in keywords)
+    assert params["capturable"].default is False
     for h in spec.hypers:
         if h.default is not fusedopt.functional._spec.REQUIRED:
             assert params[h.name].default == h.default, h.name
