@@ -24,7 +24,6 @@ import time
 
 import numpy as np
 
-import importlib
 
 import fusedopt
 from fusedopt.bench import harness, suite
@@ -87,8 +86,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     lib = fusedopt
     if args.baseline:
-        sys.path.insert(0, args.baseline)
-        lib = importlib.import_module("fusedopt_old")
+        lib = harness.baseline_module(args.baseline)
     backends = ["fusedopt"] + (["torch-fused"] if args.torch else [])
     rows = []
     print(f"Adam steps: {lib.__name__} from {lib.__file__}, isa {lib.cpu_info()['isa']}")

@@ -16,12 +16,11 @@ change did not slow the kernels.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 import numpy as np
 
-from fusedopt.bench import impls, report, suite
+from fusedopt.bench import harness, impls, report, suite
 
 
 def main(argv=None):
@@ -35,8 +34,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     extra = None
     if args.baseline:
-        sys.path.insert(0, args.baseline)
-        old = importlib.import_module("fusedopt_old")
+        old = harness.baseline_module(args.baseline)
 
         def baseline(optimizer, kwargs, params, grads):
             params = [p.copy() for p in params]

@@ -20,12 +20,11 @@ import argparse
 import importlib
 import json
 import statistics
-import sys
 import time
 
 import numpy as np
 
-import fusedopt
+from fusedopt.bench import harness
 
 TARGETS_US = {200: 15.0, 2000: 30.0}
 
@@ -79,10 +78,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     import cupy
 
-    modules = [(fusedopt, "")]
-    if args.baseline:
-        sys.path.insert(0, args.baseline)
-        modules.append((importlib.import_module("fusedopt_old"), "old "))
+    modules = harness.builds(args.baseline)
     for module, _ in modules:
         no_op_launches(module)
     rows = []

@@ -12,13 +12,10 @@ comparison runs in the same process on the same data."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
-import sys
 
 import numpy as np
 
-import fusedopt
 from fusedopt.bench import harness
 
 
@@ -51,10 +48,7 @@ def main(argv=None):
     ap.add_argument("--baseline", default=None)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    modules = [(fusedopt, "")]
-    if args.baseline:
-        sys.path.insert(0, args.baseline)
-        modules.append((importlib.import_module("fusedopt_old"), "old "))
+    modules = harness.builds(args.baseline)
     rng = np.random.default_rng(0)
     rows = []
     print(f"{'tensors':>8} {'call':>22} {'us/step':>9}")

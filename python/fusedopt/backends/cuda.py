@@ -222,10 +222,11 @@ def blocks_per_sm() -> int:
 class _ListInfo:
     """What the checks learned about one list (no arrays: the cache must not keep them alive)."""
 
-    __slots__ = ("dtype", "device", "shapes", "ptrs", "numel", "_extents")
+    __slots__ = ("dtype", "name", "device", "shapes", "ptrs", "numel", "_extents")
 
     def __init__(self, dtype, device, shapes, ptrs):
         self.dtype, self.device, self.shapes, self.ptrs = dtype, device, shapes, ptrs
+        self.name = dtype.name  # (NumPy computes dtype.name in Python, each time it is read)
         self.numel = tuple(map(math.prod, shapes))
         self._extents = None
 
@@ -350,12 +351,12 @@ def _check(lists: Sequence[Tuple[str, object]]) -> Tuple[str, List[Optional[_Lis
             raise ValueError(f"{name}: expected {len(params)} arrays (one per param), got {len(arrays)}")
         info = _check_list(name, arrays)
         if not infos:
-            if info.dtype.name not in _SUPPORTED + tuple(STORAGE):
+            if info.name not in _SUPPORTED + tuple(STORAGE):
                 raise TypeError(f"params[0]: dtype {info.dtype} is not supported; expected float32, float64, "
                                 f"bfloat16 (as uint16 bits) or float16")
         else:
             first = infos[0]
-            if info.dtype != first.dtype and not _is_mixed((first.dtype.name, info.dtype.name)):
+            if info.dtype != first.dtype and not _is_mixed((first.name, info.name)):
                 raise TypeError(f"{name}[0]: dtype {info.dtype} does not match params[0] dtype {first.dtype} "
                                 "(float64 arrays mix with float64 only; float32, bfloat16 (uint16) and float16 "
                                 "lists may mix)")
@@ -368,7 +369,7 @@ def _check(lists: Sequence[Tuple[str, object]]) -> Tuple[str, List[Optional[_Lis
         infos.append(info)
     _check_current_device(infos[0].device)
     _refuse_overlaps([infos], lambda c, k, i: f"{lists[k][0]}[{i}]")
-    names = [info.dtype.name for info in infos if info is not None]
+    names = [info.name for info in infos if info is not None]
     return ("mixed" if _is_mixed(names) else names[0]), infos
 
 
@@ -542,7 +543,7 @@ def _step_tables(rule: int, variant: int, infos: Sequence[_ListInfo], extra_rows
     """The device tables one step of a variant reads: its chunk table, and a two-pass rule's norm table."""
     table = _device_table(infos, extra_rows)
     if "first_pass" in kernels_of(rule, variant) and not extra_rows:
-        return table, _norm_table(infos, infos[0].dtype.name)
+        return table, _norm_table(infos, infos[0].name)
     return (table,)
 
 
@@ -638,9 +639,9 @@ def _check_precision(rule: int, infos, master_info, stochastic: bool, names) -> 
     if _rule(rule)["per_tensor_norms"]:
         raise NotImplementedError(f"{_rule(rule)['name']}: 16-bit storage on the GPU has no two-pass kernel yet "
                                   "(it runs on the CPU)")
-    dtypes = [info.dtype.name for info in infos]
+    dtypes = [info.name for info in infos]
     if master_info is not None:
-        if master_info.dtype.name != "float32":
+        if master_info.name != "float32":
             raise TypeError(f"master_params[0]: dtype {master_info.dtype}; a master copy is float32")
         if dtypes[0] not in ("uint16", "float16"):
             raise ValueError(f"master weights are float32 copies of bfloat16 or float16 params; {names[0]}[0] is "
@@ -681,7 +682,7 @@ def step(spec, variant: int, names, lists, scalars: bytes, master=None, rounding
         if dtype == "mixed" or master is not None:  # (float32 or float64 lists round nothing: rounding is moot)
             _check_precision(spec.rule_index, infos, master_info, rounding is not None, names)
             tables = _step_tables(spec.rule_index, variant, infos, _mixed_rows(master_info, range(len(lists[0]))))
-            _launch_mixed(spec.rule_index, variant, tuple(STORAGE[info.dtype.name] for info in infos),
+            _launch_mixed(spec.rule_index, variant, tuple(STORAGE[info.name] for info in infos),
                           master is not None, tables, rounding,
                           _ScalarsByValue(_scalars_struct(spec.rule_index, "float32", scalars)))
         else:
@@ -876,7 +877,7 @@ class Plan:
                     lists = infos[:len(infos) - has_master]
                     launches.append(_CallLaunch(rule, variant, dtype, _step_tables(rule, variant, lists,
                                                                               _mixed_rows(master_info, indices)),
-                                                tuple(STORAGE[info.dtype.name] for info in lists), has_master))
+                                                tuple(STORAGE[info.name] for info in lists), has_master))
                 else:
                     launches.append(_CallLaunch(rule, variant, dtype, _step_tables(rule, variant, infos),
                                                 device_scalars=device_scalars))

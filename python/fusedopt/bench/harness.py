@@ -218,3 +218,20 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def baseline_module(folder: str):
+    """Another build of fusedopt installed in ``folder`` as the package ``fusedopt_old`` (a renamed
+    copy of an older site-packages/fusedopt), imported for a before/after comparison in one process."""
+    import importlib
+    import sys
+
+    sys.path.insert(0, folder)
+    return importlib.import_module("fusedopt_old")
+
+
+def builds(baseline: Optional[str]):
+    """(module, label prefix) of this build, and of the ``baseline`` build when given (prefix "old ")."""
+    import fusedopt
+
+    return [(fusedopt, "")] + ([(baseline_module(baseline), "old ")] if baseline else [])
