@@ -83,17 +83,6 @@ def test_grad_norm_and_scaled_step_give_the_cpus_bits(dtype):
         assert cupy.asnumpy(g).tobytes() == p.tobytes()
 
 
-def test_adafactor_is_refused_on_the_gpu_with_a_clear_error_and_changes_nothing():
-    """Adafactor's row and column reductions have no CUDA kernel yet."""
-    p, g = cupy.ones((3, 4), cupy.float32), cupy.ones((3, 4), cupy.float32)
-    rows, cols = cupy.zeros((3, 1), cupy.float32), cupy.zeros((1, 4), cupy.float32)
-    with pytest.raises(NotImplementedError, match="not on the GPU yet"):
-        fusedopt.functional.adafactor([p], [g], [rows], [cols], [None], step=1)
-    with pytest.raises(NotImplementedError, match="not on the GPU yet"):
-        fusedopt.Adafactor([p])
-    assert (cupy.asnumpy(p) == 1).all() and not cupy.asnumpy(rows).any() and not cupy.asnumpy(cols).any()
-
-
 def test_new_arrays_at_new_addresses_do_not_reuse_a_stale_chunk_table():
     rng = np.random.default_rng(2)
     for _ in range(3):  # same shapes each time, new allocations

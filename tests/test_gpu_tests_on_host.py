@@ -14,7 +14,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-GPU_MODULES = ["test_gpu_optimizers.py", "test_gpu_init.py", "test_gpu_rules.py", "test_gpu_graphs.py"]
+GPU_MODULES = ["test_gpu_optimizers.py", "test_gpu_init.py", "test_gpu_rules.py", "test_gpu_graphs.py",
+               "test_gpu_adafactor.py"]
 SKIPPED_ON_HOST = {"test_torch_cuda_tensor_is_filled_through_a_view",  # need torch built with CUDA
                    "test_torch_cuda_adapter_matches_torch_optim_on_torchs_stream"}
 

@@ -4,8 +4,10 @@ backend that owns the arrays' device, a module with the same functions for every
 * ``step(spec, variant, names, lists, scalars)``: one fused step of a rule variant, checked first;
 * ``Plan(calls, n_params)``: an optimizer's params and state checked once, ``.step(grads, variants,
   scalars)`` checking only the gradients (False, nothing written, when one is None);
+* ``adafactor_step(params, grads, row_vars, col_vars, variances, scalars)``: Adafactor's step (its
+  state is not shaped like its params);
 * ``grad_norm(grads)``: (sum of squares, all finite) over a list of gradients of one dtype;
-* ``check_param(p, where)``, ``memory_extent(p)``, ``dtype_name(p)``, ``full_like(p, value)``, ``copy_like(value, p)``: what an optimizer
+* ``check_param(p, where)``, ``memory_extent(p)``, ``dtype_name(p)``, ``full_like(p, value)``, ``zeros_like_shape(p, shape)``, ``copy_like(value, p)``: what an optimizer
   needs to take a param and make or restore its state on the param's device;
 * ``fill_target(tensor)``, ``fill(target, **constants)``, ``assign(target, values)``: the
   initializers' in-place writes.

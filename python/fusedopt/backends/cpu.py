@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._core import Plan, grad_norm, init_fill
+from .._core import Plan, adafactor_step, grad_norm, init_fill
 from .._core import step as _step
 
-__all__ = ["step", "Plan", "grad_norm", "check_param", "memory_extent", "dtype_name", "full_like", "copy_like", "fill_target",
+__all__ = ["step", "Plan", "adafactor_step", "zeros_like_shape", "grad_norm", "check_param", "memory_extent", "dtype_name", "full_like", "copy_like", "fill_target",
            "fill", "assign"]
 
 _SUPPORTED_NAMES = ("float32", "float64", "bfloat16", "float16")
@@ -91,3 +91,8 @@ fill = init_fill
 
 def assign(target, values) -> None:
     target[...] = values
+
+
+def zeros_like_shape(p, shape):
+    """Zeros of ``shape`` with the dtype of param ``p`` (a state buffer not shaped like its param)."""
+    return np.zeros(shape, dtype=p.dtype)

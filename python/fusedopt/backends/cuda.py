@@ -80,7 +80,7 @@ def _headers_digest() -> str:
     return digest.hexdigest()
 
 
-SOURCES = ("optimizers", "init", "reductions")  # fusedopt/cuda/<source>.cu
+SOURCES = ("optimizers", "init", "reductions", "adafactor")  # fusedopt/cuda/<source>.cu
 
 
 def kernel_source(source: str) -> str:
@@ -133,6 +133,8 @@ def kernel_names(source: str) -> Tuple[str, ...]:
         return tuple(FILL_KERNELS.values())
     if source == "reductions":
         return tuple(GRAD_NORM_KERNELS.values())
+    if source == "adafactor":
+        return tuple(f"adafactor_{k}_{t}" for t in _SUPPORTED for k in ADAFACTOR_KERNELS)
     return tuple(name for rule in range(len(_core.rules()))
                  for name in _rule_kernel_names(rule) + capturable_kernel_names(rule)) + TRAFFIC_KERNELS
 
@@ -485,7 +487,12 @@ def _device_table(infos: Sequence[_ListInfo], extra_rows: Sequence[Tuple[int, ..
     sizes = infos[0].numel
     if chunk is None:
         chunk = chunk_size(sum(sizes), infos[0].device)
-    key = (chunk, moving, infos[0].shapes) + tuple(r for k, r in enumerate(rows) if k != moving)
+    return _device_table_of_rows(rows, sizes, infos[0].shapes, chunk, moving)
+
+
+def _device_table_of_rows(rows, sizes, shapes, chunk: int, moving: int) -> _DeviceTable:
+    """_device_table over rows of pointers given directly (0 for an array a tensor does not have)."""
+    key = (chunk, moving, shapes) + tuple(r for k, r in enumerate(rows) if k != moving)
     table = _table_cache.get(key)
     if table is None:
         if len(_table_cache) >= 64:  # a bounded cache: training loops reuse one or two lists
@@ -933,6 +940,14 @@ def full_like(p, value, dtype=None):
     return _cupy().full_like(as_cupy("params", p), value, dtype=dtype)
 
 
+def zeros_like_shape(p, shape):
+    """Zeros of ``shape`` with the dtype and device of param ``p`` (a state buffer not shaped like its param)."""
+    cupy = _cupy()
+    view = as_cupy("params", p)
+    with cupy.cuda.Device(view.data.device_id):
+        return cupy.zeros(shape, view.dtype)
+
+
 def copy_like(value, p, dtype=None):
     """A C-contiguous copy of saved state ``value`` with the dtype and device of param ``p``."""
     cupy = _cupy()
@@ -943,6 +958,214 @@ def copy_like(value, p, dtype=None):
 
 def to_host(value):
     return as_cupy("state_dict", value).get()
+
+
+# --- Adafactor (fusedopt/cuda/adafactor.cu) -----------------------------------------------------------
+
+ADAFACTOR_KERNELS = ("first_lanes", "row_sums", "col_sums", "row_factors", "col_factors", "row_scales",
+                     "norm_lanes", "step_sizes", "write")
+_ADAFACTOR_NAMES = ("params", "grads", "row_vars", "col_vars", "variances")
+_ADAFACTOR_FIELDS = 9  # rules::AdafactorScalars
+# cpu/adafactor.hpp's tiles: the same cuts, so that the same sums are taken in the same order
+_TILE_COLS, _TILE_ELEMENTS, _VECTOR_TILE, _LANES = 1024, 65536, 16384, 16
+
+
+def _adafactor_shape(shape) -> Tuple[int, int, int, bool]:
+    """(batches, rows, cols, factored) of a param, as the CPU binding sees it."""
+    if len(shape) >= 2:
+        rows, cols = shape[-2], shape[-1]
+        return (0 if rows * cols == 0 else math.prod(shape) // (rows * cols)), rows, cols, True
+    return 1, 1, math.prod(shape), False
+
+
+class _AdafactorPlan:
+    """The tiles, work lists and device scratch of one set of Adafactor arrays (their shapes and dtype),
+    built once: the kernels' TensorInfo and TileInfo records, and the (tile, row), (tile, column),
+    (tensor, batch, row), (tensor, batch, column) and (tensor, batch) items of the passes."""
+
+    def __init__(self, shapes, dtype: str):
+        cupy = _cupy()
+        tensors, tiles, first_tile = [], [], [0]
+        row_part = col_part = scale_at = 0
+        row_items, col_items, row_factor_items, col_factor_items, matrix_items = [], [], [], [], []
+        for t, shape in enumerate(shapes):
+            batches, rows, cols, factored = _adafactor_shape(shape)
+            tile_cols = min(cols, _TILE_COLS) if factored else _VECTOR_TILE
+            tile_rows = max(_TILE_ELEMENTS // tile_cols, 1) if factored and tile_cols > 0 else 1
+            row_blocks = -(-rows // tile_rows) if tile_rows > 0 else 0
+            col_blocks = -(-cols // tile_cols) if tile_cols > 0 else 0
+            tensors.append((batches, rows, cols, row_part, col_part, row_blocks, col_blocks, scale_at))
+            if batches * rows * cols:
+                if factored:
+                    row_part += batches * col_blocks * rows
+                    col_part += batches * row_blocks * cols
+                    scale_at += batches * (rows + cols)
+                    for b in range(batches):
+                        matrix_items.append((t, b))
+                        row_factor_items.append(np.stack([np.full(rows, t), np.full(rows, b), np.arange(rows)], 1))
+                        col_factor_items.append(np.stack([np.full(cols, t), np.full(cols, b), np.arange(cols)], 1))
+                for b in range(batches):
+                    for rb in range(row_blocks):
+                        for cb in range(col_blocks):
+                            row0, col0 = rb * tile_rows, cb * tile_cols
+                            n_rows, n_cols = min(tile_rows, rows - row0), min(tile_cols, cols - col0)
+                            k = len(tiles)
+                            tiles.append((t, b, row0, n_rows, col0, n_cols, rb, cb))
+                            if factored:
+                                row_items.append(np.stack([np.full(n_rows, k), np.arange(row0, row0 + n_rows)], 1))
+                                col_items.append(np.stack([np.full(n_cols, k), np.arange(n_cols)], 1))
+            first_tile.append(len(tiles))
+
+        def device(items, width):
+            host = np.concatenate(items).astype(np.int64) if items else np.zeros((0, width), np.int64)
+            return cupy.asarray(np.ascontiguousarray(host.reshape(-1, width))), len(host)
+
+        self.tensors = cupy.asarray(np.array(tensors, np.int64).reshape(-1, 8))
+        self.tiles, self.n_tiles = device([np.array(tiles, np.int64).reshape(-1, 8)], 8)
+        self.first_tile = cupy.asarray(np.array(first_tile, np.int64))
+        self.row_items, self.n_row_items = device(row_items, 2)
+        self.col_items, self.n_col_items = device(col_items, 2)
+        self.row_factor_items, self.n_row_factor_items = device(row_factor_items, 3)
+        self.col_factor_items, self.n_col_factor_items = device(col_factor_items, 3)
+        self.matrix_items, self.n_matrices = device([np.array(matrix_items, np.int64).reshape(-1, 2)], 2)
+        self.n_tensors = len(shapes)
+        self.p_lanes = cupy.zeros(max(1, self.n_tiles * _LANES), np.float64)
+        self.u_lanes = cupy.zeros(max(1, self.n_tiles * _LANES), np.float64)
+        self.row_part = cupy.empty(max(1, row_part), np.float64)
+        self.col_part = cupy.empty(max(1, col_part), np.float64)
+        self.scales = cupy.empty(max(1, scale_at), dtype)
+        self.steps = cupy.empty(max(1, self.n_tensors), dtype)
+        self.scalars = cupy.empty(max(1, self.n_tensors * _ADAFACTOR_FIELDS), np.float64)
+        cupy.cuda.get_current_stream().synchronize()  # once per plan, as the tables
+
+
+def _adafactor_scalars(scalars, n: int) -> np.ndarray:
+    """One set of the rule's fields for every param (bytes), or one per param (a list of bytes)."""
+    given = list(scalars) if isinstance(scalars, (list, tuple)) else [scalars] * n
+    if len(given) != n:
+        raise ValueError(f"scalars: expected {n} entries (one per param), got {len(given)}")
+    for s in given:
+        if not isinstance(s, bytes):
+            raise TypeError("adafactor: scalars must be bytes (the rule's fields as doubles)")
+        if len(s) != 8 * _ADAFACTOR_FIELDS:
+            raise ValueError(f"adafactor: expected {_ADAFACTOR_FIELDS} scalars, got {len(s) // 8}")
+    return np.frombuffer(b"".join(given), np.float64)
+
+
+def _adafactor_state(name: str, i: int, a, expected, what: str, param_text: str, dtype, device):
+    """The pointer of state entry ``name[i]`` (0 where the param has none), checked as the CPU binding
+    checks it."""
+    if expected is None:
+        if a is not None:
+            raise ValueError(f"{name}[{i}]: expected None, {param_text} has {what}")
+        return 0, None
+    if a is None:
+        raise ValueError(f"{name}[{i}]: required for {param_text} (got None)")
+    v = _adafactor_array(name, i, a, dtype, device)
+    if tuple(v.shape) != tuple(expected):
+        raise ValueError(f"{name}[{i}]: shape {tuple(v.shape)} is not {tuple(expected)}, {what} of {param_text}")
+    return v.data.ptr, v.nbytes
+
+
+def _adafactor_array(name: str, i: int, a, dtype, device):
+    v = as_cupy(f"{name}[{i}]", a)
+    if dtype is not None and v.dtype != dtype:
+        raise TypeError(f"{name}[{i}]: dtype {v.dtype} does not match params[0] dtype {dtype}")
+    if v.data.device_id != device and device is not None:
+        raise ValueError(f"{name}[{i}]: on device {v.data.device_id}, params[0] on device {device}")
+    if not v.flags.c_contiguous:
+        raise ValueError(f"{name}[{i}]: array is not C-contiguous; fusedopt updates in place and never copies")
+    if v.data.ptr % v.dtype.itemsize:
+        raise ValueError(f"{name}[{i}]: array is not aligned to its dtype")
+    return v
+
+
+def adafactor_step(params, grads, row_vars, col_vars, variances, scalars) -> None:
+    """One Adafactor step on CUDA arrays, the CPU binding's (fusedopt._core.adafactor_step) checks and
+    bits: everything is checked before anything is written, then the nine launches of adafactor.cu on
+    the current stream. The tiles and the device scratch are built once per set of arrays; new grads
+    rewrite only their row of the pointer table (asynchronously, as the elementwise steps)."""
+    lists = (params, grads, row_vars, col_vars, variances)
+    for name, given in zip(_ADAFACTOR_NAMES, lists):
+        if not isinstance(given, (list, tuple)):
+            raise TypeError(f"{name}: expected a list of arrays, got {type(given).__name__}")
+    n = len(params)
+    if n == 0:
+        raise ValueError("params: empty list, nothing to update")
+    for name, given in zip(_ADAFACTOR_NAMES[1:], lists[1:]):
+        if len(given) != n:
+            raise ValueError(f"{name}: expected {n} entries (one per param), got {len(given)}")
+    fields = _adafactor_scalars(scalars, n)
+    first = _adafactor_array("params", 0, params[0], None, None)
+    dtype, device = first.dtype, first.data.device_id
+    if dtype.name not in _SUPPORTED:
+        raise TypeError(f"params[0]: dtype {dtype} is not supported; expected float32 or float64")
+    _check_current_device(device)
+    rows: List[List[int]] = [[] for _ in range(5)]
+    shapes, extents = [], []
+    for i in range(n):
+        p = _adafactor_array("params", i, params[i], dtype, device)
+        g = _adafactor_array("grads", i, grads[i], dtype, device)
+        shape = tuple(p.shape)
+        if tuple(g.shape) != shape:
+            raise ValueError(f"grads[{i}]: shape {tuple(g.shape)} does not match params[{i}] shape {shape}")
+        text = f"params[{i}] shape {shape}"
+        if len(shape) >= 2:
+            states = [(shape[:-1] + (1,), "the row factor"), (shape[:-2] + (1, shape[-1]), "the column factor"),
+                      (None, "2 or more dims (a row and a column factor instead)")]
+        else:
+            why = "fewer than 2 dims (a variance instead)"
+            states = [(None, why), (None, why), (shape, "the variance")]
+        pointers = [(p.data.ptr, p.nbytes), (g.data.ptr, g.nbytes)]
+        for k, (expected, what) in enumerate(states):
+            pointers.append(_adafactor_state(_ADAFACTOR_NAMES[2 + k], i, lists[2 + k][i], expected, what, text, dtype,
+                                             device))
+        for k, (ptr, nbytes) in enumerate(pointers):
+            rows[k].append(ptr)
+            if nbytes is not None:
+                extents.append((ptr, ptr + nbytes, k, i))
+        shapes.append(shape)
+    refuse_overlaps(extents, lambda k, i: f"{_ADAFACTOR_NAMES[k]}[{i}]")
+    with _launch_lock:
+        table = _device_table_of_rows([tuple(r) for r in rows], [math.prod(s) for s in shapes], tuple(shapes),
+                                      MAX_CHUNK, moving=1)
+        if table.scratch is None or table.scratch.steps.dtype != dtype:
+            table.scratch = _AdafactorPlan(shapes, dtype)
+        plan = table.scratch
+        stream = _cupy().cuda.get_current_stream()
+        _staging.copy(fields, plan.scalars.data.ptr, stream)
+        _adafactor_launches(plan, table.ptrs, dtype.name)
+        _in_flight.hold(tuple(a for given in lists for a in given if a is not None), stream, (table,))
+
+
+def _adafactor_launches(plan: _AdafactorPlan, ptrs, dtype: str) -> None:
+    kernels = {k: _module("adafactor", ()).get_function(f"adafactor_{k}_{dtype}") for k in ADAFACTOR_KERNELS}
+    n = np.int64(plan.n_tensors)
+    tiles, n_tiles = plan.tiles, np.int64(plan.n_tiles)
+
+    def grid(items: int):
+        return (max(1, -(-items // THREADS)),), (THREADS,)
+
+    kernels["first_lanes"](*grid(plan.n_tiles * _LANES),
+                           (ptrs, n, plan.tensors, tiles, n_tiles, plan.scalars, plan.p_lanes, plan.u_lanes))
+    kernels["row_sums"](*grid(plan.n_row_items), (ptrs, n, plan.tensors, tiles, plan.row_items,
+                                                  np.int64(plan.n_row_items), plan.scalars, plan.row_part))
+    kernels["col_sums"](*grid(plan.n_col_items), (ptrs, n, plan.tensors, tiles, plan.col_items,
+                                                  np.int64(plan.n_col_items), plan.scalars, plan.col_part))
+    kernels["row_factors"](*grid(plan.n_row_factor_items), (ptrs, n, plan.tensors, plan.row_factor_items,
+                                                            np.int64(plan.n_row_factor_items), plan.scalars,
+                                                            plan.row_part))
+    kernels["col_factors"](*grid(plan.n_col_factor_items), (ptrs, n, plan.tensors, plan.col_factor_items,
+                                                            np.int64(plan.n_col_factor_items), plan.scalars,
+                                                            plan.col_part, plan.scales))
+    kernels["row_scales"](*grid(plan.n_matrices), (ptrs, n, plan.tensors, plan.matrix_items,
+                                                   np.int64(plan.n_matrices), plan.scalars, plan.scales))
+    kernels["norm_lanes"](*grid(plan.n_tiles * _LANES),
+                          (ptrs, n, plan.tensors, tiles, n_tiles, plan.scalars, plan.scales, plan.u_lanes))
+    kernels["step_sizes"](*grid(plan.n_tensors), (plan.tensors, plan.first_tile, n, plan.scalars, plan.p_lanes,
+                                                  plan.u_lanes, plan.steps))
+    kernels["write"]((max(1, plan.n_tiles),), (THREADS,),
+                     (ptrs, n, plan.tensors, tiles, n_tiles, plan.scalars, plan.scales, plan.steps))
 
 
 # --- reductions -----------------------------------------------------------------------------------

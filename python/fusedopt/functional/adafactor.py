@@ -14,7 +14,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import _core, backends
+from .. import backends
 from . import _checks
 from ._checks import Bounded, EpsilonPair, Flag, NonNegative
 from ._spec import Buffer, HyperparameterTable, Hyper
@@ -98,13 +98,14 @@ def adafactor(params: Sequence, grads: Sequence, row_vars: Sequence, col_vars: S
     batch of matrices); RMS is per tensor. Passes over memory: 3 for a factored param (‖p‖ and the
     row and column sums of g²; then ‖U‖, which needs every row and column mean; then the write), 2
     for the others (V̂, ‖p‖ and ‖U‖; then the write). The sums are taken in tiles fixed by the
-    shape, so the result is the same for any thread count and instruction set. Not on the GPU yet.
+    shape, so the result is the same for any thread count and instruction set, and on the GPU
+    (CUDA arrays: the same tiles and order, nine launches; python/fusedopt/cuda/adafactor.cu).
 
     torch takes ``eps1=None`` as the machine epsilon of the first param's dtype for the whole group;
     here it is each call's dtype (all params of one call share one).
 
     Args:
-        params: arrays updated in place (C-contiguous, writable, float32 or float64).
+        params: arrays updated in place (C-contiguous, writable, float32 or float64; NumPy or CUDA).
         grads: one gradient per param, same shape and dtype.
         row_vars: :math:`R` per param: shape ``p.shape[:-1] + (1,)`` for 2 or more dims, else None.
         col_vars: :math:`C` per param: shape ``p.shape[:-2] + (1, p.shape[-1])``, else None.
@@ -132,11 +133,10 @@ def adafactor(params: Sequence, grads: Sequence, row_vars: Sequence, col_vars: S
         ADAFACTOR.check(h)
         _checked = key
     first = params[0] if isinstance(params, (list, tuple)) and params else None
-    if first is not None and backends.is_cuda_array(first):
-        raise NotImplementedError("adafactor: not on the GPU yet (its row and column reductions have no CUDA kernel)")
     dtype = getattr(first, "dtype", np.float32)
-    _core.adafactor_step(params, grads, row_vars, col_vars, variances,
-                         ADAFACTOR.packed_scalars(h, step, dtype if dtype in (np.float32, np.float64) else np.float32))
+    backends.for_arrays(params).adafactor_step(
+        params, grads, row_vars, col_vars, variances,
+        ADAFACTOR.packed_scalars(h, step, dtype if dtype in (np.float32, np.float64) else np.float32))
 
 
 adafactor.spec = ADAFACTOR  # type: ignore[attr-defined]

@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Optional, Sequence, Tuple
 
-import numpy as np
 
-from .. import _core, backends
+from .. import backends
 from ..functional._scaling import check_grad_scale
 from ..functional.adafactor import ADAFACTOR
 from .optimizer import Optimizer, ParamsT, _ParamState
@@ -35,14 +34,6 @@ class Adafactor(Optimizer):
         super().__init__(params, lr=lr, beta2_decay=beta2_decay, eps=eps, d=d, weight_decay=weight_decay,
                          maximize=maximize)
 
-    def _add_param_group(self, param_group: Dict[str, Any]) -> None:
-        params = param_group.get("params") if isinstance(param_group, dict) else None
-        listed = [params] if backends.is_array(params) else list(params or ())
-        if any(backends.is_cuda_array(p) for p in listed):
-            raise NotImplementedError("Adafactor: not on the GPU yet (its row and column reductions have no CUDA "
-                                      "kernel); CUDA params are refused")
-        super()._add_param_group(param_group)
-
     def _state_shape(self, key: str, p) -> Optional[Tuple[int, ...]]:
         return ADAFACTOR.buffer_shape(key, p.shape)
 
@@ -60,7 +51,7 @@ class Adafactor(Optimizer):
                 for b in ADAFACTOR.buffers:
                     shape = ADAFACTOR.buffer_shape(b.key, p.shape)
                     if shape is not None and b.key not in state:
-                        state[b.key] = np.zeros(shape, dtype=p.dtype)
+                        state[b.key] = backends.for_array(p).zeros_like_shape(p, shape)
                         new_state[i] = state
                 if i not in self._state:
                     new_state[i] = state
@@ -77,7 +68,7 @@ class Adafactor(Optimizer):
             if not indices:
                 return
             try:
-                _core.adafactor_step(*lists.values(), scalars)
+                backends.for_arrays(lists["params"]).adafactor_step(*lists.values(), scalars)
             except (TypeError, ValueError) as e:
                 def describe(argument: str, k: int) -> str:
                     if argument == "params":

@@ -1,7 +1,8 @@
 """``fusedopt.torch.Adafactor``: torch.optim.Adafactor's signature, state keys (``step``, ``row_var``
 and ``col_var`` for a param of 2 or more dims, ``variance`` for the others) and update, stepped by
-fusedopt's fused Adafactor (one call for every param with a grad, all groups together). CPU only:
-CUDA params are refused until its reductions have a CUDA kernel. Every step gathers the params in
+fusedopt's fused Adafactor (one call for every param with a grad, all groups together). CPU tensors
+only: CUDA tensors are refused (``fusedopt.Adafactor`` takes CUDA arrays; this adapter does not route
+them yet). Every step gathers the params in
 Python (O(params)); the elementwise classes' steady path is not here yet."""
 
 from __future__ import annotations
@@ -91,8 +92,8 @@ class Adafactor(torch.optim.Optimizer):
                 where = _Where(g, j)
                 view = _cached_view(self._views, p, where)
                 if p.is_cuda:
-                    raise NotImplementedError(f"{where}: Adafactor is not on the GPU yet (its row and column "
-                                              "reductions have no CUDA kernel)")
+                    raise NotImplementedError(f"{where}: fusedopt.torch.Adafactor takes CPU tensors only for now "
+                                              "(fusedopt.Adafactor takes CUDA arrays, CuPy's or torch's)")
                 if (grad.layout is not torch.strided or grad.dtype is not p.dtype or not grad.is_contiguous()
                         or grad.is_neg()):
                     _check_grad(p, grad, str(where))

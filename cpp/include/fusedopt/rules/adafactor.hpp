@@ -81,7 +81,7 @@ struct Adafactor {
 
   // The per-tensor step size from ‖p‖ and ‖U‖, in double as torch computes it on the host (with
   // Python's max, where a NaN norm loses to the floor).
-  static double step_size(double p_norm, double u_norm, double numel, const AdafactorScalars<double>& s) {
+  FUSEDOPT_HD static double step_size(double p_norm, double u_norm, double numel, const AdafactorScalars<double>& s) {
     const double rms_p = p_norm / square_root(numel);
     const double alpha = (rms_p > s.eps2 ? rms_p : s.eps2) * s.rho;
     const double clip = u_norm / (square_root(numel) * s.d);
