@@ -24,20 +24,12 @@ import sys
 import numpy as np
 
 import fusedopt
-from fusedopt import reference
 from fusedopt.bench import harness, impls, report
-from fusedopt.bench.tables import rows_from_times
+from fusedopt.bench.tables import (ADAFACTOR_CASES, adafactor_arrays_per_param, adafactor_expected,
+                                   rows_from_times)
 
-CASES = {
-    "matrix": [(2000, 5000)],
-    "vector": [(10_000_000,)],
-    "model": [(500, 500)] * 20 + [(250_000,)] * 20,
-}
+CASES = ADAFACTOR_CASES
 KWARGS = dict(lr=1e-2)
-
-
-def arrays_per_param(shape) -> int:
-    return 6 if len(shape) >= 2 else 8
 
 
 def torch_impl(params, grads, foreach=None, fused_adapter=False):
@@ -65,15 +57,11 @@ def case(name: str, threads: int, repeats: int):
     shapes = CASES[name]
     params, grads = impls.make_data(shapes, np.float32)
     n = sum(int(np.prod(s)) for s in shapes)
-    nbytes = sum(int(np.prod(s)) * 4 * arrays_per_param(s) for s in shapes)
+    nbytes = sum(int(np.prod(s)) * 4 * adafactor_arrays_per_param(s) for s in shapes)
     built = {"fusedopt": fusedopt_impl(params, grads), "fusedopt-torch": torch_impl(params, grads, fused_adapter=True),
              "torch-default": torch_impl(params, grads, foreach=False),
              "torch-foreach": torch_impl(params, grads, foreach=True)}
-    expected = []
-    for p, g in zip(params, grads):
-        p64 = p.astype(np.float64)
-        reference.adafactor(p64, g.astype(np.float64), {}, eps1_dtype=np.float32, **KWARGS)
-        expected.append(p64)
+    expected = adafactor_expected(params, grads, KWARGS)
     ok = {}
     for key, impl in built.items():
         impl.step()
@@ -88,7 +76,7 @@ def case(name: str, threads: int, repeats: int):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, nargs="+", default=[2])
-    ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    ap.add_argument("--cases", nargs="+", default=["matrix", "vector", "model"], choices=list(CASES))
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--json", default=None, help="write rows and machine info here")
     args = ap.parse_args(argv)

@@ -91,6 +91,8 @@ def main(argv=None):
     ap.add_argument("--grid", nargs="*", type=int, default=[2, 3, 4, 8, 16],
                     help="FUSEDOPT_CUDA_BLOCKS_PER_SM values to sweep for LAMB's norm pass (none: skip)")
     ap.add_argument("--sweep-sizes", nargs="+", default=["1e8", "model200"], help="sizes of the two sweeps")
+    ap.add_argument("--adafactor", nargs="*", default=[], choices=["matrix", "vector", "model", "small"],
+                    help="Adafactor cases (fusedopt.bench.tables.ADAFACTOR_CASES) against torch's foreach one")
     ap.add_argument("--backends", default=None,
                     help="comma-separated subset of cuda,cupy,torch-cuda (default: every one available)")
     ap.add_argument("--repeats", type=int, default=20)
@@ -130,6 +132,8 @@ def main(argv=None):
             variants = ("fused",) if huge else ("fused", "foreach")
             run(f"{optimizer} {size}", lambda: gpu.optimizer_case(optimizer, size, np.float32, use, args.repeats,
                                                                    torch_variants=variants))
+    for case in args.adafactor:
+        run(f"adafactor {case}", lambda: gpu.adafactor_case(case, backends, args.repeats))
     for size in args.init_sizes:
         for name in args.initializers:
             run(f"{name} {size}", lambda: gpu.initializer_case(name, int(float(size)), np.float32, backends,

@@ -25,7 +25,7 @@ CUOBJDUMP_DIR=${CUOBJDUMP_DIR:-/usr/local/cuda/bin} python3 dev/sass_report.py -
 python3 benchmarks/gpu_targets.py "$out" 2>&1 | tee "$out/targets.txt"
 # issue 15's optimizers (LAMB and LARS: two launches) at 1e7 and 1e8, against torch where it has them
 python3 benchmarks/bench_gpu.py --sizes 1e7 1e8 --optimizers adamax radam adadelta rprop nadam asgd lion lamb lars \
-  --init-sizes --chunks --grid --json "$out/bench_gpu_family.json" 2>&1 | tee "$out/bench_gpu_family.txt"
+  --adafactor matrix vector model --init-sizes --chunks --grid --json "$out/bench_gpu_family.json" 2>&1 | tee "$out/bench_gpu_family.txt"
 # issue 16: Adam over bfloat16 and float16 storage, master copies, stochastic rounding (never run on a GPU yet)
 python3 benchmarks/bench_gpu_mixed_precision.py --sizes 1e7 1e8 --json "$out/bench_gpu_mixed_precision.json" 2>&1 | \
   tee "$out/bench_gpu_mixed_precision.txt"

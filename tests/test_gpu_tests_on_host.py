@@ -43,13 +43,14 @@ def test_gpu_benchmark_runs_and_every_implementation_agrees_with_the_reference(t
     run = subprocess.run(
         [sys.executable, str(HERE.parent / "benchmarks" / "bench_gpu.py"), "--backends", "cuda", "--sizes", "1e4",
          "small3", "--init-sizes", "1e4", "--chunks", "64", "4096", "--grid", "1", "8", "--sweep-sizes", "1e4", "--repeats", "2",
+         "--adafactor", "small",
          "--json", str(out)],
         cwd=tmp_path, env=fake_cupy_env(FUSEDOPT_BENCH_BUSY_ELEMENTS="1000"), capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     data = json.loads(out.read_text())
     cases = {(r["name"], r["size"]) for r in data["rows"]}
     assert cases == {("adam", "1e4"), ("sgd", "1e4"), ("adam", "small3"), ("sgd", "small3"), ("uniform", "10000"),
-                     ("normal", "10000"), ("kaiming_uniform", "10000")}, cases
+                     ("normal", "10000"), ("kaiming_uniform", "10000"), ("adafactor-small", "small")}, cases
     assert all(r["backend"] == "fusedopt-cuda" and r["agrees_with_reference"] for r in data["rows"]), data["rows"]
     optimizer_rows = [r for r in data["rows"] if r["kind"] == "optimizer"]
     assert all(r["kernel_ms"] > 0 for r in optimizer_rows)  # the kernel-only timing, beside the whole step

@@ -104,6 +104,13 @@ def time_events(steps: Dict[str, Callable[[], object]], repeats: int, warmup: in
                                     before=lambda: cupy.cuda.Device().synchronize())
 
 
+def _with_kernel_times(rows: List[dict], kernel_times, nbytes: int, probe_bytes: int) -> None:
+    """Each row's kernel-only time and its fraction of the copy's bandwidth, both timed with the queue full."""
+    for row in rows:
+        row["kernel_ms"] = kernel_times[row["backend"]] * 1e3
+        row["kernel_frac_copy"] = nbytes / kernel_times[row["backend"]] / (probe_bytes / kernel_times["copy"])
+
+
 def adam_traffic(shapes, dtype):
     """fusedopt's Adam-traffic probe over arrays of the case's shapes (4 reads, 3 writes per element,
     the step's walker, no math): the Adam step's own ceiling."""
@@ -257,15 +264,13 @@ def optimizer_case(optimizer: str, size: str, dtype, backends: Sequence[str], re
     traffic = None
     if optimizer == "adam" and "fusedopt-cuda" in built:
         calls["adam-traffic"], traffic = adam_traffic(shapes, dtype)
-    times = time_events(calls, repeats)
-    kernel_times = time_events(calls, repeats, kernel_only=True)
+    times, kernel_times = time_events(calls, repeats), time_events(calls, repeats, kernel_only=True)
     ceiling = probe_bytes / times["copy"]
     rows = tables.rows_from_times(times, built, ok, ceiling, nbytes,
                                  dict(kind="optimizer", name=optimizer, size=size, n=n, dtype=np.dtype(dtype).name,
                                       threads=None, device=device_name()))
-    for row in rows:  # the GPU work alone, and the Adam step's own ceiling
-        row["kernel_ms"] = kernel_times[row["backend"]] * 1e3
-        row["kernel_frac_copy"] = nbytes / kernel_times[row["backend"]] / (probe_bytes / kernel_times["copy"])
+    _with_kernel_times(rows, kernel_times, nbytes, probe_bytes)
+    for row in rows:  # the Adam step's own ceiling
         if traffic is not None:
             row["traffic_ms"], row["traffic_kernel_ms"] = times["adam-traffic"] * 1e3, kernel_times["adam-traffic"] * 1e3
             row["frac_traffic"] = times["adam-traffic"] / times[row["backend"]]
@@ -322,3 +327,45 @@ def kernel_table(rows: List[dict]) -> str:
         lines.append(f"{r['name'] + ' ' + r['size'] + ' ' + r['dtype']:28} {r['backend']:22} {r['ms']:9.3f} "
                      f"{r['kernel_ms']:10.3f} {100 * r['kernel_frac_copy']:8.1f}% {traffic} {traffic_k}")
     return "\n".join(lines)
+
+
+def adafactor_case(case: str, backends: Sequence[str], repeats: int) -> List[dict]:
+    """Adafactor on the GPU (tables.ADAFACTOR_CASES, float32, lr 1e-2): fusedopt against torch's
+    foreach Adafactor on CUDA (torch has no fused one), each checked against the float64 reference
+    after one step; the ceiling is a device-to-device copy of the byte model's bytes."""
+    import cupy
+
+    import fusedopt
+
+    shapes, kwargs = tables.ADAFACTOR_CASES[case], dict(lr=1e-2)
+    host_p, host_g = impls.make_data(shapes, np.float32)
+    n = sum(int(np.prod(s)) for s in shapes)
+    nbytes = sum(int(np.prod(s)) * 4 * tables.adafactor_arrays_per_param(s) for s in shapes)
+    built: Dict[str, impls.Impl] = {}
+    if "cuda" in backends:
+        ps, gs = [cupy.asarray(p) for p in host_p], [cupy.asarray(g) for g in host_g]
+        opt = fusedopt.Adafactor(ps, **kwargs)
+        built["fusedopt-cuda"] = impls.Impl(lambda: opt.step(gs), ps)
+    if "torch-cuda" in backends:
+        import torch
+
+        ts = [torch.tensor(p, device="cuda", requires_grad=True) for p in host_p]
+        for t, g in zip(ts, host_g):
+            t.grad = torch.tensor(g, device="cuda")
+        torch_opt = torch.optim.Adafactor(ts, foreach=True, **kwargs)
+        built["torch-cuda-foreach"] = impls.Impl(torch_opt.step, [cupy.asarray(t.detach()) for t in ts])
+    expected = tables.adafactor_expected(host_p, host_g, kwargs)
+    ok = {}
+    for name, impl in built.items():
+        impl.step()
+        ok[name] = all(np.allclose(cupy.asnumpy(p), e, rtol=1e-4, atol=1e-6) for p, e in zip(impl.params, expected))
+    probe, probe_bytes = copy_probe(nbytes)
+    calls = {**{k: v.step for k, v in built.items()}, "copy": probe}
+    times, kernel_times = time_events(calls, repeats), time_events(calls, repeats, kernel_only=True)
+    rows = tables.rows_from_times(times, built, ok, probe_bytes / times["copy"], nbytes,
+                                  dict(kind="optimizer", name=f"adafactor-{case}", size=case, n=n, dtype="float32",
+                                       threads=None, device=device_name()))
+    _with_kernel_times(rows, kernel_times, nbytes, probe_bytes)
+    del built
+    cupy.get_default_memory_pool().free_all_blocks()
+    return rows

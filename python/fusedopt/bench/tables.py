@@ -96,3 +96,30 @@ def rows_from_times(times, built, ok, ceiling, nbytes, common, footprint_bytes: 
                          agrees_with_reference=ok[name],
                          speedup_vs_best_other=(min(others) / t) if others else None))
     return rows
+
+
+# Adafactor's cases (its state is shaped by the params, so the shapes are its own) and its byte model
+# (float32 arrays moved per param): factored, 3 passes: p and g, then g, then p and g read and p written;
+# a vector, 2 passes: p, g, V read and V written, then p, g, V read and p written.
+ADAFACTOR_CASES = {
+    "matrix": [(2000, 5000)],
+    "vector": [(10_000_000,)],
+    "model": [(500, 500)] * 20 + [(250_000,)] * 20,
+    "small": [(300, 129), (1000,)],  # for the benchmarks' own tests
+}
+
+
+def adafactor_arrays_per_param(shape) -> int:
+    return 6 if len(shape) >= 2 else 8
+
+
+def adafactor_expected(params, grads, kwargs):
+    """The float64 reference's params after one Adafactor step from zero state (float32 eps1)."""
+    from .. import reference
+
+    expected = []
+    for p, g in zip(params, grads):
+        p64 = p.astype(np.float64)
+        reference.adafactor(p64, g.astype(np.float64), {}, eps1_dtype=np.float32, **kwargs)
+        expected.append(p64)
+    return expected
