@@ -80,18 +80,25 @@ def test_kernels_assemble_without_register_spills_or_stack(source, arch):
 
 def mixed_examples():
     """16-bit steps as the backend names them (compiled at first use, one per layout): every variant of
-    every elementwise rule with bfloat16 lists rounded stochastically, and float16 params and grads with
-    float32 master copies and state."""
+    every rule (the two-pass rules' first pass and update) with bfloat16 lists rounded stochastically,
+    and float16 params and grads with float32 master copies and state."""
     from fusedopt import _core
 
     names = []
     for index, rule in enumerate(_core.rules()):
-        if rule["per_tensor_norms"]:
-            continue
         for variant, present in enumerate(rule["present"]):
             lists = bin(present).count("1")
-            names.append(cuda.mixed_kernel_name(index, variant, [2] * lists, False, True))
-            names.append(cuda.mixed_kernel_name(index, variant, [3, 3] + [0] * (lists - 2), True, False))
+            bf16, fp16_master = [2] * lists, [3, 3] + [0] * (lists - 2)
+            if not rule["per_tensor_norms"]:
+                names.append(cuda.mixed_kernel_name(index, variant, bf16, False, True))
+                names.append(cuda.mixed_kernel_name(index, variant, fp16_master, True, False))
+                continue
+            # a two-pass rule (LAMB, LARS): its first pass where the variant sums norms, then its update
+            if "first_pass" in cuda.kernels_of(index, variant):
+                names.append(cuda.mixed_first_pass_name(index, variant, bf16, False))
+                names.append(cuda.mixed_first_pass_name(index, variant, fp16_master, True))
+            names.append(cuda.mixed_scaled_step_name(index, variant, bf16, False, True))
+            names.append(cuda.mixed_scaled_step_name(index, variant, fp16_master, True, False))
     return names
 
 

@@ -527,11 +527,11 @@ def _check_variant(rule: int, variant: int, n_lists: int) -> None:
 NORM_CHUNK = 4096  # elements per partial norm sum: the CPU's (cpu/apply.hpp, kNormChunk), for the same bits
 
 
-def _norm_table(infos: Sequence[_ListInfo], dtype: str, moving: int = 1) -> _DeviceTable:
+def _norm_table(infos: Sequence[_ListInfo], dtype: str, moving: int = 1, extra_rows=()) -> _DeviceTable:
     """A table cut in the CPU's norm chunks (one thread per chunk), with its device scratch built once:
     each tensor's first chunk, the chunk sums, per-tensor counters at zero, and (for a two-pass rule)
-    each tensor's factor, in ``table.scratch``."""
-    table = _device_table(infos, moving=moving, chunk=NORM_CHUNK)
+    each tensor's factor, in ``table.scratch``. ``dtype``: the factors' (float32 for 16-bit storage)."""
+    table = _device_table(infos, extra_rows, moving=moving, chunk=NORM_CHUNK)
     if table.scratch is None:
         cupy = _cupy()
         sizes = np.asarray(infos[0].numel, np.int64)
@@ -549,8 +549,8 @@ def _norm_grid(table: _DeviceTable) -> int:
 def _step_tables(rule: int, variant: int, infos: Sequence[_ListInfo], extra_rows=()) -> Tuple[_DeviceTable, ...]:
     """The device tables one step of a variant reads: its chunk table, and a two-pass rule's norm table."""
     table = _device_table(infos, extra_rows)
-    if "first_pass" in kernels_of(rule, variant) and not extra_rows:
-        return table, _norm_table(infos, infos[0].name)
+    if "first_pass" in kernels_of(rule, variant):  # (16-bit storage: extra rows, float32 factors)
+        return table, _norm_table(infos, "float32" if extra_rows else infos[0].name, extra_rows=extra_rows)
     return (table,)
 
 
@@ -641,11 +641,19 @@ def mixed_kernel_name(rule: int, variant: int, storage: Sequence[int], master: b
             f"{', '.join(map(str, storage))}>")
 
 
+def mixed_first_pass_name(rule: int, variant: int, storage: Sequence[int], master: bool) -> str:
+    """A two-pass rule's first pass over 16-bit storage (optimizers.cu ``first_pass_mixed``)."""
+    return (f"fusedopt::cuda::first_pass_mixed<fusedopt::rules::{_rule(rule)['cpp_name']}<{variant}u>, "
+            f"{str(master).lower()}, {', '.join(map(str, storage))}>")
+
+
+def mixed_scaled_step_name(rule: int, variant: int, storage: Sequence[int], master: bool, stochastic: bool) -> str:
+    """A two-pass rule's update over 16-bit storage (optimizers.cu ``scaled_step_mixed``)."""
+    return mixed_kernel_name(rule, variant, storage, master, stochastic).replace("::mixed_step<", "::scaled_step_mixed<")
+
+
 def _check_precision(rule: int, infos, master_info, stochastic: bool, names) -> None:
     """What a 16-bit step may not be asked for, as the CPU binding refuses it (before anything runs)."""
-    if _rule(rule)["per_tensor_norms"]:
-        raise NotImplementedError(f"{_rule(rule)['name']}: 16-bit storage on the GPU has no two-pass kernel yet "
-                                  "(it runs on the CPU)")
     dtypes = [info.name for info in infos]
     if master_info is not None:
         if master_info.name != "float32":
@@ -674,10 +682,24 @@ def _launch_mixed(rule: int, variant: int, storage: Tuple[int, ...], master: boo
     if table.n_chunks == 0:
         return
     stochastic = rounding is not None
-    seed, step = rounding if stochastic else (0, 0)
-    name = mixed_kernel_name(rule, variant, storage, master, stochastic)
-    kernel = _module("optimizers", (name,)).get_function(name)
-    kernel((table.n_chunks,), (THREADS,), (*table.args, np.uint64(seed), np.uint64(step), scalars.value))
+    seed, step = np.uint64(rounding[0] if stochastic else 0), np.uint64(rounding[1] if stochastic else 0)
+    kernels = kernels_of(rule, variant)
+    if kernels == ("step",):
+        name = mixed_kernel_name(rule, variant, storage, master, stochastic)
+        _module("optimizers", (name,)).get_function(name)((table.n_chunks,), (THREADS,),
+                                                          (*table.args, seed, step, scalars.value))
+        return
+    if "first_pass" in kernels:
+        norms = tables[1]
+        first_chunk, sums, done, factors = norms.scratch
+        name = mixed_first_pass_name(rule, variant, storage, master)
+        _module("optimizers", (name,)).get_function(name)(
+            (_norm_grid(norms),), (THREADS,), (*norms.args, first_chunk, sums, done, factors, scalars.value))
+    else:  # a variant without norms: factor 1
+        factors = _device_table_ones(table, "float32")
+    name = mixed_scaled_step_name(rule, variant, storage, master, stochastic)
+    _module("optimizers", (name,)).get_function(name)((table.n_chunks,), (THREADS,),
+                                                      (*table.args, factors, seed, step, scalars.value))
 
 
 def step(spec, variant: int, names, lists, scalars: bytes, master=None, rounding=None) -> None:

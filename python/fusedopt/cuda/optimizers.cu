@@ -30,7 +30,9 @@ __global__ void __launch_bounds__(kBlockThreads) step_from_device(FUSEDOPT_CHUNK
 template <class Rule, typename T>
 __global__ void __launch_bounds__(kBlockThreads) first_pass(FUSEDOPT_CHUNK_PARAMS, const int* first_chunk, double* sums, unsigned* done, T* factors,
                            const typename Rule::template Scalars<T> scalars) {
-  norms_and_factors<Rule, T>(FUSEDOPT_CHUNK_TABLE, first_chunk, sums, done, factors, scalars);
+  const ChunkTable c = FUSEDOPT_CHUNK_TABLE;
+  norms_and_factors<Rule, T>(c, first_chunk, sums, done, factors, scalars,
+                             [&](int chunk) { norm_chunk<Rule, T>(c, chunk, scalars, sums); });
 }
 
 // A step over lists stored in 16-bit types (and float32), each list's storage a template argument
@@ -40,6 +42,24 @@ template <class Rule, bool Master, bool Stochastic, int... D>
 __global__ void __launch_bounds__(kBlockThreads) mixed_step(FUSEDOPT_CHUNK_PARAMS, unsigned long long seed, unsigned long long step,
                            const typename Rule::template Scalars<float> scalars) {
   for_each_element_mixed<Rule, Master, Stochastic, D...>(FUSEDOPT_CHUNK_TABLE, scalars, seed, step);
+}
+
+// A two-pass rule over 16-bit storage: first_pass_mixed stores nothing (its sums only, and the factors);
+// scaled_step_mixed computes the first pass's state again from the stored values, then the update.
+template <class Rule, bool Master, int... D>
+__global__ void __launch_bounds__(kBlockThreads) first_pass_mixed(FUSEDOPT_CHUNK_PARAMS, const int* first_chunk, double* sums,
+                                                                  unsigned* done, float* factors,
+                                                                  const typename Rule::template Scalars<float> scalars) {
+  const ChunkTable c = FUSEDOPT_CHUNK_TABLE;
+  norms_and_factors<Rule, float>(c, first_chunk, sums, done, factors, scalars,
+                                 [&](int chunk) { norm_chunk_mixed<Rule, Master, D...>(c, chunk, scalars, sums); });
+}
+
+template <class Rule, bool Master, bool Stochastic, int... D>
+__global__ void __launch_bounds__(kBlockThreads) scaled_step_mixed(FUSEDOPT_CHUNK_PARAMS, const float* factors,
+                                                                   unsigned long long seed, unsigned long long step,
+                                                                   const typename Rule::template Scalars<float> scalars) {
+  for_each_element_mixed<Rule, Master, Stochastic, D...>(FUSEDOPT_CHUNK_TABLE, scalars, seed, step, factors);
 }
 
 template <class Rule, typename T>

@@ -253,13 +253,16 @@ __device__ __forceinline__ void norm_chunk(const ChunkTable& c, int chunk, const
   }, &sums[2 * chunk]);
 }
 
-template <class Rule, typename T>
+// One thread per norm chunk: sum_chunk(chunk) writes the chunk's two sums (norm_chunk, or the 16-bit
+// norm_chunk_mixed); the thread that finishes a tensor's last chunk writes its factor.
+template <class Rule, typename T, typename SumChunk>
 __device__ __forceinline__ void norms_and_factors(const ChunkTable& c, const int* first_chunk, double* sums, unsigned* done,
-                                           T* factors, const typename Rule::template Scalars<T>& s) {
+                                                  T* factors, const typename Rule::template Scalars<T>& s,
+                                                  SumChunk sum_chunk) {
   static_assert(rules::NormCount<Rule>::value == 2, "the first pass sums two norms");
   for (long long chunk = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; chunk < c.n_chunks;
        chunk += static_cast<long long>(gridDim.x) * blockDim.x) {
-    norm_chunk<Rule, T>(c, static_cast<int>(chunk), s, sums);
+    sum_chunk(static_cast<int>(chunk));
     const int t = c.chunks[chunk].tensor;
     if (last_to_finish(&done[t], static_cast<unsigned>(first_chunk[t + 1] - first_chunk[t]))) {
       double norms[2];
@@ -315,9 +318,45 @@ __device__ __forceinline__ constexpr int slot_of_list(unsigned present, int l) {
     if (((present >> k) & 1u) != 0 && ++seen == l) return k;
 }
 
+// The value of list l of tensor t at element i, from its storage (the param from its master copy).
+template <bool Master, int D>
+__device__ __forceinline__ float load_stored(int l, const void* base, const float* master, long long i) {
+  if (Master && l == 0) return master[i];
+  return Storage<D>::load(base, i);
+}
+
+// The first pass of a two-pass rule over 16-bit storage: the sums of norm chunk `chunk` (the CPU's
+// chunks and lanes, cpu/mixed.hpp), storing nothing: the second pass computes the first pass's state
+// again from the stored values, as the CPU's 16-bit path does.
+template <class Rule, bool Master, int... D>
+__device__ __forceinline__ void norm_chunk_mixed(const ChunkTable& c, int chunk, const typename Rule::template Scalars<float>& s,
+                                                 double* sums) {
+  constexpr int kLists = rules::popcount(Rule::present);
+  constexpr int kTypes[kLists] = {D...};
+  using kSlots = typename MakeSlots<count_names(Rule::slots)>::type;
+  const auto [t, begin, end] = chunk_range(c, chunk);
+  const void* base[kLists];
+#pragma unroll
+  for (int k = 0; k < kLists; ++k) base[k] = reinterpret_cast<const void*>(c.ptrs[k * c.n_tensors + t]);
+  const float* master = Master ? reinterpret_cast<const float*>(c.ptrs[kLists * c.n_tensors + t]) : nullptr;
+  lane_sums(begin, end, [&](long long j, double& a, double& b) {
+    float ta = 0.0f, tb = 0.0f;
+    with_element<Rule, float>(
+        [&](auto list) {
+          constexpr int l = decltype(list)::index;
+          return load_stored<Master, kTypes[l]>(l, base[l], master, j);
+        },
+        [&](auto, float) {}, kSlots{}, [&](auto&... x) { Rule::norm_terms(x..., s, ta, tb); });
+    a = static_cast<double>(ta);
+    b = static_cast<double>(tb);
+  }, &sums[2 * chunk]);
+}
+
+// factors: a two-pass rule's per-tensor factors (nullptr for an elementwise rule).
 template <class Rule, bool Master, bool Stochastic, int... D>
 __device__ __forceinline__ void for_each_element_mixed(const ChunkTable& c, const typename Rule::template Scalars<float>& s,
-                                                       unsigned long long seed, unsigned long long step) {
+                                                       unsigned long long seed, unsigned long long step,
+                                                       const float* factors = nullptr) {
   constexpr int kLists = rules::popcount(Rule::present);
   static_assert(sizeof...(D) == kLists, "one storage per list");
   constexpr int kTypes[kLists] = {D...};
@@ -329,6 +368,7 @@ __device__ __forceinline__ void for_each_element_mixed(const ChunkTable& c, cons
     for (int k = 0; k < kLists; ++k) base[k] = reinterpret_cast<void*>(c.ptrs[k * c.n_tensors + t]);
     float* const master = Master ? reinterpret_cast<float*>(c.ptrs[kLists * c.n_tensors + t]) : nullptr;
     const auto id = static_cast<unsigned>(c.ptrs[(kLists + (Master ? 1 : 0)) * c.n_tensors + t]);
+    const float factor = factors != nullptr ? factors[t] : 1.0f;  // (a structured binding: not in a lambda)
     for (long long i = begin + threadIdx.x; i < end; i += blockDim.x) {
       unsigned low = 0u, high = 0u;  // selects, not an index: a per-thread array would go to local memory
       if (Stochastic) {
@@ -339,12 +379,10 @@ __device__ __forceinline__ void for_each_element_mixed(const ChunkTable& c, cons
         low = (i & 1) ? b.v[2] : b.v[0];
         high = (i & 1) ? b.v[3] : b.v[1];
       }
-      update<Rule, float>(
-          s, 1.0f,
+      with_element<Rule, float>(
           [&](auto list) {
             constexpr int l = decltype(list)::index;
-            if (Master && l == 0) return master[i];
-            return Storage<kTypes[l]>::load(base[l], i);
+            return load_stored<Master, kTypes[l]>(l, base[l], master, i);
           },
           [&](auto list, float value) {
             constexpr int l = decltype(list)::index;
@@ -357,7 +395,17 @@ __device__ __forceinline__ void for_each_element_mixed(const ChunkTable& c, cons
               Storage<kTypes[l]>::store(base[l], i, value, Stochastic, (field < 2 ? low : high) >> (16 * (field % 2)));
             }
           },
-          kSlots{});
+          kSlots{}, [&](auto&... x) {
+            if constexpr (rules::NormCount<Rule>::value >= 0) {
+              if constexpr (Rule::first_pass_writes != 0u) {  // the first pass's state, from the stored values
+                float unused0, unused1;
+                Rule::norm_terms(x..., s, unused0, unused1);
+              }
+              Rule::element(x..., s, factor);
+            } else {
+              Rule::element(x..., s);
+            }
+          });
     }
   }
 }
