@@ -90,3 +90,19 @@ def test_the_grid_is_blocks_per_sm_times_the_multiprocessors(monkeypatch):
     assert cuda._max_blocks(0) == 132 * cuda.BLOCKS_PER_SM
     monkeypatch.setenv("FUSEDOPT_CUDA_BLOCKS_PER_SM", "3")
     assert cuda._max_blocks(0) == 396
+
+
+def test_bfloat16_bits_round_as_ml_dtypes_does():
+    """The CUDA backend's host rounding (bfloat16 state made or loaded for a GPU optimizer) against
+    ml_dtypes: ties to even, the largest finite values, infinities, NaNs, denormals."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    words = np.array([0x3F808000, 0x3F818000, 0x3F80FFFF, 0x7F7FFFFF, 0x7F7F7FFF, 0x7F800000, 0xFF800000,
+                      0x7FC00001, 0x7F800001, 0xFFFFFFFF, 0x00000001, 0x00008000, 0x80018000, 0, 0x80000000],
+                     np.uint32)
+    values = np.concatenate([words.view(np.float32), np.random.default_rng(0).standard_normal(10_000).astype(np.float32)])
+    with np.errstate(invalid="ignore"):  # (ml_dtypes warns when it casts a NaN)
+        expected = values.astype(ml_dtypes.bfloat16).view(np.uint16)
+        got = cuda.bfloat16_bits(values)
+        nan = np.isnan(values)
+        assert got.dtype == np.uint16 and (got[~nan] == expected[~nan]).all()
+        assert np.isnan(got[nan].view(ml_dtypes.bfloat16).astype(np.float32)).all()  # a NaN stays a NaN

@@ -28,6 +28,7 @@ import numpy as np
 
 from .. import _core, get_include
 from . import DLPACK_CUDA, refuse_overlaps
+from . import is_cuda_array as backends_is_cuda
 
 # Elements per chunk (a multiple of 4, so aligned tensors stay aligned chunk by chunk); one block
 # walks one chunk. The size grows with the problem, from MIN_CHUNK to MAX_CHUNK, so that the grid has
@@ -936,11 +937,9 @@ def capturing() -> bool:
 
 def check_param(p, where: str) -> None:
     v = as_cupy(where, p)  # a view, to read dtype and flags the same way for every framework
-    if v.dtype.name == "uint16":
-        raise TypeError(f"{where}: dtype uint16 (bfloat16 bits) is not supported by the optimizer classes on the GPU "
-                        "yet; fusedopt.functional takes it, and the classes take float32, float64 and float16")
-    if v.dtype.name not in _SUPPORTED + ("float16",):
-        raise TypeError(f"{where}: dtype {v.dtype} is not supported; expected float32, float64 or float16")
+    if v.dtype.name not in _SUPPORTED + ("float16", "uint16"):
+        raise TypeError(f"{where}: dtype {v.dtype} is not supported; expected float32, float64, float16 or "
+                        "bfloat16 (as uint16 bits)")
     if not v.flags.c_contiguous:
         raise ValueError(f"{where}: array is not C-contiguous; fusedopt updates in place and never copies")
     if v.data.ptr % v.dtype.itemsize:
@@ -955,11 +954,32 @@ def memory_extent(p):
 
 
 def dtype_name(p) -> str:
-    return as_cupy("params", p).dtype.name
+    """The dtype's name; a uint16 array is bfloat16 bits (CuPy has no bfloat16)."""
+    name = as_cupy("params", p).dtype.name
+    return "bfloat16" if name == "uint16" else name
+
+
+def bfloat16_bits(values) -> np.ndarray:
+    """float32 values rounded to nearest even bfloat16, as uint16 bits (rules/storage.hpp's
+    to_bfloat16_bits: a NaN stays a quiet NaN)."""
+    x = np.ascontiguousarray(values, np.float32).view(np.uint32)
+    nearest = (x + np.uint32(0x7FFF) + ((x >> 16) & np.uint32(1))) >> 16
+    return np.where((x & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000), (x >> 16) | np.uint32(0x40),
+                    nearest).astype(np.uint16)
+
+
+def _storage(name: str) -> np.dtype:
+    return np.dtype(np.uint16 if name == "bfloat16" else name)
 
 
 def full_like(p, value, dtype=None):
-    return _cupy().full_like(as_cupy("params", p), value, dtype=dtype)
+    """An array shaped like ``p`` filled with ``value``, of dtype name ``dtype`` (default: p's;
+    bfloat16: its uint16 bits)."""
+    view = as_cupy("params", p)
+    name = dtype or dtype_name(p)
+    fill = bfloat16_bits(value).item() if name == "bfloat16" else value
+    with _cupy().cuda.Device(view.data.device_id):
+        return _cupy().full(view.shape, fill, _storage(name))
 
 
 def zeros_like_shape(p, shape):
@@ -971,15 +991,39 @@ def zeros_like_shape(p, shape):
 
 
 def copy_like(value, p, dtype=None):
-    """A C-contiguous copy of saved state ``value`` with the dtype and device of param ``p``."""
+    """A C-contiguous copy of saved state ``value`` (host or device) with the device of param ``p``
+    and dtype name ``dtype`` (default: p's). bfloat16 values (a CuPy uint16 array, a NumPy bfloat16
+    one) are read as such; a bfloat16 target gets uint16 bits, rounded to nearest from other types.
+    Converted on the host: state is made or loaded once, not every step."""
     cupy = _cupy()
     view = as_cupy("params", p)
+    name = dtype or dtype_name(p)
+    if backends_is_cuda(value):
+        host = as_cupy("state", value).get()
+        bits = host if host.dtype == np.uint16 else None
+    else:
+        host = np.asarray(value)
+        bits = host.view(np.uint16) if host.dtype.name == "bfloat16" else None
+    if bits is not None and name == "bfloat16":
+        result = bits
+    else:
+        values = (bits.astype(np.uint32) << 16).view(np.float32) if bits is not None else host
+        result = bfloat16_bits(values) if name == "bfloat16" else values.astype(name)
     with cupy.cuda.Device(view.data.device_id):
-        return cupy.array(value, dtype=view.dtype if dtype is None else dtype, order="C", copy=True)
+        return cupy.array(np.ascontiguousarray(result), copy=True)
 
 
 def to_host(value):
-    return as_cupy("state_dict", value).get()
+    """A CUDA array's values on the host; uint16 (bfloat16 bits) as an ``ml_dtypes.bfloat16`` array."""
+    host = as_cupy("state_dict", value).get()
+    if host.dtype != np.uint16:
+        return host
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise ImportError("a bfloat16 CUDA array (uint16 bits) copied to the host needs ml_dtypes for NumPy's "
+                          "bfloat16: pip install ml_dtypes") from None
+    return host.view(ml_dtypes.bfloat16)
 
 
 # --- Adafactor (fusedopt/cuda/adafactor.cu) -----------------------------------------------------------

@@ -518,7 +518,7 @@ class Optimizer:
                     raise ValueError(f"{name}[{key!r}]: shape {tuple(value.shape)} does not match "
                                      f"{'param' if expected == tuple(p.shape) else key + ' of param'} {i} shape "
                                      f"{expected}")
-                if getattr(value.dtype, "kind", None) != "f" and getattr(value.dtype, "name", None) != "bfloat16":
+                if backends.for_array(value).dtype_name(value) not in ("float16", "bfloat16", "float32", "float64"):
                     raise TypeError(f"{name}[{key!r}]: dtype {value.dtype} is not a floating-point dtype")
                 entry[key] = value
             if "step" not in entry:
