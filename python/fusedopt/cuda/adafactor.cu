@@ -3,6 +3,8 @@
 // lane of a tile (16 lanes of double, element j of a row segment in lane j % 16, rows in order) is one
 // GPU thread's loop in that same order; the lanes of a tile, the tiles of a tensor, the column blocks
 // of a row and the row blocks of a column are then added in the CPU's order by one thread each. The
+// The sums are chains of dependent double additions; their loops are unrolled so that each thread has
+// several loads in flight ahead of its chain (the order of the additions does not change). The
 // backend (python/fusedopt/backends/cuda.py, adafactor_step) builds the tiles and the work lists once
 // per set of arrays and launches, in order:
 //   1 first_lanes   thread per (tile, lane): ‖p‖² lanes; for a vector tile also V̂ and the ‖U‖² lanes
@@ -73,10 +75,12 @@ __device__ void first_lanes(Lists l, const TensorInfo* tensors, const TileInfo* 
   if (l.ptrs[2 * l.n + tile.tensor] != 0) {
     for (long long i = tile.row0; i < tile.row0 + tile.rows; ++i) {
       const long long first = (tile.batch * x.rows + i) * x.cols + tile.col0;
+#pragma unroll 8
       for (long long j = lane; j < tile.cols; j += kLanes) p_sum += static_cast<double>(p[first + j] * p[first + j]);
     }
   } else {
     T* v = l.at<T>(4, tile.tensor);
+#pragma unroll 4
     for (long long j = tile.col0 + lane; j < tile.col0 + tile.cols; j += kLanes) {
       v[j] = Adafactor::second_moment(v[j], Adafactor::square(g[j], s), s);
       const T u = Adafactor::update(g[j], v[j], s);
@@ -123,6 +127,7 @@ __device__ void col_sums(Lists l, const TensorInfo* tensors, const TileInfo* til
   const auto s = scalars_of<T>(scalars, tile.tensor);
   const T* g = l.at<T>(1, tile.tensor);
   double sum = 0.0;
+#pragma unroll 8
   for (long long i = tile.row0; i < tile.row0 + tile.rows; ++i)
     sum += static_cast<double>(Adafactor::square(g[(tile.batch * x.rows + i) * x.cols + tile.col0 + j], s));
   col_part[x.col_part + (tile.batch * x.row_blocks + tile.row_block) * x.cols + tile.col0 + j] = sum;
@@ -200,6 +205,7 @@ __device__ void norm_lanes(Lists l, const TensorInfo* tensors, const TileInfo* t
   double sum = 0.0;
   for (long long i = tile.row0; i < tile.row0 + tile.rows; ++i) {
     const long long first = (tile.batch * x.rows + i) * x.cols;
+#pragma unroll 8
     for (long long j = tile.col0 + lane; j < tile.col0 + tile.cols; j += kLanes) {
       const T u = factored_u(x, scales, tile.batch, i, j, g[first + j], s);
       sum += static_cast<double>(u * u);
