@@ -93,14 +93,17 @@ def _set(k, i, value):
     return change
 
 
+# (arrays made inside the test: collecting the module must not touch a CUDA device)
 BAD = [
-    ("row factor of the wrong shape", _set(2, 0, cupy.zeros((4, 5), cupy.float32)), ValueError,
+    ("row factor of the wrong shape", _set(2, 0, lambda l: cupy.zeros((4, 5), cupy.float32)), ValueError,
      r"row_vars\[0\]: shape \(4, 5\) is not \(4, 1\)"),
     ("no row factor", _set(2, 0, None), ValueError, r"row_vars\[0\]: required"),
-    ("a variance for a matrix", _set(4, 0, cupy.zeros((4, 5), cupy.float32)), ValueError, r"variances\[0\]: expected None"),
-    ("float64 state", _set(4, 1, cupy.zeros(6)), TypeError, r"variances\[1\]: dtype float64"),
-    ("non-contiguous state", _set(3, 0, cupy.zeros((1, 10), cupy.float32)[:, ::2]), ValueError, "not C-contiguous"),
-    ("grad of another shape", _set(1, 0, cupy.zeros((5, 4), cupy.float32)), ValueError, r"grads\[0\]: shape"),
+    ("a variance for a matrix", _set(4, 0, lambda l: cupy.zeros((4, 5), cupy.float32)), ValueError,
+     r"variances\[0\]: expected None"),
+    ("float64 state", _set(4, 1, lambda l: cupy.zeros(6)), TypeError, r"variances\[1\]: dtype float64"),
+    ("non-contiguous state", _set(3, 0, lambda l: cupy.zeros((1, 10), cupy.float32)[:, ::2]), ValueError,
+     "not C-contiguous"),
+    ("grad of another shape", _set(1, 0, lambda l: cupy.zeros((5, 4), cupy.float32)), ValueError, r"grads\[0\]: shape"),
     ("a host array", _set(1, 1, np.zeros(6, np.float32)), TypeError, r"grads\[1\].*not on a CUDA device"),
     ("state sharing the param's memory", _set(4, 1, lambda l: l[0][1]), ValueError, "shares memory"),
     ("one list too short", lambda l: l[3].pop(), ValueError, "col_vars: expected 2 entries"),
