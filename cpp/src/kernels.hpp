@@ -44,7 +44,7 @@ struct KernelTable {
   Kernel<double> stream_adam_pattern[2];    // benchmarks' bandwidth ceiling
   Kernel<double> stream_write[2];           // the initializers' ceiling
   Kernel<InitHyper> init_fill[4];           // indexed by OutKind
-  AdafactorKernel adafactor[2];             // its own walker: state not shaped like the params
+  AdafactorKernel adafactor[4];             // its own walker (state not shaped like the params), by DType
   ReduceKernel grad_norm[4];                // the gradients' squared norm and finiteness, by DType
 };
 

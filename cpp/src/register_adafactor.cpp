@@ -83,8 +83,8 @@ void adafactor_step(py::handle params, py::handle grads, py::handle row_vars, py
   }
 
   py::handle first = l.item(0, 0);
-  const DType dtype = call_dtype(first, "params[0]");
-  const size_t itemsize = dtype == kFloat32 ? 4 : 8;
+  const DType dtype = storage_dtype(first, "params[0]");  // every array in it; 16-bit types compute in float32
+  const size_t itemsize = dtype == kFloat64 ? 8 : dtype == kFloat32 ? 4 : 2;
   std::vector<AdafactorTensor> tensors(l.n);
   std::vector<py::object> held;  // every array stays alive while the kernel runs without the GIL
   WrittenExtents written;

@@ -273,11 +273,14 @@ def lars(param, grad, state, *, lr, momentum=0.9, weight_decay=0.0, trust_coeffi
 
 
 def adafactor(param, grad, state, *, lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0, weight_decay=0.0,
-              maximize=False, eps1_dtype=None):
+              maximize=False, eps1_dtype=None, store=None):
     """torch.optim.Adafactor: row and column factors R, C for 2+ dims (V̂ = R·C/max(mean R, eps1)), else
     V̂ = lerp(V̂, g², t^decay); U = g/√max(V̂, eps1²); p = (1 − lr·wd)·p − α/max(1, RMS(U)/d)·U with
     α = max(eps2, RMS(p))·min(lr, 1/√t). eps1 None: the machine epsilon of ``eps1_dtype`` (the dtype
-    the kernel runs in; default the param's)."""
+    the kernel runs in; default the param's). ``store``: what storing a state array does to it (16-bit
+    state: rounding to its type), applied to R, C and V̂ before they are used, as a kernel that reads
+    back what it stored uses them."""
+    store = store or (lambda x: x)
     t = _next_step(state)
     eps1, eps2 = eps
     if eps1 is None:
@@ -294,12 +297,12 @@ def adafactor(param, grad, state, *, lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3)
     if weight_decay != 0:
         param *= 1 - lr * weight_decay
     if param.ndim >= 2:
-        rows = _lerp(state.get("row_var", 0.0), np.mean(g * g, axis=-1, keepdims=True), weight)
-        cols = _lerp(state.get("col_var", 0.0), np.mean(g * g, axis=-2, keepdims=True), weight)
+        rows = store(_lerp(state.get("row_var", 0.0), np.mean(g * g, axis=-1, keepdims=True), weight))
+        cols = store(_lerp(state.get("col_var", 0.0), np.mean(g * g, axis=-2, keepdims=True), weight))
         state["row_var"], state["col_var"] = rows, cols
         v = rows * cols / np.maximum(np.mean(rows, axis=-2, keepdims=True), eps1)
     else:
-        v = state["variance"] = _lerp(state.get("variance", 0.0), g * g, weight)
+        v = state["variance"] = store(_lerp(state.get("variance", 0.0), g * g, weight))
     u = g / np.sqrt(np.maximum(v, eps1 * eps1))
     param -= alpha / max(1.0, float(np.sqrt(np.sum(u * u))) / (u.size**0.5 * d)) * u
 

@@ -53,11 +53,20 @@ class FactoredSpec(HyperparameterTable):
         ``dtype``; ``grad_scale`` multiplies every gradient (as Spec.packed_scalars)."""
         eps1, eps2 = h["eps"]
         if eps1 is None:
-            eps1 = float(np.finfo(dtype).eps)
+            eps1 = machine_epsilon(dtype)
         lr = h["lr"]
         return _PACK((-1.0 if h["maximize"] else 1.0) * grad_scale, float(step) ** h["beta2_decay"], eps1, eps1 * eps1,
                      1.0 / eps1 if eps1 > 0 else math.inf, 1.0 - lr * h["weight_decay"],
                      min(lr, 1.0 / math.sqrt(step)), eps2, h["d"])
+
+
+def machine_epsilon(dtype) -> float:
+    """The spacing of 1.0 in the params' dtype (torch's eps1=None): bfloat16 (ml_dtypes, or a CuPy uint16
+    array of its bits) 2^-7, float16 2^-10, float32 2^-23, float64 2^-52."""
+    name = np.dtype(dtype).name
+    if name in ("bfloat16", "uint16"):
+        return 2.0 ** -7
+    return float(np.finfo(dtype).eps)
 
 
 ADAFACTOR = FactoredSpec(
@@ -105,7 +114,9 @@ def adafactor(params: Sequence, grads: Sequence, row_vars: Sequence, col_vars: S
     here it is each call's dtype (all params of one call share one).
 
     Args:
-        params: arrays updated in place (C-contiguous, writable, float32 or float64; NumPy or CUDA).
+        params: arrays updated in place (C-contiguous, writable; NumPy or CUDA): float32 or float64, or
+            bfloat16 (``ml_dtypes``; on the GPU uint16 bits) or float16, computed in float32, with every
+            state array in the params' dtype (as torch keeps it), rounded to nearest when stored.
         grads: one gradient per param, same shape and dtype.
         row_vars: :math:`R` per param: shape ``p.shape[:-1] + (1,)`` for 2 or more dims, else None.
         col_vars: :math:`C` per param: shape ``p.shape[:-2] + (1, p.shape[-1])``, else None.
@@ -133,10 +144,11 @@ def adafactor(params: Sequence, grads: Sequence, row_vars: Sequence, col_vars: S
         ADAFACTOR.check(h)
         _checked = key
     first = params[0] if isinstance(params, (list, tuple)) and params else None
-    dtype = getattr(first, "dtype", np.float32)
-    backends.for_arrays(params).adafactor_step(
-        params, grads, row_vars, col_vars, variances,
-        ADAFACTOR.packed_scalars(h, step, dtype if dtype in (np.float32, np.float64) else np.float32))
+    dtype = getattr(first, "dtype", None)
+    if not isinstance(dtype, np.dtype) or dtype.name not in ("float32", "float64", "bfloat16", "float16", "uint16"):
+        dtype = np.dtype(np.float32)  # (the binding refuses such params, naming them)
+    backends.for_arrays(params).adafactor_step(params, grads, row_vars, col_vars, variances,
+                                               ADAFACTOR.packed_scalars(h, step, dtype))
 
 
 adafactor.spec = ADAFACTOR  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../rules/adafactor.hpp"
+#include "../rules/storage.hpp"
 #include "tensor_list.hpp"
 
 namespace fusedopt {
@@ -98,6 +99,29 @@ struct Tiling {
   }
 };
 
+// How Adafactor's arrays are stored: every array of a call in the params' type, its math in Math
+// (float32 for the 16-bit types, as torch computes a bfloat16 Adafactor per op in float32 and stores
+// bfloat16). A 16-bit write rounds to nearest even; what a later pass or step reads is the stored value.
+template <typename T>
+struct Stored {  // float32, float64: in place
+  using Math = T;
+  using Element = T;
+  FUSEDOPT_HD static T load(const T* p, int64_t j) { return p[j]; }
+  FUSEDOPT_HD static void store(T* p, int64_t j, T value) { p[j] = value; }
+};
+struct StoredBFloat16 {
+  using Math = float;
+  using Element = unsigned short;
+  FUSEDOPT_HD static float load(const unsigned short* p, int64_t j) { return rules::bfloat16_to_float(p[j]); }
+  FUSEDOPT_HD static void store(unsigned short* p, int64_t j, float value) { p[j] = rules::to_bfloat16_bits(value); }
+};
+struct StoredFloat16 {
+  using Math = float;
+  using Element = unsigned short;
+  FUSEDOPT_HD static float load(const unsigned short* p, int64_t j) { return rules::float16_to_float(p[j]); }
+  FUSEDOPT_HD static void store(unsigned short* p, int64_t j, float value) { p[j] = rules::to_float16_bits(value); }
+};
+
 template <typename T>
 inline rules::AdafactorScalars<T> scalars_of(const AdafactorTensor& x) {
   rules::AdafactorScalars<T> s;
@@ -158,10 +182,12 @@ inline void parallel_over(const AdafactorView& view, const std::vector<int64_t>&
 // over one tensor. A tensor small enough to stay in a core's caches between its passes is done whole
 // by one thread (its three passes back to back, the later ones from cache); a larger one pass by pass,
 // its tiles over all threads. Either way every tile and tensor computes the same numbers.
-template <typename T>
+template <typename Storage>
 class AdafactorStep {
  public:
   using Rule = rules::Adafactor;
+  using T = typename Storage::Math;
+  using E = typename Storage::Element;
   static constexpr int64_t kInCacheBytes = int64_t(1) << 22;  // p and g of a tensor done whole: 4 MiB at most
 
   explicit AdafactorStep(const AdafactorView& view) : view_(view), tiling_(view) {
@@ -187,7 +213,7 @@ class AdafactorStep {
     std::vector<int64_t> units, before{0};
     for (int64_t t = 0; t < n; ++t) {
       const int64_t elements = numel(t);
-      whole[t] = elements * int64_t(sizeof(T)) * 2 <= kInCacheBytes;
+      whole[t] = elements * int64_t(sizeof(E)) * 2 <= kInCacheBytes;
       if (whole[t] && elements > 0) units.push_back(-1 - t), before.push_back(before.back() + elements);
     }
     for (int64_t k = 0; k < static_cast<int64_t>(tiles.size()); ++k)
@@ -213,7 +239,9 @@ class AdafactorStep {
     return x.batches * x.rows * x.cols;
   }
   int64_t size(int64_t k) const { return tiling_.tiles[k].rows * tiling_.tiles[k].cols; }
-  T* at(const void* base, int64_t offset) const { return static_cast<T*>(const_cast<void*>(base)) + offset; }
+  E* at(const void* base, int64_t offset) const { return static_cast<E*>(const_cast<void*>(base)) + offset; }
+  FUSEDOPT_HD static T load(const E* p, int64_t j) { return Storage::load(p, j); }
+  FUSEDOPT_HD static void store(E* p, int64_t j, T value) { Storage::store(p, j, value); }
 
   void whole_tensor(int64_t t) {
     for (int64_t k = tiling_.first_tile[t]; k < tiling_.first_tile[t + 1]; ++k) first_pass(k);
@@ -247,26 +275,28 @@ class AdafactorStep {
       for (int64_t j = 0; j < tile.cols; ++j) cols[j] = 0.0;
       for (int64_t i = tile.row0; i < tile.row0 + tile.rows; ++i) {
         const int64_t first = (tile.batch * x.rows + i) * x.cols + tile.col0;
-        const T* p = at(x.param, first);
-        const T* g = at(x.grad, first);
+        const E* p = at(x.param, first);
+        const E* g = at(x.grad, first);
         double row_lanes[kLanes] = {};
         in_lanes(tile.cols, [&](int64_t j, int l) __attribute__((always_inline)) {
-          const T g2 = Rule::square(g[j], s);
+          const T g2 = Rule::square(load(g, j), s);
+          const T pj = load(p, j);
           row_lanes[l] += static_cast<double>(g2);
-          p_lanes[l] += static_cast<double>(p[j] * p[j]);
+          p_lanes[l] += static_cast<double>(pj * pj);
           cols[j] += static_cast<double>(g2);
         });
         row_part_[tiling_.row_part[tile.tensor] + (tile.batch * tiling_.col_blocks[tile.tensor] + tile.col_block) * x.rows +
                   i] = lane_total(row_lanes);
       }
     } else {
-      const T* p = at(x.param, tile.col0);
-      const T* g = at(x.grad, tile.col0);
-      T* v = at(x.variance, tile.col0);
+      const E* p = at(x.param, tile.col0);
+      const E* g = at(x.grad, tile.col0);
+      E* v = at(x.variance, tile.col0);
       in_lanes(tile.cols, [&](int64_t j, int l) __attribute__((always_inline)) {
-        v[j] = Rule::second_moment(v[j], Rule::square(g[j], s), s);
-        const T u = Rule::update(g[j], v[j], s);
-        p_lanes[l] += static_cast<double>(p[j] * p[j]);
+        const T gj = load(g, j), pj = load(p, j);
+        store(v, j, Rule::second_moment(load(v, j), Rule::square(gj, s), s));
+        const T u = Rule::update(gj, load(v, j), s);  // the stored V̂: the write pass reads it again
+        p_lanes[l] += static_cast<double>(pj * pj);
         u_lanes[l] += static_cast<double>(u * u);
       });
       sums_[k * 2 + 1] = lane_total(u_lanes);
@@ -283,15 +313,15 @@ class AdafactorStep {
     thread_local std::vector<double> col_sum_buffer;
     double* col_sum = scratch(col_sum_buffer, static_cast<size_t>(x.cols));
     for (int64_t b = 0; b < x.batches; ++b) {
-      T* r = at(x.row_var, b * x.rows);
-      T* c = at(x.col_var, b * x.cols);
+      E* r = at(x.row_var, b * x.rows);
+      E* c = at(x.col_var, b * x.cols);
       double r_total = 0.0;
       for (int64_t i = 0; i < x.rows; ++i) {
         double sum = 0.0;
         for (int64_t cb = 0; cb < tiling_.col_blocks[t]; ++cb)
           sum += row_part_[tiling_.row_part[t] + (b * tiling_.col_blocks[t] + cb) * x.rows + i];
-        r[i] = Rule::second_moment(r[i], static_cast<T>(sum / static_cast<double>(x.cols)), s);
-        r_total += static_cast<double>(r[i]);
+        store(r, i, Rule::second_moment(load(r, i), static_cast<T>(sum / static_cast<double>(x.cols)), s));
+        r_total += static_cast<double>(load(r, i));
       }
       const double* part = &col_part_[tiling_.col_part[t] + b * tiling_.row_blocks[t] * x.cols];
       for (int64_t j = 0; j < x.cols; ++j) col_sum[j] = 0.0;
@@ -299,23 +329,23 @@ class AdafactorStep {
         for (int64_t j = 0; j < x.cols; ++j) col_sum[j] += part[rb * x.cols + j];
       T* col_scales = &scales_[scale_at_[t] + size_t(x.batches * x.rows + b * x.cols)];
       for (int64_t j = 0; j < x.cols; ++j) {
-        c[j] = Rule::second_moment(c[j], static_cast<T>(col_sum[j] / static_cast<double>(x.rows)), s);
-        col_scales[j] = Rule::inverse_root(c[j]);
+        store(c, j, Rule::second_moment(load(c, j), static_cast<T>(col_sum[j] / static_cast<double>(x.rows)), s));
+        col_scales[j] = Rule::inverse_root(load(c, j));
       }
       const T mean = static_cast<T>(r_total / static_cast<double>(x.rows));
       const T floor = mean < s.eps1 ? s.eps1 : mean;  // clamp_(min=eps1): a NaN stays
       T* row_scales = &scales_[scale_at_[t] + size_t(b * x.rows)];
-      for (int64_t i = 0; i < x.rows; ++i) row_scales[i] = Rule::row_scale(r[i], floor);
+      for (int64_t i = 0; i < x.rows; ++i) row_scales[i] = Rule::row_scale(load(r, i), floor);
     }
   }
 
   // U of the elements of row i of a factored tile, from the row's and the columns' scales.
-  auto factored_row(const Tile& tile, const rules::AdafactorScalars<T>& s, int64_t i, const T* g) const {
+  auto factored_row(const Tile& tile, const rules::AdafactorScalars<T>& s, int64_t i, const E* g) const {
     const AdafactorTensor& x = view_.tensors[tile.tensor];
     const size_t first = scale_at_[tile.tensor];
     const T row = scales_[first + size_t(tile.batch * x.rows + i)];
     const T* col = &scales_[first + size_t(x.batches * x.rows + tile.batch * x.cols + tile.col0)];
-    return [=, &s](int64_t j) __attribute__((always_inline)) { return Rule::factored_update(g[j], row, col[j], s); };
+    return [=, &s](int64_t j) __attribute__((always_inline)) { return Rule::factored_update(load(g, j), row, col[j], s); };
   }
 
   // Pass 2 of a factored tile: ‖U‖².
@@ -355,16 +385,18 @@ class AdafactorStep {
     if (x.row_var != nullptr) {
       for (int64_t i = tile.row0; i < tile.row0 + tile.rows; ++i) {
         const int64_t first = (tile.batch * x.rows + i) * x.cols + tile.col0;
-        T* p = at(x.param, first);
+        E* p = at(x.param, first);
         const auto u_at = factored_row(tile, s, i, at(x.grad, first));
-        simd_for(0, tile.cols, [&](int64_t j) __attribute__((always_inline)) { p[j] = Rule::write(p[j], u_at(j), size, s); });
+        simd_for(0, tile.cols, [&](int64_t j) __attribute__((always_inline)) {
+          store(p, j, Rule::write(load(p, j), u_at(j), size, s));
+        });
       }
     } else {
-      T* p = at(x.param, tile.col0);
-      const T* g = at(x.grad, tile.col0);
-      const T* v = at(x.variance, tile.col0);
+      E* p = at(x.param, tile.col0);
+      const E* g = at(x.grad, tile.col0);
+      const E* v = at(x.variance, tile.col0);
       simd_for(0, tile.cols, [&](int64_t j) __attribute__((always_inline)) {
-        p[j] = Rule::write(p[j], Rule::update(g[j], v[j], s), size, s);
+        store(p, j, Rule::write(load(p, j), Rule::update(load(g, j), load(v, j), s), size, s));
       });
     }
   }
@@ -381,10 +413,15 @@ class AdafactorStep {
 
 }  // namespace adafactor_detail
 
-// One Adafactor step over every tensor of the view, each with its own scalars.
+// One Adafactor step over every tensor of the view, each with its own scalars: T = float or double,
+// or the 16-bit storage types (adafactor_detail::StoredBFloat16, StoredFloat16), computed in float.
 template <typename T>
 void adafactor(const AdafactorView& view) {
-  adafactor_detail::AdafactorStep<T>(view).run();
+  adafactor_detail::AdafactorStep<adafactor_detail::Stored<T>>(view).run();
+}
+template <typename Storage>
+void adafactor_stored(const AdafactorView& view) {
+  adafactor_detail::AdafactorStep<Storage>(view).run();
 }
 
 }  // namespace cpu
