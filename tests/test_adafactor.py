@@ -403,3 +403,34 @@ def test_16_bit_adafactor_is_the_same_for_any_thread_count_and_isa(name):
         results.append(b"".join(p.tobytes() for p in params) +
                        b"".join(v.tobytes() for s in opt.state.values() for k, v in s.items() if k != "step"))
     assert all(r == results[0] for r in results)
+
+
+@pytest.mark.parametrize("name", ["bfloat16", "float16"])
+def test_16_bit_torch_adapter_tracks_torch_optim_adafactor(name):
+    """fusedopt.torch.Adafactor on bfloat16/float16 tensors against torch.optim.Adafactor on the same
+    ones, with the state in the params' type in both. torch rounds every intermediate to the 16-bit type
+    (the decayed param, the update) and fusedopt only what it stores, so they are not bit for bit: most
+    elements are equal, and every difference is within 2 spacings of the 16-bit type at the tensor's
+    largest magnitude (a small element can differ by many of its own ulps: the update's rounding in
+    torch is at the update's scale)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("ml_dtypes")
+    import fusedopt.torch as ft
+
+    dtype = getattr(torch, name)
+    spacing = 2.0 ** -7 if name == "bfloat16" else 2.0 ** -10
+    gen = torch.Generator().manual_seed(0)
+    ours = [torch.randn(s, generator=gen).to(dtype).requires_grad_(True) for s in [(30, 40), (40,), (2, 5, 6)]]
+    theirs = [p.detach().clone().requires_grad_(True) for p in ours]
+    opt, reference_opt = ft.Adafactor(ours, lr=0.02), torch.optim.Adafactor(theirs, lr=0.02)
+    for _ in range(3):
+        for p, q in zip(ours, theirs):
+            p.grad = torch.randn(p.shape, generator=gen).to(dtype)
+            q.grad = p.grad.clone()
+        opt.step()
+        reference_opt.step()
+    for p, q in zip(ours, theirs):
+        assert opt.state[p]["row_var" if p.dim() >= 2 else "variance"].dtype == dtype
+        a, b = p.detach().double(), q.detach().double()
+        assert (a - b).abs().max() <= 2 * spacing * b.abs().max()
+        assert (a == b).double().mean() >= 0.8

@@ -121,3 +121,27 @@ def test_bad_gpu_adafactor_input_is_refused_and_changes_nothing(what, change, er
     after = [[None if a is None or isinstance(a, np.ndarray) else cupy.asnumpy(a).tobytes() for a in x]
              for x in lists]
     assert after == before, what
+
+
+@pytest.mark.parametrize("name", ["bfloat16", "float16"])
+def test_gpu_16_bit_adafactor_gives_the_cpus_bits(name):
+    """bfloat16 (CuPy uint16 bits) and float16 params with their state in the same type, computed in
+    float32, through the optimizer class: the CPU's bits (and its ml_dtypes bfloat16 arrays)."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    dtype = np.dtype(ml_dtypes.bfloat16) if name == "bfloat16" else np.dtype(np.float16)
+    on_device = (lambda a: cupy.asarray(a.view(np.uint16))) if name == "bfloat16" else cupy.asarray
+    rng = np.random.default_rng(10)
+    shapes = SHAPES["vectors"] + SHAPES["matrices"] + SHAPES["tiled"][:1] + [(40_003,)]
+    params = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    gpu_params = [on_device(p) for p in params]
+    cpu, gpu = fusedopt.Adafactor(params, lr=0.05, weight_decay=0.1), fusedopt.Adafactor(gpu_params, lr=0.05,
+                                                                                         weight_decay=0.1)
+    for step in range(3):
+        grads = [rng.standard_normal(s).astype(dtype) for s in shapes]
+        cpu.step(grads)
+        gpu.step([on_device(g) for g in grads])
+    for i, (h, d) in enumerate(zip(params, gpu_params)):
+        assert cupy.asnumpy(d).tobytes() == h.tobytes(), f"param {i} {h.shape}"
+        for key, value in cpu.state[i].items():
+            if key != "step":
+                assert cupy.asnumpy(gpu.state[i][key]).tobytes() == value.tobytes(), (i, key)

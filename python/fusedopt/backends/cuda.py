@@ -135,7 +135,7 @@ def kernel_names(source: str) -> Tuple[str, ...]:
     if source == "reductions":
         return tuple(GRAD_NORM_KERNELS.values())
     if source == "adafactor":
-        return tuple(f"adafactor_{k}_{t}" for t in _SUPPORTED for k in ADAFACTOR_KERNELS)
+        return tuple(f"adafactor_{k}_{t}" for t in _ADAFACTOR_TYPES.values() for k in ADAFACTOR_KERNELS)
     return tuple(name for rule in range(len(_core.rules()))
                  for name in _rule_kernel_names(rule) + capturable_kernel_names(rule)) + TRAFFIC_KERNELS
 
@@ -1032,6 +1032,8 @@ ADAFACTOR_KERNELS = ("first_lanes", "row_sums", "col_sums", "row_factors", "col_
                      "norm_lanes", "step_sizes", "write")
 _ADAFACTOR_NAMES = ("params", "grads", "row_vars", "col_vars", "variances")
 _ADAFACTOR_FIELDS = 9  # rules::AdafactorScalars
+# the params' dtype -> the kernels' suffix (uint16: bfloat16 bits); 16-bit types compute in float32
+_ADAFACTOR_TYPES = {"float32": "float32", "float64": "float64", "uint16": "bfloat16", "float16": "float16"}
 # cpu/adafactor.hpp's tiles: the same cuts, so that the same sums are taken in the same order
 _TILE_COLS, _TILE_ELEMENTS, _VECTOR_TILE, _LANES = 1024, 65536, 16384, 16
 
@@ -1164,8 +1166,9 @@ def adafactor_step(params, grads, row_vars, col_vars, variances, scalars) -> Non
     fields = _adafactor_scalars(scalars, n)
     first = _adafactor_array("params", 0, params[0], None, None)
     dtype, device = first.dtype, first.data.device_id
-    if dtype.name not in _SUPPORTED:
-        raise TypeError(f"params[0]: dtype {dtype} is not supported; expected float32 or float64")
+    if dtype.name not in _ADAFACTOR_TYPES:
+        raise TypeError(f"params[0]: dtype {dtype} is not supported; expected float32, float64, float16 or "
+                        "bfloat16 (as uint16 bits)")
     _check_current_device(device)
     rows: List[List[int]] = [[] for _ in range(5)]
     shapes, extents = [], []
@@ -1195,12 +1198,13 @@ def adafactor_step(params, grads, row_vars, col_vars, variances, scalars) -> Non
     with _launch_lock:
         table = _device_table_of_rows([tuple(r) for r in rows], [math.prod(s) for s in shapes], tuple(shapes),
                                       MAX_CHUNK, moving=1)
-        if table.scratch is None or table.scratch.steps.dtype != dtype:
-            table.scratch = _AdafactorPlan(shapes, dtype)
+        math_dtype = np.dtype(np.float64 if dtype == np.float64 else np.float32)
+        if table.scratch is None or table.scratch.steps.dtype != math_dtype:
+            table.scratch = _AdafactorPlan(shapes, math_dtype)
         plan = table.scratch
         stream = _cupy().cuda.get_current_stream()
         _staging.copy(fields, plan.scalars.data.ptr, stream)
-        _adafactor_launches(plan, table.ptrs, dtype.name)
+        _adafactor_launches(plan, table.ptrs, _ADAFACTOR_TYPES[dtype.name])
         _in_flight.hold(tuple(a for given in lists for a in given if a is not None), stream, (table,))
 
 

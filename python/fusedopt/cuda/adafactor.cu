@@ -17,8 +17,11 @@
 //   8 step_sizes    thread per tensor: its step size from its tiles' lanes, in order
 //   9 write         block per tile: the params
 // Per-tensor pointers: ptrs[k * n_tensors + t] for k = param, grad, row_var, col_var, variance (0 where
-// absent); per-tensor scalars: kFields doubles each (rules::AdafactorScalars' fields).
+// absent); per-tensor scalars: kFields doubles each (rules::AdafactorScalars' fields). Every array is
+// in the params' type: float32, float64, or bfloat16/float16 bits (kernels _bfloat16, _float16) computed
+// in float32, a stored value read back as stored (as the CPU).
 #include "fusedopt/rules/adafactor.hpp"
+#include "fusedopt/rules/storage.hpp"
 
 namespace {
 
@@ -48,9 +51,39 @@ __device__ __forceinline__ AdafactorScalars<T> scalars_of(const double* all, lon
 struct Lists {
   const unsigned long long* ptrs;
   long long n;
-  template <typename T>
-  __device__ __forceinline__ T* at(int list, long long t) const {
-    return reinterpret_cast<T*>(ptrs[list * n + t]);
+  template <typename E>
+  __device__ __forceinline__ E* at(int list, long long t) const {
+    return reinterpret_cast<E*>(ptrs[list * n + t]);
+  }
+};
+
+// How the arrays are stored (cpu/adafactor.hpp's Stored types): every array of a call in the params'
+// type, the math in Math; a 16-bit write rounds to nearest even, and later reads see the stored value.
+template <typename T>
+struct Stored {
+  using Math = T;
+  using Element = T;
+  __device__ __forceinline__ static T load(const T* p, long long j) { return p[j]; }
+  __device__ __forceinline__ static void store(T* p, long long j, T v) { p[j] = v; }
+};
+struct StoredBFloat16 {
+  using Math = float;
+  using Element = unsigned short;
+  __device__ __forceinline__ static float load(const unsigned short* p, long long j) {
+    return fusedopt::rules::bfloat16_to_float(p[j]);
+  }
+  __device__ __forceinline__ static void store(unsigned short* p, long long j, float v) {
+    p[j] = fusedopt::rules::to_bfloat16_bits(v);
+  }
+};
+struct StoredFloat16 {
+  using Math = float;
+  using Element = unsigned short;
+  __device__ __forceinline__ static float load(const unsigned short* p, long long j) {
+    return fusedopt::rules::float16_to_float(p[j]);
+  }
+  __device__ __forceinline__ static void store(unsigned short* p, long long j, float v) {
+    p[j] = fusedopt::rules::to_float16_bits(v);
   }
 };
 
@@ -59,7 +92,7 @@ __device__ __forceinline__ long long thread_index() {
 }
 
 // 1: ‖p‖² in lane l of tile k (rows in order, then columns j ≡ l); a vector tile also updates V̂ and sums ‖U‖².
-template <typename T>
+template <class St, typename T = typename St::Math, typename E = typename St::Element>
 __device__ void first_lanes(Lists l, const TensorInfo* tensors, const TileInfo* tiles, long long n_tiles,
                             const double* scalars, double* p_lanes, double* u_lanes) {
   const long long item = thread_index();
@@ -69,22 +102,26 @@ __device__ void first_lanes(Lists l, const TensorInfo* tensors, const TileInfo* 
   const TileInfo tile = tiles[k];
   const TensorInfo x = tensors[tile.tensor];
   const auto s = scalars_of<T>(scalars, tile.tensor);
-  const T* p = l.at<T>(0, tile.tensor);
-  const T* g = l.at<T>(1, tile.tensor);
+  const E* p = l.at<E>(0, tile.tensor);
+  const E* g = l.at<E>(1, tile.tensor);
   double p_sum = 0.0, u_sum = 0.0;
   if (l.ptrs[2 * l.n + tile.tensor] != 0) {
     for (long long i = tile.row0; i < tile.row0 + tile.rows; ++i) {
       const long long first = (tile.batch * x.rows + i) * x.cols + tile.col0;
 #pragma unroll 8
-      for (long long j = lane; j < tile.cols; j += kLanes) p_sum += static_cast<double>(p[first + j] * p[first + j]);
+      for (long long j = lane; j < tile.cols; j += kLanes) {
+        const T pj = St::load(p, first + j);
+        p_sum += static_cast<double>(pj * pj);
+      }
     }
   } else {
-    T* v = l.at<T>(4, tile.tensor);
+    E* v = l.at<E>(4, tile.tensor);
 #pragma unroll 4
     for (long long j = tile.col0 + lane; j < tile.col0 + tile.cols; j += kLanes) {
-      v[j] = Adafactor::second_moment(v[j], Adafactor::square(g[j], s), s);
-      const T u = Adafactor::update(g[j], v[j], s);
-      p_sum += static_cast<double>(p[j] * p[j]);
+      const T gj = St::load(g, j), pj = St::load(p, j);
+      St::store(v, j, Adafactor::second_moment(St::load(v, j), Adafactor::square(gj, s), s));
+      const T u = Adafactor::update(gj, St::load(v, j), s);  // the stored V̂, as the write reads it
+      p_sum += static_cast<double>(pj * pj);
       u_sum += static_cast<double>(u * u);
     }
     u_lanes[item] = u_sum;
@@ -93,7 +130,7 @@ __device__ void first_lanes(Lists l, const TensorInfo* tensors, const TileInfo* 
 }
 
 // 2: row i of factored tile k: its sum of g² over the tile's columns, in 16 lanes then added 0..15.
-template <typename T>
+template <class St, typename T = typename St::Math, typename E = typename St::Element>
 __device__ void row_sums(Lists l, const TensorInfo* tensors, const TileInfo* tiles, const long long* items,
                          long long n_items, const double* scalars, double* row_part) {
   const long long item = thread_index();
@@ -102,12 +139,12 @@ __device__ void row_sums(Lists l, const TensorInfo* tensors, const TileInfo* til
   const long long i = items[2 * item + 1];
   const TensorInfo x = tensors[tile.tensor];
   const auto s = scalars_of<T>(scalars, tile.tensor);
-  const T* g = l.at<T>(1, tile.tensor) + (tile.batch * x.rows + i) * x.cols + tile.col0;
+  const E* g = l.at<E>(1, tile.tensor) + (tile.batch * x.rows + i) * x.cols + tile.col0;
   double lanes[kLanes] = {};
   for (long long j0 = 0; j0 < tile.cols; j0 += kLanes) {
 #pragma unroll
     for (int lane = 0; lane < kLanes; ++lane)  // (a constant index: the lanes stay in registers)
-      if (j0 + lane < tile.cols) lanes[lane] += static_cast<double>(Adafactor::square(g[j0 + lane], s));
+      if (j0 + lane < tile.cols) lanes[lane] += static_cast<double>(Adafactor::square(St::load(g, j0 + lane), s));
   }
   double total = 0.0;
 #pragma unroll
@@ -116,7 +153,7 @@ __device__ void row_sums(Lists l, const TensorInfo* tensors, const TileInfo* til
 }
 
 // 3: column j of factored tile k: its sum of g² over the tile's rows, in order.
-template <typename T>
+template <class St, typename T = typename St::Math, typename E = typename St::Element>
 __device__ void col_sums(Lists l, const TensorInfo* tensors, const TileInfo* tiles, const long long* items,
                          long long n_items, const double* scalars, double* col_part) {
   const long long item = thread_index();
@@ -125,16 +162,16 @@ __device__ void col_sums(Lists l, const TensorInfo* tensors, const TileInfo* til
   const long long j = items[2 * item + 1];
   const TensorInfo x = tensors[tile.tensor];
   const auto s = scalars_of<T>(scalars, tile.tensor);
-  const T* g = l.at<T>(1, tile.tensor);
+  const E* g = l.at<E>(1, tile.tensor);
   double sum = 0.0;
 #pragma unroll 8
   for (long long i = tile.row0; i < tile.row0 + tile.rows; ++i)
-    sum += static_cast<double>(Adafactor::square(g[(tile.batch * x.rows + i) * x.cols + tile.col0 + j], s));
+    sum += static_cast<double>(Adafactor::square(St::load(g, (tile.batch * x.rows + i) * x.cols + tile.col0 + j), s));
   col_part[x.col_part + (tile.batch * x.row_blocks + tile.row_block) * x.cols + tile.col0 + j] = sum;
 }
 
 // 4: R_i of (tensor, batch, row) items: the row's column-block sums in order, as a mean, into R.
-template <typename T>
+template <class St, typename T = typename St::Math, typename E = typename St::Element>
 __device__ void row_factors(Lists l, const TensorInfo* tensors, const long long* items, long long n_items,
                             const double* scalars, const double* row_part) {
   const long long item = thread_index();
@@ -144,12 +181,12 @@ __device__ void row_factors(Lists l, const TensorInfo* tensors, const long long*
   const auto s = scalars_of<T>(scalars, t);
   double sum = 0.0;
   for (long long cb = 0; cb < x.col_blocks; ++cb) sum += row_part[x.row_part + (b * x.col_blocks + cb) * x.rows + i];
-  T* r = l.at<T>(2, t) + b * x.rows;
-  r[i] = Adafactor::second_moment(r[i], static_cast<T>(sum / static_cast<double>(x.cols)), s);
+  E* r = l.at<E>(2, t) + b * x.rows;
+  St::store(r, i, Adafactor::second_moment(St::load(r, i), static_cast<T>(sum / static_cast<double>(x.cols)), s));
 }
 
 // 5: C_j of (tensor, batch, column) items, from the column's row-block sums in order, and 1/√C_j.
-template <typename T>
+template <class St, typename T = typename St::Math, typename E = typename St::Element>
 __device__ void col_factors(Lists l, const TensorInfo* tensors, const long long* items, long long n_items,
                             const double* scalars, const double* col_part, T* scales) {
   const long long item = thread_index();
@@ -159,13 +196,13 @@ __device__ void col_factors(Lists l, const TensorInfo* tensors, const long long*
   const auto s = scalars_of<T>(scalars, t);
   double sum = 0.0;
   for (long long rb = 0; rb < x.row_blocks; ++rb) sum += col_part[x.col_part + (b * x.row_blocks + rb) * x.cols + j];
-  T* c = l.at<T>(3, t) + b * x.cols;
-  c[j] = Adafactor::second_moment(c[j], static_cast<T>(sum / static_cast<double>(x.rows)), s);
-  scales[x.scale_at + x.batches * x.rows + b * x.cols + j] = Adafactor::inverse_root(c[j]);
+  E* c = l.at<E>(3, t) + b * x.cols;
+  St::store(c, j, Adafactor::second_moment(St::load(c, j), static_cast<T>(sum / static_cast<double>(x.rows)), s));
+  scales[x.scale_at + x.batches * x.rows + b * x.cols + j] = Adafactor::inverse_root(St::load(c, j));
 }
 
 // 6: for each (tensor, batch) item: the mean of R (rows in order), floored at eps1, and each row's scale.
-template <typename T>
+template <class St, typename T = typename St::Math, typename E = typename St::Element>
 __device__ void row_scales(Lists l, const TensorInfo* tensors, const long long* items, long long n_items,
                            const double* scalars, T* scales) {
   const long long item = thread_index();
@@ -173,12 +210,12 @@ __device__ void row_scales(Lists l, const TensorInfo* tensors, const long long* 
   const long long t = items[2 * item], b = items[2 * item + 1];
   const TensorInfo x = tensors[t];
   const auto s = scalars_of<T>(scalars, t);
-  const T* r = l.at<T>(2, t) + b * x.rows;
+  const E* r = l.at<E>(2, t) + b * x.rows;
   double total = 0.0;
-  for (long long i = 0; i < x.rows; ++i) total += static_cast<double>(r[i]);
+  for (long long i = 0; i < x.rows; ++i) total += static_cast<double>(St::load(r, i));
   const T mean = static_cast<T>(total / static_cast<double>(x.rows));
   const T floor = mean < s.eps1 ? s.eps1 : mean;  // clamp_(min=eps1): a NaN stays
-  for (long long i = 0; i < x.rows; ++i) scales[x.scale_at + b * x.rows + i] = Adafactor::row_scale(r[i], floor);
+  for (long long i = 0; i < x.rows; ++i) scales[x.scale_at + b * x.rows + i] = Adafactor::row_scale(St::load(r, i), floor);
 }
 
 // U of element (i, j) of a factored tensor t, batch b, from its row's and column's scales.
@@ -190,7 +227,7 @@ __device__ __forceinline__ T factored_u(const TensorInfo& x, const T* scales, lo
 }
 
 // 7: ‖U‖² in lane l of factored tile k.
-template <typename T>
+template <class St, typename T = typename St::Math, typename E = typename St::Element>
 __device__ void norm_lanes(Lists l, const TensorInfo* tensors, const TileInfo* tiles, long long n_tiles,
                            const double* scalars, const T* scales, double* u_lanes) {
   const long long item = thread_index();
@@ -201,13 +238,13 @@ __device__ void norm_lanes(Lists l, const TensorInfo* tensors, const TileInfo* t
   const int lane = static_cast<int>(item % kLanes);
   const TensorInfo x = tensors[tile.tensor];
   const auto s = scalars_of<T>(scalars, tile.tensor);
-  const T* g = l.at<T>(1, tile.tensor);
+  const E* g = l.at<E>(1, tile.tensor);
   double sum = 0.0;
   for (long long i = tile.row0; i < tile.row0 + tile.rows; ++i) {
     const long long first = (tile.batch * x.rows + i) * x.cols;
 #pragma unroll 8
     for (long long j = tile.col0 + lane; j < tile.col0 + tile.cols; j += kLanes) {
-      const T u = factored_u(x, scales, tile.batch, i, j, g[first + j], s);
+      const T u = factored_u(x, scales, tile.batch, i, j, St::load(g, first + j), s);
       sum += static_cast<double>(u * u);
     }
   }
@@ -237,7 +274,7 @@ __device__ void step_sizes(const TensorInfo* tensors, const long long* first_til
 }
 
 // 9: tile blockIdx.x's params (a grid-stride over tiles when the grid is smaller).
-template <typename T>
+template <class St, typename T = typename St::Math, typename E = typename St::Element>
 __device__ void write(Lists l, const TensorInfo* tensors, const TileInfo* tiles, long long n_tiles,
                       const double* scalars, const T* scales, const T* steps) {
   for (long long k = blockIdx.x; k < n_tiles; k += gridDim.x) {
@@ -245,58 +282,59 @@ __device__ void write(Lists l, const TensorInfo* tensors, const TileInfo* tiles,
     const TensorInfo x = tensors[tile.tensor];
     const auto s = scalars_of<T>(scalars, tile.tensor);
     const T step = steps[tile.tensor];
-    T* p = l.at<T>(0, tile.tensor);
-    const T* g = l.at<T>(1, tile.tensor);
+    E* p = l.at<E>(0, tile.tensor);
+    const E* g = l.at<E>(1, tile.tensor);
     const bool factored = l.ptrs[2 * l.n + tile.tensor] != 0;
-    const T* v = l.at<T>(4, tile.tensor);
+    const E* v = l.at<E>(4, tile.tensor);
     for (long long e = threadIdx.x; e < tile.rows * tile.cols; e += blockDim.x) {
       const long long i = tile.row0 + e / tile.cols, j = tile.col0 + e % tile.cols;
       const long long at = (tile.batch * x.rows + i) * x.cols + j;
-      const T u = factored ? factored_u(x, scales, tile.batch, i, j, g[at], s) : Adafactor::update(g[at], v[at], s);
-      p[at] = Adafactor::write(p[at], u, step, s);
+      const T gj = St::load(g, at);
+      const T u = factored ? factored_u(x, scales, tile.batch, i, j, gj, s) : Adafactor::update(gj, St::load(v, at), s);
+      St::store(p, at, Adafactor::write(St::load(p, at), u, step, s));
     }
   }
 }
 
 }  // namespace
 
-#define FUSEDOPT_ADAFACTOR_KERNELS(SUFFIX, T)                                                                      \
+#define FUSEDOPT_ADAFACTOR_KERNELS(SUFFIX, ST, T)                                                                      \
   extern "C" __global__ void adafactor_first_lanes_##SUFFIX(                                                       \
       const unsigned long long* ptrs, long long n, const TensorInfo* tensors, const TileInfo* tiles,               \
       long long n_tiles, const double* scalars, double* p_lanes, double* u_lanes) {                                \
-    first_lanes<T>({ptrs, n}, tensors, tiles, n_tiles, scalars, p_lanes, u_lanes);                                 \
+    first_lanes<ST>({ptrs, n}, tensors, tiles, n_tiles, scalars, p_lanes, u_lanes);                                 \
   }                                                                                                                \
   extern "C" __global__ void adafactor_row_sums_##SUFFIX(                                                          \
       const unsigned long long* ptrs, long long n, const TensorInfo* tensors, const TileInfo* tiles,               \
       const long long* items, long long n_items, const double* scalars, double* row_part) {                        \
-    row_sums<T>({ptrs, n}, tensors, tiles, items, n_items, scalars, row_part);                                     \
+    row_sums<ST>({ptrs, n}, tensors, tiles, items, n_items, scalars, row_part);                                     \
   }                                                                                                                \
   extern "C" __global__ void adafactor_col_sums_##SUFFIX(                                                          \
       const unsigned long long* ptrs, long long n, const TensorInfo* tensors, const TileInfo* tiles,               \
       const long long* items, long long n_items, const double* scalars, double* col_part) {                        \
-    col_sums<T>({ptrs, n}, tensors, tiles, items, n_items, scalars, col_part);                                     \
+    col_sums<ST>({ptrs, n}, tensors, tiles, items, n_items, scalars, col_part);                                     \
   }                                                                                                                \
   extern "C" __global__ void adafactor_row_factors_##SUFFIX(const unsigned long long* ptrs, long long n,           \
                                                             const TensorInfo* tensors, const long long* items,     \
                                                             long long n_items, const double* scalars,              \
                                                             const double* row_part) {                              \
-    row_factors<T>({ptrs, n}, tensors, items, n_items, scalars, row_part);                                         \
+    row_factors<ST>({ptrs, n}, tensors, items, n_items, scalars, row_part);                                         \
   }                                                                                                                \
   extern "C" __global__ void adafactor_col_factors_##SUFFIX(const unsigned long long* ptrs, long long n,           \
                                                             const TensorInfo* tensors, const long long* items,     \
                                                             long long n_items, const double* scalars,              \
                                                             const double* col_part, T* scales) {                   \
-    col_factors<T>({ptrs, n}, tensors, items, n_items, scalars, col_part, scales);                                 \
+    col_factors<ST>({ptrs, n}, tensors, items, n_items, scalars, col_part, scales);                                 \
   }                                                                                                                \
   extern "C" __global__ void adafactor_row_scales_##SUFFIX(const unsigned long long* ptrs, long long n,            \
                                                            const TensorInfo* tensors, const long long* items,      \
                                                            long long n_items, const double* scalars, T* scales) {  \
-    row_scales<T>({ptrs, n}, tensors, items, n_items, scalars, scales);                                            \
+    row_scales<ST>({ptrs, n}, tensors, items, n_items, scalars, scales);                                            \
   }                                                                                                                \
   extern "C" __global__ void adafactor_norm_lanes_##SUFFIX(                                                        \
       const unsigned long long* ptrs, long long n, const TensorInfo* tensors, const TileInfo* tiles,               \
       long long n_tiles, const double* scalars, const T* scales, double* u_lanes) {                                \
-    norm_lanes<T>({ptrs, n}, tensors, tiles, n_tiles, scalars, scales, u_lanes);                                   \
+    norm_lanes<ST>({ptrs, n}, tensors, tiles, n_tiles, scalars, scales, u_lanes);                                   \
   }                                                                                                                \
   extern "C" __global__ void adafactor_step_sizes_##SUFFIX(const TensorInfo* tensors, const long long* first_tile, \
                                                            long long n_tensors, const double* scalars,             \
@@ -307,8 +345,10 @@ __device__ void write(Lists l, const TensorInfo* tensors, const TileInfo* tiles,
   extern "C" __global__ void adafactor_write_##SUFFIX(                                                             \
       const unsigned long long* ptrs, long long n, const TensorInfo* tensors, const TileInfo* tiles,               \
       long long n_tiles, const double* scalars, const T* scales, const T* steps) {                                 \
-    write<T>({ptrs, n}, tensors, tiles, n_tiles, scalars, scales, steps);                                          \
+    write<ST>({ptrs, n}, tensors, tiles, n_tiles, scalars, scales, steps);                                          \
   }
 
-FUSEDOPT_ADAFACTOR_KERNELS(float32, float)
-FUSEDOPT_ADAFACTOR_KERNELS(float64, double)
+FUSEDOPT_ADAFACTOR_KERNELS(float32, Stored<float>, float)
+FUSEDOPT_ADAFACTOR_KERNELS(float64, Stored<double>, double)
+FUSEDOPT_ADAFACTOR_KERNELS(bfloat16, StoredBFloat16, float)
+FUSEDOPT_ADAFACTOR_KERNELS(float16, StoredFloat16, float)
