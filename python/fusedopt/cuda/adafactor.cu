@@ -129,16 +129,34 @@ __device__ void first_lanes(Lists l, const TensorInfo* tensors, const TileInfo* 
   p_lanes[item] = p_sum;
 }
 
+// This thread's item of a (tile, index) work list: its tile, the index (a row or a column), the tile's
+// tensor and that tensor's scalars; false past the end of the list.
+template <typename T>
+struct TileItem {
+  TileInfo tile;
+  long long index;
+  TensorInfo x;
+  AdafactorScalars<T> s;
+};
+template <typename T>
+__device__ __forceinline__ bool tile_item(const TensorInfo* tensors, const TileInfo* tiles, const long long* items,
+                                          long long n_items, const double* scalars, TileItem<T>& out) {
+  const long long item = thread_index();
+  if (item >= n_items) return false;
+  out.tile = tiles[items[2 * item]];
+  out.index = items[2 * item + 1];
+  out.x = tensors[out.tile.tensor];
+  out.s = scalars_of<T>(scalars, out.tile.tensor);
+  return true;
+}
+
 // 2: row i of factored tile k: its sum of g² over the tile's columns, in 16 lanes then added 0..15.
 template <class St, typename T = typename St::Math, typename E = typename St::Element>
 __device__ void row_sums(Lists l, const TensorInfo* tensors, const TileInfo* tiles, const long long* items,
                          long long n_items, const double* scalars, double* row_part) {
-  const long long item = thread_index();
-  if (item >= n_items) return;
-  const TileInfo tile = tiles[items[2 * item]];
-  const long long i = items[2 * item + 1];
-  const TensorInfo x = tensors[tile.tensor];
-  const auto s = scalars_of<T>(scalars, tile.tensor);
+  TileItem<T> w;
+  if (!tile_item(tensors, tiles, items, n_items, scalars, w)) return;
+  const auto& [tile, i, x, s] = w;
   const E* g = l.at<E>(1, tile.tensor) + (tile.batch * x.rows + i) * x.cols + tile.col0;
   double lanes[kLanes] = {};
   for (long long j0 = 0; j0 < tile.cols; j0 += kLanes) {
@@ -156,12 +174,9 @@ __device__ void row_sums(Lists l, const TensorInfo* tensors, const TileInfo* til
 template <class St, typename T = typename St::Math, typename E = typename St::Element>
 __device__ void col_sums(Lists l, const TensorInfo* tensors, const TileInfo* tiles, const long long* items,
                          long long n_items, const double* scalars, double* col_part) {
-  const long long item = thread_index();
-  if (item >= n_items) return;
-  const TileInfo tile = tiles[items[2 * item]];
-  const long long j = items[2 * item + 1];
-  const TensorInfo x = tensors[tile.tensor];
-  const auto s = scalars_of<T>(scalars, tile.tensor);
+  TileItem<T> w;
+  if (!tile_item(tensors, tiles, items, n_items, scalars, w)) return;
+  const auto& [tile, j, x, s] = w;
   const E* g = l.at<E>(1, tile.tensor);
   double sum = 0.0;
 #pragma unroll 8
