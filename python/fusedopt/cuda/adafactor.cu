@@ -185,15 +185,34 @@ __device__ void col_sums(Lists l, const TensorInfo* tensors, const TileInfo* til
   col_part[x.col_part + (tile.batch * x.row_blocks + tile.row_block) * x.cols + tile.col0 + j] = sum;
 }
 
+// This thread's item of a (tensor, batch[, row or column]) work list (`width` 3, or 2 without the index):
+// the tensor, the batch, the index, the tensor's shape and scalars; false past the end of the list.
+template <typename T>
+struct MatrixItem {
+  long long t, b, index;
+  TensorInfo x;
+  AdafactorScalars<T> s;
+};
+template <typename T>
+__device__ __forceinline__ bool matrix_item(const TensorInfo* tensors, const long long* items, long long n_items,
+                                            int width, const double* scalars, MatrixItem<T>& out) {
+  const long long item = thread_index();
+  if (item >= n_items) return false;
+  out.t = items[width * item];
+  out.b = items[width * item + 1];
+  out.index = width == 3 ? items[width * item + 2] : 0;
+  out.x = tensors[out.t];
+  out.s = scalars_of<T>(scalars, out.t);
+  return true;
+}
+
 // 4: R_i of (tensor, batch, row) items: the row's column-block sums in order, as a mean, into R.
 template <class St, typename T = typename St::Math, typename E = typename St::Element>
 __device__ void row_factors(Lists l, const TensorInfo* tensors, const long long* items, long long n_items,
                             const double* scalars, const double* row_part) {
-  const long long item = thread_index();
-  if (item >= n_items) return;
-  const long long t = items[3 * item], b = items[3 * item + 1], i = items[3 * item + 2];
-  const TensorInfo x = tensors[t];
-  const auto s = scalars_of<T>(scalars, t);
+  MatrixItem<T> w;
+  if (!matrix_item(tensors, items, n_items, 3, scalars, w)) return;
+  const auto& [t, b, i, x, s] = w;
   double sum = 0.0;
   for (long long cb = 0; cb < x.col_blocks; ++cb) sum += row_part[x.row_part + (b * x.col_blocks + cb) * x.rows + i];
   E* r = l.at<E>(2, t) + b * x.rows;
@@ -204,11 +223,9 @@ __device__ void row_factors(Lists l, const TensorInfo* tensors, const long long*
 template <class St, typename T = typename St::Math, typename E = typename St::Element>
 __device__ void col_factors(Lists l, const TensorInfo* tensors, const long long* items, long long n_items,
                             const double* scalars, const double* col_part, T* scales) {
-  const long long item = thread_index();
-  if (item >= n_items) return;
-  const long long t = items[3 * item], b = items[3 * item + 1], j = items[3 * item + 2];
-  const TensorInfo x = tensors[t];
-  const auto s = scalars_of<T>(scalars, t);
+  MatrixItem<T> w;
+  if (!matrix_item(tensors, items, n_items, 3, scalars, w)) return;
+  const auto& [t, b, j, x, s] = w;
   double sum = 0.0;
   for (long long rb = 0; rb < x.row_blocks; ++rb) sum += col_part[x.col_part + (b * x.row_blocks + rb) * x.cols + j];
   E* c = l.at<E>(3, t) + b * x.cols;
@@ -220,11 +237,9 @@ __device__ void col_factors(Lists l, const TensorInfo* tensors, const long long*
 template <class St, typename T = typename St::Math, typename E = typename St::Element>
 __device__ void row_scales(Lists l, const TensorInfo* tensors, const long long* items, long long n_items,
                            const double* scalars, T* scales) {
-  const long long item = thread_index();
-  if (item >= n_items) return;
-  const long long t = items[2 * item], b = items[2 * item + 1];
-  const TensorInfo x = tensors[t];
-  const auto s = scalars_of<T>(scalars, t);
+  MatrixItem<T> w;
+  if (!matrix_item(tensors, items, n_items, 2, scalars, w)) return;
+  const auto& [t, b, unused, x, s] = w;
   const E* r = l.at<E>(2, t) + b * x.rows;
   double total = 0.0;
   for (long long i = 0; i < x.rows; ++i) total += static_cast<double>(St::load(r, i));
