@@ -207,7 +207,7 @@ void apply_mixed_with_norms(const TensorListView& list, const MixedStorage& m,
       const int64_t n = end - b < kStage ? end - b : kStage;
       block.load(list, m, t, b, n);
       if constexpr (first_writes != 0u) redo_first_pass_state<Rule>(n, s, block.template pointer<K>()...);
-      update_range_scaled<Rule, float>(0, n, s, factor[t], block.template pointer<K>()...);
+      update_range_scaled<Rule, float, false>(0, n, s, factor[t], block.template pointer<K>()...);
       block.store(list, m, t, b, n, kWritten<Rule>);
     }
   });
@@ -267,7 +267,7 @@ void apply_mixed_slots(const TensorListView& list, const MixedStorage& m, const 
       for (int64_t b = begin; b < end; b += kStage) {
         const int64_t n = end - b < kStage ? end - b : kStage;
         block.load(list, m, t, b, n);
-        update_range<Rule, float>(0, n, s, block.template pointer<K>()...);
+        update_range<Rule, float, false>(0, n, s, block.template pointer<K>()...);
         block.store(list, m, t, b, n, kWritten<Rule>);
       }
     });

@@ -88,7 +88,7 @@ struct FastLayout {
       ((((Rule::present >> K) & 1u) ? _mm512_store_ps(x[K], Lanes16<slot_type<K, P, S, Master>()>::load(at[K], i))
                                     : void()),
        ...);
-      update_range<Rule, float>(0, 16, s, row<K>(x)...);
+      update_range<Rule, float, false>(0, 16, s, row<K>(x)...);
       ((((kWritten<Rule> >> K) & 1u) ? Lanes16<slot_type<K, P, S, Master>()>::template store<Native>(
                                            at[K], i, _mm512_load_ps(x[K]))
                                      : void()),
@@ -114,7 +114,7 @@ void run_fast(const TensorListView& list, const MixedStorage& m, const void* sca
     if (done < end) {  // the last few elements: the staged path
       StagedBlock<Rule> block;
       block.load(list, m, t, done, end - done);
-      update_range<Rule, float>(0, end - done, s, block.template pointer<K>()...);
+      update_range<Rule, float, false>(0, end - done, s, block.template pointer<K>()...);
       block.store(list, m, t, done, end - done, kWritten<Rule>);
     }
   });

@@ -15,7 +15,7 @@ void stream_adam_pattern(const TensorListView& list, const double& scale) {
     const T* g = slot<T>(list, 1, t);
     T* m = slot<T>(list, 2, t);
     T* v = slot<T>(list, 3, t);
-    simd_for(begin, end, [&](int64_t i) {
+    simd_for_lined(begin, end, [&](int64_t i) {
       const T cg = c * g[i];
       p[i] += cg;
       m[i] += cg;
@@ -30,7 +30,7 @@ void stream_write(const TensorListView& list, const double& value) {
   const T c = T(value);
   for_each_range(list, [&](int64_t t, int64_t begin, int64_t end) {
     T* out = slot<T>(list, 0, t);
-    simd_for(begin, end, [&](int64_t i) { out[i] = c; }, out + begin, sizeof(T));
+    simd_for_lined(begin, end, [&](int64_t i) { out[i] = c; }, out + begin, sizeof(T));
   });
 }
 
