@@ -923,7 +923,8 @@ class Plan:
 def _check_capturable(rule: int, dtype: str, has_master: bool) -> None:
     """A capturable step is one launch of an elementwise rule over float32 or float64 lists."""
     if dtype not in _SUPPORTED or has_master:
-        raise NotImplementedError(f"capturable=True: {dtype} storage{' with master weights' if has_master else ''} "
+        storage = "16-bit" if dtype == "mixed" else dtype
+        raise NotImplementedError(f"capturable=True: {storage} storage{' with master weights' if has_master else ''} "
                                   "has no capturable kernel yet (float32 and float64 do)")
     if kernels_of(rule, 0) != ("step",):
         raise NotImplementedError(f"capturable=True: {_rule(rule)['name']} (two passes over memory) has no "
