@@ -21,6 +21,9 @@ struct alignas(16) float4 {
 struct alignas(16) double2 {
   double x, y;
 };
+struct alignas(16) uint4 {
+  unsigned x, y, z, w;
+};
 // Streaming loads and stores: on the host, plain ones.
 template <typename V>
 inline V __ldcs(const V* p) {

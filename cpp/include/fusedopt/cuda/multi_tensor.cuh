@@ -318,6 +318,31 @@ __device__ __forceinline__ constexpr int slot_of_list(unsigned present, int l) {
     if (((present >> k) & 1u) != 0 && ++seen == l) return k;
 }
 
+constexpr int kPack = 8;  // elements per 16-bit pack: 16 bytes
+
+// Elements [i0, i0 + 8) of an array to a pack in registers (32 bytes of float32, or 16 of 16-bit
+// storage), and back: streaming 16-byte global loads and stores (LDG/STG.E.EF.128).
+__device__ __forceinline__ void copy_pack(void* to, const void* from, long long i0, bool wide) {
+  if (wide) {
+    const float4* f = reinterpret_cast<const float4*>(static_cast<const float*>(from) + i0);
+    float4* t = static_cast<float4*>(to);
+    t[0] = __ldcs(f);
+    t[1] = __ldcs(f + 1);
+  } else {
+    *static_cast<uint4*>(to) = __ldcs(reinterpret_cast<const uint4*>(static_cast<const unsigned short*>(from) + i0));
+  }
+}
+__device__ __forceinline__ void copy_pack_back(void* to, long long i0, const void* from, bool wide) {
+  if (wide) {
+    float4* t = reinterpret_cast<float4*>(static_cast<float*>(to) + i0);
+    const float4* f = static_cast<const float4*>(from);
+    __stcs(t, f[0]);
+    __stcs(t + 1, f[1]);
+  } else {
+    __stcs(reinterpret_cast<uint4*>(static_cast<unsigned short*>(to) + i0), *static_cast<const uint4*>(from));
+  }
+}
+
 // The value of list l of tensor t at element i, from its storage (the param from its master copy).
 template <bool Master, int D>
 __device__ __forceinline__ float load_stored(int l, const void* base, const float* master, long long i) {
@@ -369,7 +394,9 @@ __device__ __forceinline__ void for_each_element_mixed(const ChunkTable& c, cons
     float* const master = Master ? reinterpret_cast<float*>(c.ptrs[kLists * c.n_tensors + t]) : nullptr;
     const auto id = static_cast<unsigned>(c.ptrs[(kLists + (Master ? 1 : 0)) * c.n_tensors + t]);
     const float factor = factors != nullptr ? factors[t] : 1.0f;  // (a structured binding: not in a lambda)
-    for (long long i = begin + threadIdx.x; i < end; i += blockDim.x) {
+    // Element i (its global index: the rounding bits' key), its lists at bases[l][at] (the arrays, or a
+    // pack staged in registers), its master copy at copy[at].
+    const auto element = [&](long long i, void* const* bases, float* copy, long long at) {
       unsigned low = 0u, high = 0u;  // selects, not an index: a per-thread array would go to local memory
       if (Stochastic) {
         const auto pair = static_cast<unsigned long long>(i) >> 1;
@@ -382,17 +409,17 @@ __device__ __forceinline__ void for_each_element_mixed(const ChunkTable& c, cons
       with_element<Rule, float>(
           [&](auto list) {
             constexpr int l = decltype(list)::index;
-            return load_stored<Master, kTypes[l]>(l, base[l], master, i);
+            return load_stored<Master, kTypes[l]>(l, bases[l], copy, at);
           },
           [&](auto list, float value) {
             constexpr int l = decltype(list)::index;
             constexpr int slot = slot_of_list(Rule::present, l);
             constexpr int field = slot == 0 ? 0 : slot - 1;
             if (Master && l == 0) {
-              master[i] = value;
-              Storage<kTypes[0]>::store(base[0], i, value, false, 0u);  // the param: its copy to nearest
+              copy[at] = value;
+              Storage<kTypes[0]>::store(bases[0], at, value, false, 0u);  // the param: its copy to nearest
             } else {
-              Storage<kTypes[l]>::store(base[l], i, value, Stochastic, (field < 2 ? low : high) >> (16 * (field % 2)));
+              Storage<kTypes[l]>::store(bases[l], at, value, Stochastic, (field < 2 ? low : high) >> (16 * (field % 2)));
             }
           },
           kSlots{}, [&](auto&... x) {
@@ -406,7 +433,38 @@ __device__ __forceinline__ void for_each_element_mixed(const ChunkTable& c, cons
               Rule::element(x..., s);
             }
           });
+    };
+    // Where every list (and the master copy) is 16-byte aligned, a thread takes packs of 8 elements:
+    // 16 bytes of each 16-bit list, 32 of each float32 one, loaded and stored whole; the chunk size is
+    // a multiple of 8, so every chunk of an aligned tensor starts aligned.
+    unsigned long long address_bits = Master ? reinterpret_cast<unsigned long long>(master) : 0ull;
+#pragma unroll
+    for (int k = 0; k < kLists; ++k) address_bits |= reinterpret_cast<unsigned long long>(base[k]);
+    long long scalar_begin = begin;
+    if (address_bits % 16 == 0) {
+      const long long packs = (end - begin) / kPack;
+      for (long long j = threadIdx.x; j < packs; j += blockDim.x) {
+        const long long i0 = begin + j * kPack;
+        alignas(16) float wide[kLists][kPack];
+        alignas(16) unsigned short narrow[kLists][kPack];
+        alignas(16) float copy[kPack];
+        void* staged[kLists];
+#pragma unroll
+        for (int k = 0; k < kLists; ++k) {
+          staged[k] = kTypes[k] == 0 ? static_cast<void*>(wide[k]) : static_cast<void*>(narrow[k]);
+          copy_pack(staged[k], base[k], i0, kTypes[k] == 0);
+        }
+        if (Master) copy_pack(copy, master, i0, true);
+#pragma unroll
+        for (int lane = 0; lane < kPack; ++lane) element(i0 + lane, staged, copy, lane);
+#pragma unroll
+        for (int k = 0; k < kLists; ++k)
+          if (slot_of_list(Rule::present, k) != 1) copy_pack_back(base[k], i0, staged[k], kTypes[k] == 0);  // not the grads
+        if (Master) copy_pack_back(master, i0, copy, true);
+      }
+      scalar_begin = begin + packs * kPack;
     }
+    for (long long i = scalar_begin + threadIdx.x; i < end; i += blockDim.x) element(i, base, master, i);
   }
 }
 
