@@ -43,8 +43,8 @@ const KernelTable& FUSEDOPT_CAT(kernel_table_, FUSEDOPT_ISA_NAMESPACE)() {
       {&cpu::init_fill<OutKind::Float32>, &cpu::init_fill<OutKind::Float64>, &cpu::init_fill<OutKind::Float16>,
        &cpu::init_fill<OutKind::BFloat16>},
       {&cpu::adafactor<float>, &cpu::adafactor<double>,
-       &cpu::adafactor_stored<cpu::adafactor_detail::StoredBFloat16>,
-       &cpu::adafactor_stored<cpu::adafactor_detail::StoredFloat16>},
+       &cpu::adafactor_stored<cpu::adafactor_detail::Stored16<true>>,
+       &cpu::adafactor_stored<cpu::adafactor_detail::Stored16<false>>},
       {&cpu::grad_norm<kFloat32>, &cpu::grad_norm<kFloat64>, &cpu::grad_norm<kBFloat16>, &cpu::grad_norm<kFloat16>},
   };
   return table;

@@ -613,8 +613,8 @@ class _InFlight:
     def __len__(self) -> int:
         return len(self._held)
 
-    def hold(self, arrays, stream, tables=()) -> None:
-        if stream.is_capturing():
+    def hold(self, arrays, stream, tables=(), capturing: Optional[bool] = None) -> None:
+        if stream.is_capturing() if capturing is None else capturing:
             return
         event = _cupy().cuda.Event(disable_timing=True)
         event.record(stream)
@@ -850,7 +850,7 @@ class Plan:
             for c, launch in enumerate(launches):
                 launch.run(scalars[c], None if rounding is None else tuple(rounding[c]), stream, capturing)
             if not capturing:
-                _in_flight.hold((self, tuple(grads)), stream, [t for launch in launches for t in launch.tables])
+                _in_flight.hold((self, tuple(grads)), stream, [t for launch in launches for t in launch.tables], False)
         return True
 
     def upload_scalars(self, variants, scalars) -> None:

@@ -21,7 +21,7 @@
 // in the params' type: float32, float64, or bfloat16/float16 bits (kernels _bfloat16, _float16) computed
 // in float32, a stored value read back as stored (as the CPU).
 #include "fusedopt/rules/adafactor.hpp"
-#include "fusedopt/rules/storage.hpp"
+#include "fusedopt/cuda/multi_tensor.cuh"
 
 namespace {
 
@@ -66,24 +66,16 @@ struct Stored {
   __device__ __forceinline__ static T load(const T* p, long long j) { return p[j]; }
   __device__ __forceinline__ static void store(T* p, long long j, T v) { p[j] = v; }
 };
-struct StoredBFloat16 {
+// bfloat16 (D = 2) or float16 (D = 3) bits: multi_tensor.cuh's conversions, rounding to nearest.
+template <int D>
+struct Stored16 {
   using Math = float;
   using Element = unsigned short;
   __device__ __forceinline__ static float load(const unsigned short* p, long long j) {
-    return fusedopt::rules::bfloat16_to_float(p[j]);
+    return fusedopt::cuda::Storage<D>::load(p, j);
   }
   __device__ __forceinline__ static void store(unsigned short* p, long long j, float v) {
-    p[j] = fusedopt::rules::to_bfloat16_bits(v);
-  }
-};
-struct StoredFloat16 {
-  using Math = float;
-  using Element = unsigned short;
-  __device__ __forceinline__ static float load(const unsigned short* p, long long j) {
-    return fusedopt::rules::float16_to_float(p[j]);
-  }
-  __device__ __forceinline__ static void store(unsigned short* p, long long j, float v) {
-    p[j] = fusedopt::rules::to_float16_bits(v);
+    fusedopt::cuda::Storage<D>::store(p, j, v, false, 0u);
   }
 };
 
@@ -380,5 +372,5 @@ __device__ void write(Lists l, const TensorInfo* tensors, const TileInfo* tiles,
 
 FUSEDOPT_ADAFACTOR_KERNELS(float32, Stored<float>, float)
 FUSEDOPT_ADAFACTOR_KERNELS(float64, Stored<double>, double)
-FUSEDOPT_ADAFACTOR_KERNELS(bfloat16, StoredBFloat16, float)
-FUSEDOPT_ADAFACTOR_KERNELS(float16, StoredFloat16, float)
+FUSEDOPT_ADAFACTOR_KERNELS(bfloat16, Stored16<2>, float)
+FUSEDOPT_ADAFACTOR_KERNELS(float16, Stored16<3>, float)

@@ -109,17 +109,17 @@ struct Stored {  // float32, float64: in place
   FUSEDOPT_HD static T load(const T* p, int64_t j) { return p[j]; }
   FUSEDOPT_HD static void store(T* p, int64_t j, T value) { p[j] = value; }
 };
-struct StoredBFloat16 {
+// bfloat16 (BFloat16) or float16 bits, rounded to nearest even.
+template <bool BFloat16>
+struct Stored16 {
   using Math = float;
   using Element = unsigned short;
-  FUSEDOPT_HD static float load(const unsigned short* p, int64_t j) { return rules::bfloat16_to_float(p[j]); }
-  FUSEDOPT_HD static void store(unsigned short* p, int64_t j, float value) { p[j] = rules::to_bfloat16_bits(value); }
-};
-struct StoredFloat16 {
-  using Math = float;
-  using Element = unsigned short;
-  FUSEDOPT_HD static float load(const unsigned short* p, int64_t j) { return rules::float16_to_float(p[j]); }
-  FUSEDOPT_HD static void store(unsigned short* p, int64_t j, float value) { p[j] = rules::to_float16_bits(value); }
+  FUSEDOPT_HD static float load(const unsigned short* p, int64_t j) {
+    return BFloat16 ? rules::bfloat16_to_float(p[j]) : rules::float16_to_float(p[j]);
+  }
+  FUSEDOPT_HD static void store(unsigned short* p, int64_t j, float value) {
+    p[j] = BFloat16 ? rules::to_bfloat16_bits(value) : rules::to_float16_bits(value);
+  }
 };
 
 template <typename T>
@@ -414,7 +414,7 @@ class AdafactorStep {
 }  // namespace adafactor_detail
 
 // One Adafactor step over every tensor of the view, each with its own scalars: T = float or double,
-// or the 16-bit storage types (adafactor_detail::StoredBFloat16, StoredFloat16), computed in float.
+// or the 16-bit storage types (adafactor_detail::Stored16<true> bfloat16, <false> float16), computed in float.
 template <typename T>
 void adafactor(const AdafactorView& view) {
   adafactor_detail::AdafactorStep<adafactor_detail::Stored<T>>(view).run();
