@@ -17,38 +17,73 @@ using namespace py::literals;
 namespace fusedopt {
 namespace {
 
-PyObject* interned(const char* name) { return PyUnicode_InternFromString(name); }
+// Calls through torch.Tensor's own descriptors, looked up once: a method called with the tensor as its
+// only argument, an attribute read by its getter. Each is the same C function that t.name() or t.name
+// reaches, without the attribute lookup (the params' types are checked not to override any of them).
+struct Descriptors {
+  explicit Descriptors(py::handle tensor_type)
+      : grad(getter(tensor_type, "grad")), dtype(getter(tensor_type, "dtype")), layout(getter(tensor_type, "layout")),
+        is_cpu(getter(tensor_type, "is_cpu")), data_ptr(method(tensor_type, "data_ptr")),
+        numel(method(tensor_type, "numel")), is_neg(method(tensor_type, "is_neg")),
+        is_contiguous(method(tensor_type, "is_contiguous")) {}
 
-// obj.name, or obj.name() when call; a null handle (the Python error cleared) when it raises.
-py::object attribute(py::handle obj, PyObject* name, bool call) {
-  PyObject* r = call ? PyObject_CallMethodNoArgs(obj.ptr(), name) : PyObject_GetAttr(obj.ptr(), name);
+  static py::object getter(py::handle type, const char* name) {
+    py::object d = type.attr(name);
+    if (!Py_TYPE(d.ptr())->tp_descr_get) throw py::type_error(std::string("TorchSteady: Tensor.") + name + " is not an attribute");
+    return d;
+  }
+  static py::object method(py::handle type, const char* name) {
+    py::object d = type.attr(name);
+    if (!PyCallable_Check(d.ptr())) throw py::type_error(std::string("TorchSteady: Tensor.") + name + " is not a method");
+    return d;
+  }
+
+  py::object grad, dtype, layout, is_cpu, data_ptr, numel, is_neg, is_contiguous;
+};
+
+// getter's value for obj (a new reference), or null (the Python error cleared) when it raises.
+py::object get(const py::object& getter, PyObject* obj) {
+  PyObject* r = Py_TYPE(getter.ptr())->tp_descr_get(getter.ptr(), obj, reinterpret_cast<PyObject*>(Py_TYPE(obj)));
   if (!r) PyErr_Clear();
   return py::reinterpret_steal<py::object>(r);
 }
 
-// The integer an attribute gives (data_ptr(), numel()), or -1 when it raises or is not an int.
-long long integer(py::handle obj, PyObject* name) {
-  const py::object r = attribute(obj, name, true);
+// method(obj), or null (the Python error cleared) when it raises.
+py::object call(const py::object& method, PyObject* obj) {
+  PyObject* r = PyObject_Vectorcall(method.ptr(), &obj, 1, nullptr);
+  if (!r) PyErr_Clear();
+  return py::reinterpret_steal<py::object>(r);
+}
+
+// The integer method(obj) gives (data_ptr(), numel()), or -1 when it raises or is not an int.
+long long integer(const py::object& method, PyObject* obj) {
+  const py::object r = call(method, obj);
   if (!r || !PyLong_Check(r.ptr())) return -1;
   const long long v = PyLong_AsLongLong(r.ptr());
   if (v == -1 && PyErr_Occurred()) PyErr_Clear();
   return v;
 }
 
-struct Names {
-  PyObject* grad = interned("grad");
-  PyObject* data_ptr = interned("data_ptr");
-  PyObject* numel = interned("numel");
-  PyObject* dtype = interned("dtype");
-  PyObject* layout = interned("layout");
-  PyObject* is_cpu = interned("is_cpu");
-  PyObject* is_neg = interned("is_neg");
-  PyObject* is_contiguous = interned("is_contiguous");
-};
+// The position PyDict_Next reaches key at in dict (compared by identity), or -1.
+Py_ssize_t position_of(PyObject* dict, PyObject* key) {
+  Py_ssize_t pos = 0, before = 0;
+  PyObject *k, *v;
+  while (PyDict_Next(dict, &pos, &k, &v)) {
+    if (k == key) return before;
+    before = pos;
+  }
+  return -1;
+}
 
-const Names& names() {
-  static const Names* n = new Names();  // never freed: the interpreter may be finalizing at exit
-  return *n;
+// Whether dict[key] is value. The entry at `at` (position_of's, when the dict was set up) answers
+// without hashing the key (torch.Tensor's __hash__ is a Python function); a dict changed since is
+// looked up by key.
+bool holds(PyObject* dict, Py_ssize_t at, PyObject* key, PyObject* value) {
+  PyObject *k, *v;
+  if (at >= 0 && PyDict_Next(dict, &at, &k, &v) && k == key) return v == value;
+  PyObject* found = PyDict_GetItemWithError(dict, key);
+  if (!found) PyErr_Clear();
+  return found == value;
 }
 
 class TorchSteady;
@@ -71,7 +106,7 @@ class TorchSteady {
               size_t memory_keys, py::tuple tensors, py::object dtype, py::object layout, py::object tensor_type, py::object counts)
       : plan_object_(std::move(plan)), params_(std::move(params)), state_of_(std::move(state_of)),
         states_(std::move(states)), keys_(std::move(keys)), memory_keys_(memory_keys), tensors_(std::move(tensors)), dtype_(std::move(dtype)),
-        layout_(std::move(layout)), tensor_type_(std::move(tensor_type)), counts_(std::move(counts)) {
+        layout_(std::move(layout)), tensor_type_(std::move(tensor_type)), counts_(std::move(counts)), tensor_(tensor_type_) {
     const Plan& prepared = plan_object_.cast<const Plan&>();
     const size_t n = params_.size();
     if (memory_keys_ > keys_.size()) throw py::value_error("TorchSteady: memory_keys > len(keys)");
@@ -90,10 +125,17 @@ class TorchSteady {
       if (!PyUnicode_Check(k.ptr())) throw py::type_error("TorchSteady: each key must be a str");
     for (size_t i = 0; i < n; ++i) {
       numel_.push_back(prepared.numel(0, i));
-      pointers_.push_back(integer(params_[i], names().data_ptr));
+      check_type(params_[i]);
+      types_.push_back(Py_TYPE(params_[i].ptr()));
+      pointers_.push_back(integer(tensor_.data_ptr, params_[i].ptr()));
       const auto row = tensors_[i].cast<py::tuple>();
       if (row.size() != keys_.size()) throw py::value_error("TorchSteady: one tensor per key");
-      for (size_t k = 0; k < memory_keys_; ++k) pointers_.push_back(integer(row[k], names().data_ptr));
+      for (size_t k = 0; k < memory_keys_; ++k) {
+        check_type(row[k]);
+        pointers_.push_back(integer(tensor_.data_ptr, row[k].ptr()));
+      }
+      state_at_.push_back(position_of(state_of_.ptr(), params_[i].ptr()));
+      for (size_t k = 0; k < keys_.size(); ++k) key_at_.push_back(position_of(states_[i].ptr(), keys_[k].ptr()));
     }
     for (long long pointer : pointers_)
       if (pointer <= 0) throw py::value_error("TorchSteady: every param and state tensor must have a data_ptr()");
@@ -105,7 +147,6 @@ class TorchSteady {
   // contiguous, aligned CPU tensor of its param's dtype and size (torch.Tensor itself, no subclass):
   // the caller then takes its general path, which names any problem. Writes nothing.
   py::object gather(py::handle params_list, double count) const {
-    const Names& nm = names();
     const size_t n = params_.size();
     if (!PyList_Check(params_list.ptr()) || static_cast<size_t>(PyList_GET_SIZE(params_list.ptr())) != n)
       return py::none();
@@ -118,38 +159,43 @@ class TorchSteady {
     gathered.owner = this;
     gathered.held.resize(n);
     gathered.pointers.assign(1, std::vector<void*>(n));
-    size_t at = 0;
+    const Descriptors& t = tensor_;
+    const auto* tensor_type = reinterpret_cast<PyTypeObject*>(tensor_type_.ptr());
+    size_t at = 0, key_at = 0;
     for (size_t i = 0; i < n; ++i) {
-      py::handle p = PyTuple_GET_ITEM(params_.ptr(), i);
-      if (PyList_GET_ITEM(params_list.ptr(), i) != p.ptr()) return py::none();
-      PyObject* state = PyDict_GetItemWithError(state_of_.ptr(), p.ptr());
-      if (state != PyTuple_GET_ITEM(states_.ptr(), i)) {
-        PyErr_Clear();
+      PyObject* p = PyTuple_GET_ITEM(params_.ptr(), i);
+      PyObject* state = PyTuple_GET_ITEM(states_.ptr(), i);
+      if (PyList_GET_ITEM(params_list.ptr(), i) != p || Py_TYPE(p) != types_[i] ||
+          !holds(state_of_.ptr(), state_at_[i], p, state) || integer(t.data_ptr, p) != pointers_[at++])
         return py::none();
-      }
-      if (integer(p, nm.data_ptr) != pointers_[at++]) return py::none();
-      py::handle row = PyTuple_GET_ITEM(tensors_.ptr(), i);
-      for (size_t k = 0; k < keys_.size(); ++k) {
-        py::handle t = PyTuple_GET_ITEM(row.ptr(), k);
-        if (PyDict_GetItemWithError(state, PyTuple_GET_ITEM(keys_.ptr(), k)) != t.ptr()) {
-          PyErr_Clear();
+      PyObject* row = PyTuple_GET_ITEM(tensors_.ptr(), i);
+      for (size_t k = 0; k < keys_.size(); ++k, ++key_at) {
+        PyObject* buffer = PyTuple_GET_ITEM(row, k);
+        if (!holds(state, key_at_[key_at], PyTuple_GET_ITEM(keys_.ptr(), k), buffer) ||
+            (k < memory_keys_ && integer(t.data_ptr, buffer) != pointers_[at++]))
           return py::none();
-        }
-        if (k < memory_keys_ && integer(t, nm.data_ptr) != pointers_[at++]) return py::none();
       }
-      py::object grad = attribute(p, nm.grad, false);
-      if (!grad || Py_TYPE(grad.ptr()) != reinterpret_cast<PyTypeObject*>(tensor_type_.ptr())) return py::none();
-      if (attribute(grad, nm.dtype, false).ptr() != dtype_.ptr() ||
-          attribute(grad, nm.layout, false).ptr() != layout_.ptr() ||
-          attribute(grad, nm.is_cpu, false).ptr() != Py_True || attribute(grad, nm.is_neg, true).ptr() != Py_False ||
-          attribute(grad, nm.is_contiguous, true).ptr() != Py_True || integer(grad, nm.numel) != numel_[i])
+      py::object grad = get(t.grad, p);
+      if (!grad || Py_TYPE(grad.ptr()) != tensor_type) return py::none();
+      if (get(t.dtype, grad.ptr()).ptr() != dtype_.ptr() || get(t.layout, grad.ptr()).ptr() != layout_.ptr() ||
+          get(t.is_cpu, grad.ptr()).ptr() != Py_True || call(t.is_neg, grad.ptr()).ptr() != Py_False ||
+          call(t.is_contiguous, grad.ptr()).ptr() != Py_True || integer(t.numel, grad.ptr()) != numel_[i])
         return py::none();
-      const long long pointer = integer(grad, nm.data_ptr);
+      const long long pointer = integer(t.data_ptr, grad.ptr());
       if (pointer <= 0 || pointer % static_cast<long long>(itemsize_) != 0) return py::none();
       gathered.pointers[0][i] = reinterpret_cast<void*>(static_cast<uintptr_t>(pointer));
       gathered.held[i] = std::move(grad);
     }
     return py::cast(std::move(gathered));
+  }
+
+  // A param's or state tensor's type must reach torch.Tensor's own data_ptr and grad (a subclass that
+  // overrides either is refused here, so that the descriptors called in gather() are its own).
+  void check_type(py::handle tensor) const {
+    const py::handle type = reinterpret_cast<PyObject*>(Py_TYPE(tensor.ptr()));
+    if (!PyObject_IsSubclass(type.ptr(), tensor_type_.ptr()) || type.attr("data_ptr").ptr() != tensor_.data_ptr.ptr() ||
+        type.attr("grad").ptr() != tensor_.grad.ptr())
+      throw py::type_error("TorchSteady: params and state must be torch.Tensor (or a subclass that keeps data_ptr and grad)");
   }
 
   // The step over grads gather() returned, with these variants and scalars (as Plan.step's); then
@@ -171,6 +217,9 @@ class TorchSteady {
   size_t memory_keys_ = 0;
   py::tuple tensors_;
   py::object dtype_, layout_, tensor_type_, counts_;
+  Descriptors tensor_;
+  std::vector<PyTypeObject*> types_;  // each param's type (held by the param)
+  std::vector<Py_ssize_t> state_at_, key_at_;  // where each param's state sits in state_of, each key in its state
   std::vector<int64_t> numel_;
   std::vector<long long> pointers_;  // per param: its data pointer, then its state buffers' in key order
   size_t itemsize_ = 4;

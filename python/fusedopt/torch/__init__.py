@@ -374,9 +374,12 @@ class _Steady:
                 [opt._view(state[_precision.MASTER], w, _precision.MASTER) for state, w in zip(states, where)]
                 if master else None, [f"state of {w}, {_precision.MASTER!r}" for w in where])
         plan = _core.Plan([call], len(params))
-        steady.core = _core.TorchSteady(plan, tuple(params), opt.state, tuple(states), keys, len(memory),
-                                        tuple(tuple(state[k] for k in keys) for state in states), params[0].dtype,
-                                        torch.strided, torch.Tensor, block.numpy() if keeps_step else None)
+        try:
+            steady.core = _core.TorchSteady(plan, tuple(params), opt.state, tuple(states), keys, len(memory),
+                                            tuple(tuple(state[k] for k in keys) for state in states), params[0].dtype,
+                                            torch.strided, torch.Tensor, block.numpy() if keeps_step else None)
+        except TypeError:  # a Tensor subclass overriding data_ptr or grad: the general path calls its own
+            return None
         steady.params_list, steady.state_of, steady.spec = params, opt.state, spec
         values = tuple(h.values())
         steady.hypers, steady.kernel_h, steady.present = (values, tuple(map(type, values))), kernel_h, spec.present[variant]
