@@ -77,8 +77,9 @@ struct FastLayout {
   }
 
   // Elements [begin, end) of tensor t, a multiple of 16 of them from begin; returns where it stopped.
-  static int64_t range(const TensorListView& list, const MixedStorage& m, const Scalars& s, int64_t t, int64_t begin,
-                       int64_t end) {
+  static int64_t range(const TensorListView& list, const MixedStorage& m, const Scalars& scalars, int64_t t,
+                       int64_t begin, int64_t end) {
+    const Scalars s = scalars;  // kept in registers (see update_range): the __m256i stores alias anything
     void* at[kMaxSlots] = {};
     ((at[K] = ((Rule::present >> K) & 1u) ? base(list, m, K, t) : nullptr), ...);
     void* const param = list.slots[0][t];
