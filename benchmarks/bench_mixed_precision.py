@@ -16,6 +16,10 @@ ceiling and the other libraries' step over the same dtypes:
     bf16-stochastic the bf16 layout with stochastic rounding of p, m and v (fusedopt only), beside nearest
 
     python benchmarks/bench_mixed_precision.py [--size 1e7] [--threads 2] [--repeats 20] [--json FILE]
+                                               [--baseline FOLDER]
+
+--baseline FOLDER adds the rows of another build (installed in FOLDER as the package fusedopt_old),
+prefixed "old ", timed in the same rounds.
 
 One process, the same data, interleaved, medians. "%ceil" is the layout's byte model in GB/s over the
 float32 Adam-pattern probe's (28 bytes per param) measured in the same rounds. A row agrees with the
@@ -69,7 +73,7 @@ def torch_tensors(params, grads):
     return ts
 
 
-def layout_case(layout: str, n: int, threads: int, repeats: int):
+def layout_case(layout: str, n: int, threads: int, repeats: int, baseline=None):
     import ml_dtypes
     import torch
 
@@ -83,9 +87,10 @@ def layout_case(layout: str, n: int, threads: int, repeats: int):
         expected.append(p64)
     built, nbytes = {}, 14 * n
     if layout in ("bf16", "fp16", "bf16-stochastic"):
-        ours = [p.copy() for p in params]
-        opt = fusedopt.Adam(ours, lr=LR)
-        built["fusedopt"] = impls.Impl(lambda: opt.step(grads), ours)
+        for lib, prefix in harness.builds(baseline):
+            ours = [p.copy() for p in params]
+            opt = lib.Adam(ours, lr=LR)
+            built[prefix + "fusedopt"] = impls.Impl(lambda opt=opt: opt.step(grads), ours)
         if layout == "bf16-stochastic":
             rounded = [p.copy() for p in params]
             sr = fusedopt.Adam(rounded, lr=LR, rounding_seed=0)
@@ -101,9 +106,10 @@ def layout_case(layout: str, n: int, threads: int, repeats: int):
                     built["deepspeed"] = impls.Impl(ds.step, [p.detach() for p in ds_ts])
     else:  # bf16-master
         nbytes = 28 * n
-        ours = [p.copy() for p in params]
-        opt = fusedopt.Adam(ours, lr=LR, master_weights=True)
-        built["fusedopt"] = impls.Impl(lambda: opt.step(grads), ours)
+        for lib, prefix in harness.builds(baseline):
+            ours = [p.copy() for p in params]
+            opt = lib.Adam(ours, lr=LR, master_weights=True)
+            built[prefix + "fusedopt"] = impls.Impl(lambda opt=opt: opt.step(grads), ours)
         masters = [torch.from_numpy(p.astype(np.float32)).requires_grad_(True) for p in params]
         for t, g in zip(masters, grads):
             t.grad = torch.from_numpy(g.astype(np.float32))
@@ -158,8 +164,9 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, nargs="+", default=[2])
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--baseline", default=None, help="folder holding another build as the package fusedopt_old")
     args = ap.parse_args(argv)
-    cases = [lambda threads, layout=layout: layout_case(layout, int(args.size), threads, args.repeats)
+    cases = [lambda threads, layout=layout: layout_case(layout, int(args.size), threads, args.repeats, args.baseline)
              for layout in args.layouts]
     return report.run_cases(args.threads, cases, args.json, args.repeats)
 

@@ -4,11 +4,20 @@ import fusedopt
 from fusedopt import _core
 
 
+# The suite runs on fusedopt's pool, whichever test imports fusedopt.torch first (which would choose
+# torch's OpenMP team): the fusedopt.torch tests choose the team themselves (their module fixtures), and
+# test_thread_runtime.py checks that both give the same bits.
+fusedopt.set_thread_runtime("fusedopt")
+
+
 @pytest.fixture
 def restore_runtime():
-    """Puts threads, ISA and serial threshold back as they were after a test that changes them."""
+    """Puts threads, thread runtime, ISA and serial threshold back as they were after a test that
+    changes them."""
     info = _core.cpu_info()
+    openmp = _core._thread_runtime_is_openmp()
     yield
+    _core._set_thread_runtime(openmp)
     fusedopt.set_num_threads(info["num_threads"])
     _core.set_isa(info["isa"])
     _core.set_serial_threshold(info["serial_threshold"])

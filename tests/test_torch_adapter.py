@@ -14,6 +14,12 @@ import fusedopt.torch as ft  # noqa: E402
 
 from cases import CASES, case_id  # noqa: E402
 
+
+@pytest.fixture(autouse=True)
+def on_torchs_openmp_team(restore_runtime):
+    """fusedopt.torch's default thread runtime (the rest of the suite runs on the pool: conftest)."""
+    fusedopt.set_thread_runtime("openmp")
+
 TOLERANCE = {torch.float32: dict(rtol=2e-5, atol=2e-6), torch.float64: dict(rtol=1e-10, atol=1e-12)}
 
 

@@ -15,7 +15,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("ml_dtypes")
+import fusedopt  # noqa: E402
 import fusedopt.torch as ft  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def on_torchs_openmp_team(restore_runtime):
+    """fusedopt.torch's default thread runtime (the rest of the suite runs on the pool: conftest)."""
+    fusedopt.set_thread_runtime("openmp")
 
 DTYPES = [torch.bfloat16, torch.float16]
 

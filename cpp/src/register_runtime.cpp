@@ -65,6 +65,7 @@ void register_runtime(py::module_& m) {
     d["chunks"] = s.chunks;
     d["chunks_by_workers"] = s.chunks_by_workers;
     d["jobs_helped"] = s.jobs_helped;
+    d["openmp_jobs"] = s.openmp_jobs;
     return d;
   }, "What the kernels' workers did so far: parallel jobs, chunks, chunks run by workers, jobs they helped (benchmarks).");
   m.def("_set_worker_wait", [](py::handle spin_ns, bool yields, py::handle misses) {
@@ -73,6 +74,9 @@ void register_runtime(py::module_& m) {
   }, "spin_ns"_a, "yields"_a, "misses"_a,
   "How idle workers wait: spin for spin_ns of CPU time (yielding if asked), then sleep; after `misses` jobs "
   "in a row claimed by others, sleep at once (benchmarks).");
+  m.def("_set_thread_runtime", [](bool openmp) { set_thread_runtime(openmp); }, "openmp"_a,
+        "Run the CPU kernels' jobs on the OpenMP runtime's team (True) or fusedopt's pool (False).");
+  m.def("_thread_runtime_is_openmp", [] { return thread_runtime_is_openmp(); });
   m.def("set_isa", &set_isa_checked, "name"_a, "Use the kernels built for one ISA (testing, benchmarks).");
   m.def("set_serial_threshold", &set_serial_threshold_checked, "n"_a,
         "Below n elements a step runs on the calling thread (benchmarks pick n).");

@@ -204,8 +204,34 @@ void run_serial(int64_t n_chunks, ChunkTask task, void* context) {
   for (int64_t c = 0; c < n_chunks; ++c) task(context, c);
 }
 
+// The other way to run a job (set_thread_runtime): on the OpenMP runtime's team, which a process
+// shares with every library linked to the same libgomp (torch's CPU ops run on it). After each of
+// their parallel ops that team's workers spin for a while (about 7 ms here); a pool worker started
+// then shares a core with one of them, and a 2-thread step took 1.2-1.6x as long (RESULTS.md). On
+// the same team the step reuses those threads instead. Chunks are claimed from a counter as in the
+// pool, so which thread runs a chunk still changes no result; the region's closing barrier waits for
+// every team member, which is what issue 17 left OpenMP for, so this is not the default.
+std::atomic<bool> g_openmp{false};
+std::atomic<bool> g_forked{false};  // libgomp's team is unusable in a child of fork(): the pool runs
+std::atomic<int64_t> g_openmp_jobs{0};
+
+void run_openmp(int64_t n_chunks, int threads, ChunkTask task, void* context) {
+  std::atomic<int64_t> next{0};
+  g_openmp_jobs.fetch_add(1, std::memory_order_relaxed);
+#pragma omp parallel num_threads(threads)
+  {
+    const bool nested = t_inside_job;
+    t_inside_job = true;
+    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < n_chunks;) task(context, c);
+    t_inside_job = nested;
+  }
+}
+
 // In a child of fork() only the forking thread exists: start over with a new pool and no workers.
-void reset_after_fork() { g_pool = new Pool; }
+void reset_after_fork() {
+  g_pool = new Pool;
+  g_forked.store(true);
+}
 const int g_atfork = pthread_atfork(nullptr, nullptr, reset_after_fork);
 
 }  // namespace
@@ -215,6 +241,8 @@ void run_chunks(int64_t n_chunks, int threads, ChunkTask task, void* context) no
   Pool& pool = *g_pool;
   if (threads <= 1 || n_chunks <= 1 || n_chunks > kMaxChunks || t_inside_job)
     return run_serial(n_chunks, task, context);
+  if (g_openmp.load(std::memory_order_relaxed) && !g_forked.load(std::memory_order_relaxed))
+    return run_openmp(n_chunks, threads, task, context);
   std::unique_lock<std::mutex> owner(pool.owner, std::try_to_lock);
   if (!owner.owns_lock()) return run_serial(n_chunks, task, context);  // another step has the workers
   const uint64_t allowed = static_cast<uint64_t>(grow_to(pool, std::min(threads - 1, int(kTeamMask))));
@@ -249,11 +277,18 @@ void set_worker_wait(int64_t spin_ns, bool yields, int misses) noexcept {
 PoolStats pool_stats() noexcept {
   Pool& pool = *g_pool;
   std::lock_guard<std::mutex> owner(pool.owner);
-  return pool.stats;
+  PoolStats stats = pool.stats;
+  stats.openmp_jobs = g_openmp_jobs.load(std::memory_order_relaxed);
+  return stats;
 }
+
+void set_thread_runtime(bool openmp) noexcept { g_openmp.store(openmp); }
+
+bool thread_runtime_is_openmp() noexcept { return g_openmp.load(); }
 
 int team_size(int threads) noexcept {
   if (threads <= 1) return 1;
+  if (g_openmp.load(std::memory_order_relaxed) && !g_forked.load(std::memory_order_relaxed)) return threads;
   Pool& pool = *g_pool;
   std::lock_guard<std::mutex> owner(pool.owner);
   return 1 + grow_to(pool, std::min(threads - 1, int(kTeamMask)));

@@ -70,6 +70,8 @@ clang++ "${common[@]}" -DFUSEDOPT_HAVE_X86_ISAS dev/sanitize/threads_harness.cpp
 export OMP_TOOL_LIBRARIES="$llvm_lib/libarcher.so" ARCHER_OPTIONS=verbose=1
 export TSAN_OPTIONS="halt_on_error=1 exitcode=66 ignore_noninstrumented_modules=1"
 "$tsan/threads_harness"
+echo "== the same on the OpenMP runtime's team (fusedopt.set_thread_runtime('openmp'), baseline ISA)"
+"$tsan/threads_harness" --openmp
 echo "== the harness must catch a race (two tensors sharing memory, --race)"
 status=0
 "$tsan/threads_harness" --race >"$tsan/race.log" 2>&1 || status=$?

@@ -156,13 +156,19 @@ void run_table(const KernelTable& table, bool race) {
 int main(int argc, char** argv) {
   using namespace fusedopt;
   const bool race = argc > 1 && std::strcmp(argv[1], "--race") == 0;
+  // --openmp: the jobs on the OpenMP runtime's team (set_thread_runtime), one ISA: the runtime is the
+  // same code for every ISA's kernels
+  const bool openmp = argc > 1 && std::strcmp(argv[1], "--openmp") == 0;
+  set_thread_runtime(openmp);
   std::vector<const KernelTable*> tables = {&kernel_table_isa_baseline()};
+  if (!openmp) {
 #if defined(FUSEDOPT_HAVE_X86_ISAS)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) tables.push_back(&kernel_table_isa_avx2());
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
     tables.push_back(&kernel_table_isa_avx512());
 #endif
+  }
   for (const KernelTable* table : tables) {
     std::printf("%s\n", table->isa);
     run_table(*table, race);

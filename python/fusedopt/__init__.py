@@ -18,8 +18,40 @@ from .optim import *  # noqa: F401,F403 - the optimizer classes (fusedopt.Adam, 
 __all__ = [
     *optim.__all__,
     "functional", "init", "optim", "reference", "manual_seed",
-    "cpu_info", "set_num_threads", "get_num_threads", "get_include", "__version__",
+    "cpu_info", "set_num_threads", "get_num_threads", "set_thread_runtime", "get_thread_runtime", "get_include",
+    "__version__",
 ]
+
+_THREAD_RUNTIMES = ("fusedopt", "openmp")
+_thread_runtime_chosen = False  # by set_thread_runtime or FUSEDOPT_THREAD_RUNTIME (fusedopt.torch then leaves it)
+
+
+def set_thread_runtime(name: str) -> None:
+    """Which threads run the CPU kernels' steps: ``"fusedopt"``, fusedopt's own pool (the default), or
+    ``"openmp"``, the OpenMP runtime's team, which the process shares with other libraries linked to
+    the same libgomp, torch's CPU ops among them. After each of its parallel ops torch's team spins
+    for a few milliseconds; a step on fusedopt's pool then shares cores with it (1.2-1.6x slower at 2
+    threads on 2 cores), while on ``"openmp"`` it reuses those threads. ``import fusedopt.torch``
+    chooses ``"openmp"`` unless this was called or ``FUSEDOPT_THREAD_RUNTIME`` is set. Results are
+    the same bits either way; a child of ``fork()`` always uses the pool."""
+    global _thread_runtime_chosen
+    if name not in _THREAD_RUNTIMES:
+        raise ValueError(f"set_thread_runtime: expected one of {_THREAD_RUNTIMES}, got {name!r}")
+    from . import _core
+
+    _core._set_thread_runtime(name == "openmp")
+    _thread_runtime_chosen = True
+
+
+def get_thread_runtime() -> str:
+    """``"fusedopt"`` or ``"openmp"``: see ``set_thread_runtime``."""
+    from . import _core
+
+    return "openmp" if _core._thread_runtime_is_openmp() else "fusedopt"
+
+
+if "FUSEDOPT_THREAD_RUNTIME" in _os.environ:
+    set_thread_runtime(_os.environ["FUSEDOPT_THREAD_RUNTIME"])
 
 
 def cpu_info() -> Dict[str, Any]:

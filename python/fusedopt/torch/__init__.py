@@ -531,6 +531,29 @@ for _spec in SPECS:
         globals()[_spec.class_name] = _optimizer_class(_spec)
 del _spec
 
+def _shares_torchs_openmp_team() -> bool:
+    """Whether torch runs its CPU ops on OpenMP and exactly one OpenMP runtime is loaded (Linux: the
+    process's mapped libraries), so that fusedopt's OpenMP team is torch's."""
+    import re
+
+    if "parallel backend: OpenMP" not in torch.__config__.parallel_info():
+        return False
+    try:
+        with open("/proc/self/maps") as f:
+            runtimes = set(re.findall(r"\S*/lib(?:gomp|iomp5|omp)[^/\s]*\.so[^/\s]*", f.read()))
+    except OSError:
+        return False
+    return len(runtimes) == 1
+
+
+# torch's CPU ops run on the OpenMP team, whose threads spin for a while after each: fusedopt's steps
+# run on that team too, instead of sharing cores with it (fusedopt.set_thread_runtime), unless the user
+# chose a runtime.
+from .. import _thread_runtime_chosen  # noqa: E402
+
+if not _thread_runtime_chosen and _shares_torchs_openmp_team():
+    _core._set_thread_runtime(True)
+
 from .adafactor import Adafactor  # noqa: E402 - uses the helpers above
 
 __all__.append("Adafactor")

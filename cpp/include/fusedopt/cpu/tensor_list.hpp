@@ -32,8 +32,13 @@ int team_size(int threads) noexcept;
 // and the jobs in which a worker ran any.
 struct PoolStats {
   int64_t jobs = 0, chunks = 0, chunks_by_workers = 0, jobs_helped = 0;
+  int64_t openmp_jobs = 0;  // jobs run on the OpenMP team instead (set_thread_runtime)
 };
 PoolStats pool_stats() noexcept;
+// Run jobs on the OpenMP runtime's team (openmp) or on the pool (the default); a child of fork() uses
+// the pool either way.
+void set_thread_runtime(bool openmp) noexcept;
+bool thread_runtime_is_openmp() noexcept;
 // How idle workers wait for the next job: spin for spin_ns of their CPU time (yielding their core every
 // few checks if `yields`), then sleep; a worker that found `misses` jobs in a row already claimed by
 // others sleeps at once until it gets a chunk again. For benchmarks that compare wait policies.
