@@ -50,7 +50,7 @@ def test_steps_on_the_openmp_team_give_the_pools_bits_and_run_there(name, thread
     on_pool = steps(OPTIMIZERS[name])
     before = _core._pool_stats()
     fusedopt.set_thread_runtime("openmp")
-    assert fusedopt.get_thread_runtime() == "openmp"
+    assert fusedopt.get_thread_runtime() == "openmp" and fusedopt.cpu_info()["thread_runtime"] == "openmp"
     on_team = steps(OPTIMIZERS[name])
     after = _core._pool_stats()
     assert on_team == on_pool

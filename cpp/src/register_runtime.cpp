@@ -23,6 +23,7 @@ py::dict cpu_info() {
   d["openmp"] = _OPENMP;
   d["compiler"] = __VERSION__;
   d["serial_threshold"] = serial_threshold();
+  d["thread_runtime"] = thread_runtime_is_openmp() ? "openmp" : "fusedopt";  // set_thread_runtime
   d["avx512_bf16"] = use_avx512_bf16();  // bfloat16 stores through VCVTNEPS2BF16 in the avx512 kernels
   return d;
 }

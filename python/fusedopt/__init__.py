@@ -56,7 +56,8 @@ if "FUSEDOPT_THREAD_RUNTIME" in _os.environ:
 
 def cpu_info() -> Dict[str, Any]:
     """The CPU kernels in use: ``isa`` ("avx512", "avx2" or "baseline", chosen at run time or by
-    the ``FUSEDOPT_ISA`` environment variable), ``available_isas``, ``num_threads`` and build facts."""
+    the ``FUSEDOPT_ISA`` environment variable), ``available_isas``, ``num_threads``,
+    ``thread_runtime`` (``set_thread_runtime``) and build facts."""
     from . import _core
 
     return _core.cpu_info()

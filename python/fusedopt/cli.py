@@ -251,7 +251,8 @@ def info(args) -> int:
     print(f"python {platform.python_version()}, numpy {np.__version__}, {platform.platform()}")
     print(f"cpu: {harness.machine_info()['cpu']}")
     print(f"isa: {cpu['isa']} (available: {', '.join(cpu['available_isas'])})")
-    print(f"threads: {cpu['num_threads']} of {cpu['num_procs']} processors; serial below {cpu['serial_threshold']} elements")
+    print(f"threads: {cpu['num_threads']} of {cpu['num_procs']} processors on the {cpu['thread_runtime']} runtime; "
+          f"serial below {cpu['serial_threshold']} elements")
     print(f"build: {cpu['compiler']}, OpenMP {cpu['openmp']}")
     for module in ("torch", "cupy", "jax"):
         try:
