@@ -14,9 +14,12 @@
 FUSEDOPT_NAMESPACE_BEGIN
 namespace cpu {
 
+// Each type's 16-lane load and store; store<true> may use VCVTNEPS2BF16, which the caller has checked
+// is safe for v (native_unsafe: the lanes it would get wrong, float32 denormals, which it flushes).
 template <int D> struct Lanes16;
 template <> struct Lanes16<kFloat32> {
   static __m512 load(const void* p, int64_t i) { return _mm512_loadu_ps(static_cast<const float*>(p) + i); }
+  static __mmask16 native_unsafe(__m512) { return 0; }
   template <bool Native>
   static void store(void* p, int64_t i, __m512 v) { _mm512_storeu_ps(static_cast<float*>(p) + i, v); }
 };
@@ -32,19 +35,17 @@ template <> struct Lanes16<kBFloat16> {
     r = _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), x, _mm512_set1_epi32(0x400000));
     return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
   }
+  static __mmask16 native_unsafe(__m512 v) {  // the float32 denormals
+    const __m512i x = _mm512_castps_si512(v);
+    return _mm512_mask_test_epi32_mask(_mm512_testn_epi32_mask(x, _mm512_set1_epi32(0x7f800000)), x,
+                                       _mm512_set1_epi32(0x007fffff));
+  }
   template <bool Native>
   static void store(void* p, int64_t i, __m512 v) {
     __m256i h;
     if constexpr (Native) {
-      const __m512i x = _mm512_castps_si512(v);
-      const __mmask16 denormal = _mm512_mask_test_epi32_mask(
-          _mm512_testn_epi32_mask(x, _mm512_set1_epi32(0x7f800000)), x, _mm512_set1_epi32(0x007fffff));
-      if (denormal == 0) {
-        // VCVTNEPS2BF16 by inline assembly: this build does not assume AVX512_BF16, the caller checked it
-        asm("vcvtneps2bf16 %1, %0" : "=v"(h) : "v"(v));
-      } else {
-        h = nearest(v);
-      }
+      // VCVTNEPS2BF16 by inline assembly: this build does not assume AVX512_BF16, the caller checked it
+      asm("vcvtneps2bf16 %1, %0" : "=v"(h) : "v"(v));
     } else {
       h = nearest(v);
     }
@@ -55,6 +56,7 @@ template <> struct Lanes16<kFloat16> {
   static __m512 load(const void* p, int64_t i) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const unsigned short*>(p) + i)));
   }
+  static __mmask16 native_unsafe(__m512) { return 0; }
   template <bool Native>
   static void store(void* p, int64_t i, __m512 v) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(static_cast<unsigned short*>(p) + i),
@@ -90,13 +92,29 @@ struct FastLayout {
                                     : void()),
        ...);
       update_range<Rule, float, false>(0, 16, s, row<K>(x)...);
-      ((((kWritten<Rule> >> K) & 1u) ? Lanes16<slot_type<K, P, S, Master>()>::template store<Native>(
-                                           at[K], i, _mm512_load_ps(x[K]))
-                                     : void()),
-       ...);
-      if constexpr (Master) Lanes16<P>::template store<Native>(param, i, _mm512_load_ps(x[0]));
+      if constexpr (Native) {  // one check of the block's written vectors, then all stores one way
+        __mmask16 unsafe = 0;
+        ((unsafe |= ((kWritten<Rule> >> K) & 1u)
+                        ? Lanes16<slot_type<K, P, S, Master>()>::native_unsafe(_mm512_load_ps(x[K]))
+                        : __mmask16(0)),
+         ...);
+        if constexpr (Master) unsafe |= Lanes16<P>::native_unsafe(_mm512_load_ps(x[0]));
+        if (unsafe == 0) store_block<true>(at, param, i, x);
+        else store_block<false>(at, param, i, x);
+      } else {
+        store_block<false>(at, param, i, x);
+      }
     }
     return i;
+  }
+
+  template <bool UseNative>
+  static void store_block(void* const (&at)[kMaxSlots], void* param, int64_t i, float (&x)[kMaxSlots][16]) {
+    ((((kWritten<Rule> >> K) & 1u) ? Lanes16<slot_type<K, P, S, Master>()>::template store<UseNative>(
+                                         at[K], i, _mm512_load_ps(x[K]))
+                                   : void()),
+     ...);
+    if constexpr (Master) Lanes16<P>::template store<UseNative>(param, i, _mm512_load_ps(x[0]));
   }
 
   template <int J>
