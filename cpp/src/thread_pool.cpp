@@ -215,6 +215,10 @@ std::atomic<bool> g_openmp{false};
 std::atomic<bool> g_forked{false};  // libgomp's team is unusable in a child of fork(): the pool runs
 std::atomic<int64_t> g_openmp_jobs{0};
 
+bool on_openmp_team() {
+  return g_openmp.load(std::memory_order_relaxed) && !g_forked.load(std::memory_order_relaxed);
+}
+
 void run_openmp(int64_t n_chunks, int threads, ChunkTask task, void* context) {
   std::atomic<int64_t> next{0};
   g_openmp_jobs.fetch_add(1, std::memory_order_relaxed);
@@ -241,8 +245,7 @@ void run_chunks(int64_t n_chunks, int threads, ChunkTask task, void* context) no
   Pool& pool = *g_pool;
   if (threads <= 1 || n_chunks <= 1 || n_chunks > kMaxChunks || t_inside_job)
     return run_serial(n_chunks, task, context);
-  if (g_openmp.load(std::memory_order_relaxed) && !g_forked.load(std::memory_order_relaxed))
-    return run_openmp(n_chunks, threads, task, context);
+  if (on_openmp_team()) return run_openmp(n_chunks, threads, task, context);
   std::unique_lock<std::mutex> owner(pool.owner, std::try_to_lock);
   if (!owner.owns_lock()) return run_serial(n_chunks, task, context);  // another step has the workers
   const uint64_t allowed = static_cast<uint64_t>(grow_to(pool, std::min(threads - 1, int(kTeamMask))));
@@ -288,7 +291,7 @@ bool thread_runtime_is_openmp() noexcept { return g_openmp.load(); }
 
 int team_size(int threads) noexcept {
   if (threads <= 1) return 1;
-  if (g_openmp.load(std::memory_order_relaxed) && !g_forked.load(std::memory_order_relaxed)) return threads;
+  if (on_openmp_team()) return threads;
   Pool& pool = *g_pool;
   std::lock_guard<std::mutex> owner(pool.owner);
   return 1 + grow_to(pool, std::min(threads - 1, int(kTeamMask)));

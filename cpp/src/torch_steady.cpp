@@ -193,7 +193,7 @@ class TorchSteady {
   // overrides either is refused here, so that the descriptors called in gather() are its own).
   void check_type(py::handle tensor) const {
     const py::handle type = reinterpret_cast<PyObject*>(Py_TYPE(tensor.ptr()));
-    if (!PyObject_IsSubclass(type.ptr(), tensor_type_.ptr()) || type.attr("data_ptr").ptr() != tensor_.data_ptr.ptr() ||
+    if (PyObject_IsSubclass(type.ptr(), tensor_type_.ptr()) != 1 || type.attr("data_ptr").ptr() != tensor_.data_ptr.ptr() ||
         type.attr("grad").ptr() != tensor_.grad.ptr())
       throw py::type_error("TorchSteady: params and state must be torch.Tensor (or a subclass that keeps data_ptr and grad)");
   }

@@ -17,7 +17,8 @@ of their device, so a step is ordered after the backward pass that wrote the gra
 run on a GPU yet). While a CPU group's params, state entries and step counts stay as they were, a step
 gathers the new grads in C++ by data pointer (``_Steady``), so its Python cost does not grow with the
 params. CPU steps run on torch's OpenMP team when torch's ops run on the same OpenMP library
-(``fusedopt.set_thread_runtime("openmp")``, chosen at import unless the user chose a runtime). Not yet: bfloat16/float16 params (issue 16); CUDA groups take the general path every step.
+(``fusedopt.set_thread_runtime("openmp")``, chosen at import unless the user chose a runtime). Not
+yet: CUDA groups take the general path every step.
 
 torch-only switches: ``foreach`` and ``fused`` are accepted and change nothing (the step is always one
 fused pass); ``capturable=True`` and ``differentiable=True`` are refused; Adam's
