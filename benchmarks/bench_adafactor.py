@@ -7,6 +7,10 @@ interleaved, medians. Its state is shaped by the params, so the shapes are its o
     model     20 matrices of 500 x 500 and 20 vectors of 250,000 (1e7 in all)
 
     python benchmarks/bench_adafactor.py [--threads 2] [--repeats 20] [--json benchmarks/results_adafactor.json]
+                                         [--baseline FOLDER]
+
+--baseline FOLDER adds the rows of another build (installed in FOLDER as the package fusedopt_old), in the
+same rounds, labelled "old fusedopt".
 
 Byte model (float32): factored: pass 1 reads p and g, pass 2 reads g, pass 3 reads p and g and writes p
 (6 arrays); vector: pass 1 reads p, g, V and writes V, pass 2 reads p, g, V and writes p (8 arrays).
@@ -47,20 +51,21 @@ def torch_impl(params, grads, foreach=None, fused_adapter=False):
     return impls.Impl(opt.step, [t.detach().numpy() for t in tensors])
 
 
-def fusedopt_impl(params, grads):
+def fusedopt_impl(params, grads, lib=fusedopt):
     params = [p.copy() for p in params]
-    opt = fusedopt.Adafactor(params, **KWARGS)
+    opt = lib.Adafactor(params, **KWARGS)
     return impls.Impl(lambda: opt.step(list(grads)), params)
 
 
-def case(name: str, threads: int, repeats: int):
+def case(name: str, threads: int, repeats: int, baseline=None):
     shapes = CASES[name]
     params, grads = impls.make_data(shapes, np.float32)
     n = sum(int(np.prod(s)) for s in shapes)
     nbytes = sum(int(np.prod(s)) * 4 * adafactor_arrays_per_param(s) for s in shapes)
-    built = {"fusedopt": fusedopt_impl(params, grads), "fusedopt-torch": torch_impl(params, grads, fused_adapter=True),
-             "torch-default": torch_impl(params, grads, foreach=False),
-             "torch-foreach": torch_impl(params, grads, foreach=True)}
+    built = {prefix + "fusedopt": fusedopt_impl(params, grads, lib) for lib, prefix in harness.builds(baseline)}
+    built.update({"fusedopt-torch": torch_impl(params, grads, fused_adapter=True),
+                  "torch-default": torch_impl(params, grads, foreach=False),
+                  "torch-foreach": torch_impl(params, grads, foreach=True)})
     expected = adafactor_expected(params, grads, KWARGS)
     ok = {}
     for key, impl in built.items():
@@ -79,8 +84,9 @@ def main(argv=None):
     ap.add_argument("--cases", nargs="+", default=["matrix", "vector", "model"], choices=list(CASES))
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--json", default=None, help="write rows and machine info here")
+    ap.add_argument("--baseline", default=None, help="folder holding another build as the package fusedopt_old")
     args = ap.parse_args(argv)
-    cases = [lambda threads, name=name: case(name, threads, args.repeats) for name in args.cases]
+    cases = [lambda threads, name=name: case(name, threads, args.repeats, args.baseline) for name in args.cases]
     return report.run_cases(args.threads, cases, args.json, args.repeats)
 
 

@@ -22,9 +22,10 @@ STEPS = 20
 SHAPES = {
     "vectors": [(7,), (), (1,), (1023,)],
     "matrices": [(33, 150), (1, 5), (5, 1), (2, 3, 4), (3, 40, 50)],
-    # above the serial threshold; the first two too large to be done whole by one thread (its p and g
-    # over 4 MiB: pass by pass, tiles over the threads), the others small enough (all passes in cache)
-    "threaded": [(800, 700), (600_001,), (300, 129), (40_003,), (4, 70, 90), (2000, 3), (3, 2500)],
+    # above the serial threshold; the first three too large to be done whole by one thread (its p and g
+    # over 4 MiB: pass by pass, bands over the threads; 16,500 columns: two bands per row block), the
+    # others small enough (all passes in cache)
+    "threaded": [(800, 700), (600_001,), (40, 16_500), (300, 129), (40_003,), (4, 70, 90), (2000, 3), (3, 2500)],
     "empty": [(0,), (3, 0, 2), (0, 4), (5,)],
 }
 

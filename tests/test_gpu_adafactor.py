@@ -18,8 +18,9 @@ LARGE = int(os.environ.get("FUSEDOPT_GPU_TEST_LARGE", 2_000_003))
 SHAPES = {
     "vectors": [(7,), (), (1,), (1023,)],
     "matrices": [(33, 150), (1, 5), (5, 1), (2, 3, 4), (3, 40, 50)],
-    # several tiles per matrix (1024 columns, 64 rows) and per vector (16384 elements)
-    "tiled": [(130, 2100), (LARGE // 10,), (3, 70, 1030), (2000, 3)],
+    # several tiles per matrix (1024 columns, 64 rows) and per vector (16384 elements); 16,500
+    # columns: the CPU's two bands of tiles per row block
+    "tiled": [(130, 2100), (LARGE // 10,), (3, 70, 1030), (2000, 3), (40, 16_500)],
     "empty": [(0,), (3, 0, 2), (0, 4), (5,)],
 }
 OPTIONS = [
