@@ -325,8 +325,8 @@ class AdafactorStep {
     const Tile& first = head(band);
     const AdafactorTensor& x = view_.tensors[first.tensor];
     const auto s = scalars_of<T>(x);
-    double p_lanes[kBandTiles][kLanes] = {};
     if (x.row_var != nullptr) {
+      double p_lanes[kBandTiles][kLanes] = {};
       double* cols[kBandTiles];
       for (int64_t c = 0; c < band.count; ++c) {
         const Tile& tile = tiling_.tiles[band.first + c];
@@ -351,22 +351,22 @@ class AdafactorStep {
         row_part_[tiling_.row_part[tile.tensor] + (tile.batch * tiling_.col_blocks[tile.tensor] + tile.col_block) * x.rows +
                   i] = lane_total(row_lanes);
       });
+      for (int64_t c = 0; c < band.count; ++c) sums_[(band.first + c) * 2] = lane_total(p_lanes[c]);
     } else {
       const E* p = at(x.param, first.col0);
       const E* g = at(x.grad, first.col0);
       E* v = at(x.variance, first.col0);
-      double u_lanes[kLanes] = {};
-      double* p_lane = p_lanes[0];
+      double p_square[kLanes] = {}, u_square[kLanes] = {};
       in_lanes(first.cols, [&](int64_t j, int l) __attribute__((always_inline)) {
         const T gj = load(g, j), pj = load(p, j);
         store(v, j, Rule::second_moment(load(v, j), Rule::square(gj, s), s));
         const T u = Rule::update(gj, load(v, j), s);  // the stored V̂: the write pass reads it again
-        p_lane[l] += static_cast<double>(pj * pj);
-        u_lanes[l] += static_cast<double>(u * u);
+        p_square[l] += static_cast<double>(pj * pj);
+        u_square[l] += static_cast<double>(u * u);
       });
-      sums_[band.first * 2 + 1] = lane_total(u_lanes);
+      sums_[band.first * 2] = lane_total(p_square);
+      sums_[band.first * 2 + 1] = lane_total(u_square);
     }
-    for (int64_t c = 0; c < band.count; ++c) sums_[(band.first + c) * 2] = lane_total(p_lanes[c]);
   }
 
   // Between the first two passes of a factored tensor: R and C, the floored mean of R per matrix, and
