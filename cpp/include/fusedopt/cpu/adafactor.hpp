@@ -7,9 +7,9 @@
 // lanes in double, element j of a row segment in lane j % 16), and the partials are added in tile
 // order, so the result is the same for any thread count and ISA. A pass walks a factored tensor by
 // bands, not tile by tile: the tiles of one row block side by side (up to kBandTiles of them), row by
-// row, each tile into its own partial sums in its own order. A tile's row segment is only 4 KiB; read
-// one after another down a tile, such short runs left the hardware prefetchers behind (2000 x 5000:
-// about 22 GB/s on the 2-core development VM, against 50-70 GB/s along whole rows). The passes over memory:
+// row, each tile into its own partial sums in its own order. A tile's row segment is only 4 KiB: read
+// down a tile, one short run after another, a 2000 x 5000 array came at about 20 GB/s on the 2-core
+// development VM, and at 50 GB/s and more along whole rows. The passes over memory:
 //   factored  1: read p, g: ‖p‖², row and column sums of g²   (then R, C and mean R: O(rows + cols))
 //             2: read g: ‖U‖²                                  (U needs every row and column mean)
 //             3: read p, g, write p                            → 24 bytes per float32 param
@@ -257,12 +257,10 @@ class AdafactorStep {
     });
     for (int64_t t = 0; t < n; ++t)
       if (!whole[t]) factors(t);
-    // The norm pass walks the bands backwards, so that it starts where the first pass ended, on what the
-    // last-level cache still holds; the write pass forwards again, starting where the norm pass ended.
-    run_bands(whole, true, true, [&](const Band& band) { norm_pass(band); });
+    run_bands(whole, true, [&](const Band& band) { norm_pass(band); });
     for (int64_t t = 0; t < n; ++t)
       if (!whole[t]) step_size(t);
-    run_bands(whole, false, false, [&](const Band& band) { write_pass(band); });
+    run_bands(whole, false, [&](const Band& band) { write_pass(band); });
   }
 
  private:
@@ -291,15 +289,12 @@ class AdafactorStep {
     bands([&](const Band& band) { write_pass(band); });
   }
 
-  // The bands of the tensors not done whole (only the factored ones for the norm pass), over the threads,
-  // in order or (backwards) last band first. Which band comes first never changes a tile's sums.
+  // The bands of the tensors not done whole (only the factored ones for the norm pass), over the threads.
   template <typename Body>
-  void run_bands(const std::vector<char>& whole, bool factored_only, bool backwards, Body&& body) {
+  void run_bands(const std::vector<char>& whole, bool factored_only, Body&& body) {
     const auto& bands = tiling_.bands;
-    const auto count = static_cast<int64_t>(bands.size());
     std::vector<int64_t> units, before{0};
-    for (int64_t b = 0; b < count; ++b) {
-      const int64_t k = backwards ? count - 1 - b : b;
+    for (int64_t k = 0; k < static_cast<int64_t>(bands.size()); ++k) {
       const int64_t t = head(bands[k]).tensor;
       if (!whole[t] && (!factored_only || view_.tensors[t].row_var != nullptr))
         units.push_back(k), before.push_back(before.back() + size(bands[k]));
