@@ -973,9 +973,9 @@ def _storage(name: str) -> np.dtype:
     return np.dtype(np.uint16 if name == "bfloat16" else name)
 
 
-def full_like(p, value, dtype=None):
+def full_like(p, value, dtype=None, slot=None):
     """An array shaped like ``p`` filled with ``value``, of dtype name ``dtype`` (default: p's;
-    bfloat16: its uint16 bits)."""
+    bfloat16: its uint16 bits). ``slot`` is the CPU's placement hint, unused here."""
     view = as_cupy("params", p)
     name = dtype or dtype_name(p)
     fill = bfloat16_bits(value).item() if name == "bfloat16" else value
@@ -991,11 +991,12 @@ def zeros_like_shape(p, shape):
         return cupy.zeros(shape, view.dtype)
 
 
-def copy_like(value, p, dtype=None):
+def copy_like(value, p, dtype=None, slot=None):
     """A C-contiguous copy of saved state ``value`` (host or device) with the device of param ``p``
     and dtype name ``dtype`` (default: p's). bfloat16 values (a CuPy uint16 array, a NumPy bfloat16
     one) are read as such; a bfloat16 target gets uint16 bits, rounded to nearest from other types.
-    Converted on the host: state is made or loaded once, not every step."""
+    Converted on the host: state is made or loaded once, not every step. ``slot``: unused (the CPU's
+    placement hint)."""
     cupy = _cupy()
     view = as_cupy("params", p)
     name = dtype or dtype_name(p)

@@ -362,13 +362,16 @@ class Optimizer:
             variant = spec.variant(group, state["step"] + 1)
             backend = backends.for_array(p)
             created = False
-            for b in spec.buffers_in(variant):
-                if b.key not in state:
-                    state[b.key] = backend.full_like(p, spec.initial_value(b, group), self._buffer_dtype(b.key, p))
-                    created = True
+            buffers = spec.buffers_in(variant)
             has_master = self._buffer_dtype(_precision.MASTER, p) is not None
+            count = len(buffers) + has_master  # the param's state buffers, each placed apart from p
+            for k, b in enumerate(buffers, 1):
+                if b.key not in state:
+                    state[b.key] = backend.full_like(p, spec.initial_value(b, group), self._buffer_dtype(b.key, p),
+                                                     slot=(k, count))
+                    created = True
             if has_master and _precision.MASTER not in state:
-                state[_precision.MASTER] = backend.copy_like(p, p, "float32")
+                state[_precision.MASTER] = backend.copy_like(p, p, "float32", slot=(count, count))
                 created = True
             if created or i not in self._state:
                 new_state[i] = state
@@ -526,9 +529,10 @@ class Optimizer:
             state[i] = entry
         for i, entry in state.items():  # copies only once everything is known to fit
             p = self._params[i]
-            for key, value in entry.items():
-                if key != "step":
-                    entry[key] = backends.for_array(p).copy_like(value, p, self._buffer_dtype(key, p))
+            keys = [key for key in entry if key != "step"]
+            for k, key in enumerate(keys, 1):
+                entry[key] = backends.for_array(p).copy_like(entry[key], p, self._buffer_dtype(key, p),
+                                                            slot=(k, len(keys)))
         return groups, state
 
     def _buffer_dtype(self, key: str, p) -> Optional[str]:
