@@ -53,8 +53,8 @@ def _placed_empty(p, shape, dtype, slot: Optional[Tuple[int, int]]):
     (k = 1 .. count): it starts k/(count + 1) of a 4 KiB page after ``p`` does (64-byte aligned).
     An elementwise step loads and stores every array at the same index; two of them whose
     addresses agree in their low 12 bits, one a little ahead of the other, make the CPU hold each
-    load behind an unrelated store ("4K aliasing"). Where NumPy put the state that way, LAMB over
-    1.6e5 params in cache took twice as long (benchmarks/RESULTS.md)."""
+    load behind an unrelated store ("4K aliasing"): LAMB over 1.6e5 params in cache took twice as
+    long with its ``exp_avg_sq`` 48 bytes after the param (benchmarks/RESULTS.md)."""
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if slot is None or nbytes < _PLACED_FROM:
