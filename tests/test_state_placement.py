@@ -83,3 +83,65 @@ def test_small_buffers_and_other_shapes_are_plain_arrays_with_the_values():
     src = np.linspace(-1, 1, 60_000).astype(np.float64)
     copy = cpu.copy_like(src, np.zeros(60_000, np.float32), slot=(1, 1))
     assert copy.dtype == np.float32 and (copy == src.astype(np.float32)).all()
+
+
+# --- fusedopt.torch: the state tensors it creates are placed the same way ---------------------------
+
+def test_torch_adapter_places_its_state_and_matches_torch(restore_runtime):
+    torch = pytest.importorskip("torch")
+    import io
+
+    import fusedopt.torch as ft
+
+    fusedopt.set_thread_runtime("openmp")  # fusedopt.torch's own default next to torch
+    rng = np.random.default_rng(3)
+    init = rng.standard_normal(LARGE).astype(np.float32)
+    grads = [torch.from_numpy(rng.standard_normal(LARGE).astype(np.float32)) for _ in range(3)]
+    ours = torch.nn.Parameter(torch.from_numpy(init.copy()))
+    theirs = torch.nn.Parameter(torch.from_numpy(init.copy()))
+    opt = ft.Adam([ours], lr=1e-2, amsgrad=True)
+    ref = torch.optim.Adam([theirs], lr=1e-2, amsgrad=True)
+    for g in grads:
+        ours.grad, theirs.grad = g.clone(), g.clone()
+        opt.step()
+        ref.step()
+    state, ref_state = opt.state[ours], ref.state[theirs]
+    keys = ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
+    assert [(state[k].data_ptr() - ours.data_ptr()) % PAGE for k in keys] == expected_offsets(3)
+    torch.testing.assert_close(ours.detach(), theirs.detach(), rtol=1e-6, atol=1e-7)
+    for k in keys:
+        assert state[k].shape == ours.shape and state[k].dtype == ours.dtype and state[k].is_contiguous()
+        torch.testing.assert_close(state[k], ref_state[k], rtol=1e-6, atol=1e-7)
+    # the state dict saves and loads into torch's own Adam, which then continues to the same numbers
+    buffer = io.BytesIO()
+    torch.save(opt.state_dict(), buffer)
+    buffer.seek(0)
+    again = torch.nn.Parameter(ours.detach().clone())
+    loaded = torch.optim.Adam([again], lr=1e-2, amsgrad=True)
+    loaded.load_state_dict(torch.load(buffer))
+    g = torch.from_numpy(rng.standard_normal(LARGE).astype(np.float32))
+    again.grad, ours.grad = g.clone(), g.clone()
+    loaded.step()
+    opt.step()
+    torch.testing.assert_close(ours.detach(), again.detach(), rtol=1e-6, atol=1e-7)
+
+
+def test_torch_adapter_places_adagrads_state_and_bfloat16_master_weights(restore_runtime):
+    torch = pytest.importorskip("torch")
+    import fusedopt.torch as ft
+
+    fusedopt.set_thread_runtime("openmp")
+    p = torch.nn.Parameter(torch.ones(LARGE))
+    opt = ft.Adagrad([p], lr=1e-2, initial_accumulator_value=0.5)  # torch makes Adagrad's state at once
+    assert (opt.state[p]["sum"].data_ptr() - p.data_ptr()) % PAGE == expected_offsets(1)[0]
+    assert bool((opt.state[p]["sum"] == 0.5).all())
+    q = torch.nn.Parameter(torch.linspace(-1, 1, LARGE).to(torch.bfloat16))
+    opt = ft.Adam([q], lr=1e-3, master_weights=True)
+    q.grad = torch.ones_like(q)
+    before = q.detach().to(torch.float32)
+    opt.step()
+    state = opt.state[q]
+    keys = ["exp_avg", "exp_avg_sq", fusedopt.functional._precision.MASTER]
+    assert [(state[k].data_ptr() - q.data_ptr()) % PAGE for k in keys] == expected_offsets(3)
+    # the master copy started at the param's values: one Adam step of lr 1e-3 with g = 1 moves it by 1e-3
+    torch.testing.assert_close(state[keys[2]], before - 1e-3, rtol=0, atol=1e-6)

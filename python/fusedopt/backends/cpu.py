@@ -44,25 +44,32 @@ def dtype_name(p) -> str:
     return p.dtype.name
 
 
-_PAGE = 4096
-_PLACED_FROM = 64 * 1024  # bytes: smaller buffers are allocated as NumPy places them
+PAGE = 4096
+PLACED_FROM = 64 * 1024  # bytes: smaller state buffers are allocated where the allocator puts them
+
+
+def placed_start(raw_address: int, param_address: int, slot: Tuple[int, int]) -> int:
+    """Where, in bytes from ``raw_address`` (a buffer of at least PAGE bytes more than needed), state
+    buffer ``slot = (k, count)`` of a param at ``param_address`` starts (k = 1 .. count): k/(count + 1)
+    of a 4 KiB page after the param, 64-byte aligned. An elementwise step loads and stores every
+    array at the same index; two of them whose addresses agree in their low 12 bits, one a little
+    ahead of the other, make the CPU hold each load behind an unrelated store ("4K aliasing"): LAMB
+    over 1.6e5 params in cache took twice as long with its ``exp_avg_sq`` 48 bytes after the param
+    (benchmarks/RESULTS.md)."""
+    k, count = slot
+    offset = (param_address + PAGE * k // (count + 1) // 64 * 64) % PAGE
+    return (offset - raw_address) % PAGE
 
 
 def _placed_empty(p, shape, dtype, slot: Optional[Tuple[int, int]]):
-    """An uninitialised C-contiguous array for state buffer ``slot = (k, count)`` of param ``p``
-    (k = 1 .. count): it starts k/(count + 1) of a 4 KiB page after ``p`` does (64-byte aligned).
-    An elementwise step loads and stores every array at the same index; two of them whose
-    addresses agree in their low 12 bits, one a little ahead of the other, make the CPU hold each
-    load behind an unrelated store ("4K aliasing"): LAMB over 1.6e5 params in cache took twice as
-    long with its ``exp_avg_sq`` 48 bytes after the param (benchmarks/RESULTS.md)."""
+    """An uninitialised C-contiguous array of ``shape``: placed (placed_start) when ``slot`` is given
+    and it has PLACED_FROM bytes or more."""
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if slot is None or nbytes < _PLACED_FROM:
+    if slot is None or nbytes < PLACED_FROM:
         return np.empty(shape, dtype)
-    k, count = slot
-    offset = (p.ctypes.data + _PAGE * k // (count + 1) // 64 * 64) % _PAGE
-    raw = np.empty(nbytes + _PAGE, np.uint8)
-    start = (offset - raw.ctypes.data) % _PAGE
+    raw = np.empty(nbytes + PAGE, np.uint8)
+    start = placed_start(raw.ctypes.data, p.ctypes.data, slot)
     return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 

@@ -38,6 +38,7 @@ from ..functional import SPECS, _precision
 from ..functional._scaling import ScaledStep, scaled_step_factor
 from ..functional._spec import Spec, run
 from ..functional.adam import ADAMW
+from ..backends.cpu import PAGE, PLACED_FROM, placed_start
 
 # One class per spec. The signature is the torch.optim class's of the same name, or for an optimizer
 # torch lacks (Lion) fusedopt's own with torch's keyword-only switches.
@@ -136,9 +137,9 @@ class FusedOptimizer(torch.optim.Optimizer):
                 for p in group["params"]:
                     state = self.state[p]
                     state["step"] = torch.tensor(0.0, dtype=torch.float32)
-                    for b in self.spec.buffers:
-                        state[b.key] = torch.full_like(p, self.spec.initial_value(b, h),
-                                                       memory_format=torch.preserve_format)
+                    for k, b in enumerate(self.spec.buffers, 1):
+                        state[b.key] = _placed_full(p, self.spec.initial_value(b, h), p.dtype,
+                                                    (k, len(self.spec.buffers)))
 
     def state_dict(self) -> Dict[str, Any]:
         """torch's state dict. For NAdam and ASGD, torch's per-param scalar state (``mu_product``;
@@ -278,13 +279,13 @@ class FusedOptimizer(torch.optim.Optimizer):
             buffers = buffers_at.get(step)
             if buffers is None:
                 buffers = buffers_at[step] = spec.buffers_in(spec.variant(h, step))
-            for b in buffers:
-                if state.get(b.key) is None:
-                    state[b.key] = torch.full_like(p, spec.initial_value(b, h), memory_format=torch.preserve_format,
-                                                   dtype=self._buffer_dtype(p))
             master = self._has_master(p)
+            count = len(buffers) + master  # the param's state buffers, each placed apart from p
+            for b_index, b in enumerate(buffers, 1):
+                if state.get(b.key) is None:
+                    state[b.key] = _placed_full(p, spec.initial_value(b, h), self._buffer_dtype(p), (b_index, count))
             if master and state.get(_precision.MASTER) is None:
-                state[_precision.MASTER] = p.detach().to(torch.float32, copy=True)
+                state[_precision.MASTER] = _placed_copy(p, torch.float32, (count, count))
             key = (step, p.device, p.dtype, master)  # one fused call per step count, device and storage
             if key not in calls:
                 calls[key] = ({"params": [], "grads": [], "master_params": [] if master else None,
@@ -441,6 +442,34 @@ def _amp_grad_scale(opt) -> Optional[float]:
         return None
     scale = getattr(opt, "grad_scale", None)
     return 1.0 if scale is None else 1.0 / float(scale)
+
+
+def _placed_empty(p: torch.Tensor, dtype: torch.dtype, slot: tuple) -> Optional[torch.Tensor]:
+    """An uninitialised tensor like contiguous CPU param ``p``, of ``dtype``, placed as fusedopt's own
+    optimizers place a param's state buffer ``slot = (k, count)`` (fusedopt.backends.cpu.placed_start);
+    None for a CUDA or non-contiguous param or one under PLACED_FROM bytes (torch's allocation then)."""
+    nbytes = p.numel() * dtype.itemsize
+    if p.device.type != "cpu" or not p.is_contiguous() or nbytes < PLACED_FROM:
+        return None
+    raw = torch.empty(nbytes + PAGE, dtype=torch.uint8)
+    start = placed_start(raw.data_ptr(), p.data_ptr(), slot)
+    return raw[start:start + nbytes].view(dtype).view(p.shape)
+
+
+def _placed_full(p: torch.Tensor, value: float, dtype: torch.dtype, slot: tuple) -> torch.Tensor:
+    """torch.full_like(p, value, dtype=dtype), placed (_placed_empty) where it can be."""
+    out = _placed_empty(p, dtype, slot)
+    if out is None:
+        return torch.full_like(p, value, memory_format=torch.preserve_format, dtype=dtype)
+    return out.fill_(value)
+
+
+def _placed_copy(p: torch.Tensor, dtype: torch.dtype, slot: tuple) -> torch.Tensor:
+    """p's values as a new tensor of ``dtype`` (p.detach().to(dtype, copy=True)), placed where it can be."""
+    out = _placed_empty(p, dtype, slot)
+    if out is None:
+        return p.detach().to(dtype, copy=True)
+    return out.copy_(p.detach())
 
 
 def _closure_loss(closure: Optional[Callable[[], Any]]):
