@@ -199,6 +199,28 @@ def test_lr_scheduler_drives_the_fused_optimizer_as_torchs():
     assert_same_params(a, b, dtype)
 
 
+@pytest.mark.parametrize("change", ["tensor lr filled in place", "float lr replaced", "betas replaced"])
+def test_hyperparameters_changed_between_steps_are_read_as_torch_reads_them(change):
+    # the steady step keeps the converted hyperparameters while the group holds the same immutable
+    # objects; each change here must still reach the next step, as it reaches torch's
+    dtype = torch.float64
+    batches = data(dtype, 6)
+    a, b = model(dtype), model(dtype)
+    lr = (lambda: torch.tensor(0.05, dtype=dtype)) if change.startswith("tensor") else (lambda: 0.05)
+    oa, ob = torch.optim.Adam(a.parameters(), lr=lr()), ft.Adam(b.parameters(), lr=lr())
+    for k, batch in enumerate(batches):
+        for net, opt in ((a, oa), (b, ob)):
+            train(net, opt, [batch])
+            group = opt.param_groups[0]
+            if change.startswith("tensor"):
+                group["lr"].fill_(0.05 / (k + 2))
+            elif change.startswith("float"):
+                group["lr"] = 0.05 / (k + 2)
+            else:
+                group["betas"] = (0.9 - 0.1 * (k % 2), 0.999)
+    assert_same_params(a, b, dtype)
+
+
 def test_grad_scaler_skips_a_step_with_an_inf_gradient_and_changes_nothing():
     net = model(torch.float32)
     opt = ft.Adam(net.parameters(), lr=0.01)

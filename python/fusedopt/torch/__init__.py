@@ -62,6 +62,13 @@ def _plain(name: str, value):
     return value
 
 
+def _immutable(value) -> bool:
+    """Whether a hyperparameter's value cannot change without being replaced by another object."""
+    if isinstance(value, tuple):
+        return all(_immutable(v) for v in value)
+    return value is None or type(value) in (bool, int, float, str)
+
+
 def _numpy(tensor: torch.Tensor):
     """The NumPy view of a CPU tensor's memory, or the CuPy view of a CUDA tensor's (writes go to the
     tensor; no copy either way)."""
@@ -125,6 +132,7 @@ class FusedOptimizer(torch.optim.Optimizer):
         for switch, (harmless, why) in _REFUSED_SWITCHES.items():
             if defaults.get(switch, harmless) != harmless:
                 raise ValueError(f"{switch}={defaults[switch]!r}: {why}")
+        self._plain_hypers: Dict[int, tuple] = {}  # id(group) -> (group, its raw values, _hypers' result)
         self._spec_for(defaults).check(self._hypers(defaults))
         self._checked: Dict[int, tuple] = {}  # group index -> the hyperparameters last found valid
         self._views: Dict[int, tuple] = {}  # id(tensor) -> (tensor, data pointer, NumPy view)
@@ -179,7 +187,23 @@ class FusedOptimizer(torch.optim.Optimizer):
         return ADAMW if self.spec.name == "adam" and group.get("decoupled_weight_decay") else self.spec
 
     def _hypers(self, group) -> Dict[str, Any]:
-        return {name: _plain(name, group[name]) for name in self.spec.hyper_names}
+        """The group's hyperparameters as the kernels read them (_plain). Converted again unless every
+        value is the same immutable object (number, bool, str, None, or a tuple of them) as last time:
+        a tensor or a list can change in place."""
+        names = self.spec.hyper_names
+        raw = tuple(group[name] for name in names)
+        cached = self._plain_hypers.get(id(group))
+        if (cached is not None and cached[0] is group and len(cached[1]) == len(raw)
+                and all(a is b for a, b in zip(cached[1], raw))):
+            return dict(cached[2])
+        plain = {name: _plain(name, value) for name, value in zip(names, raw)}
+        if all(_immutable(v) for v in raw):
+            if len(self._plain_hypers) > 2 * len(getattr(self, "param_groups", ())) + 2:
+                self._plain_hypers.clear()  # groups replaced (load_state_dict): forget the old ones
+            self._plain_hypers[id(group)] = (group, raw, plain)
+        else:
+            self._plain_hypers.pop(id(group), None)
+        return dict(plain)
 
     # torch.amp.GradScaler hands this optimizer its scale and found_inf (as torch's fused Adam) instead
     # of unscaling the grads in a pass of their own: the step skips on an inf and unscales inside.
