@@ -193,8 +193,7 @@ class FusedOptimizer(torch.optim.Optimizer):
         names = self.spec.hyper_names
         raw = tuple(group[name] for name in names)
         cached = self._plain_hypers.get(id(group))
-        if (cached is not None and cached[0] is group and len(cached[1]) == len(raw)
-                and all(a is b for a, b in zip(cached[1], raw))):
+        if cached is not None and cached[0] is group and all(a is b for a, b in zip(cached[1], raw)):
             return dict(cached[2])
         plain = {name: _plain(name, value) for name, value in zip(names, raw)}
         if all(_immutable(v) for v in raw):
