@@ -22,6 +22,15 @@ except Exception as e:  # noqa: BLE001 - CuPy without an NVRTC library (pip inst
 ARCHS = ("90", "80")
 
 
+def options(arch_option: str) -> list:
+    """The backend's options as CuPy's RawModule passes them to NVRTC: with the folders of CuPy's own
+    CCCL and of the CUDA headers (cooperative_groups.h, for adafactor.cu; CI installs them with
+    nvidia-cuda-runtime) added, by CuPy's own function for that."""
+    from cupy._core.core import assemble_cupy_compiler_options
+
+    return list(assemble_cupy_compiler_options(cuda.compile_options())) + [arch_option, "--ptxas-options=-v"]
+
+
 def compile_(source: str, arch_option: str):
     """NVRTC over the source with every kernel the backend launches from it (the template
     instantiations of optimizers.cu are added as name expressions, as CuPy's RawModule does)."""
@@ -30,7 +39,7 @@ def compile_(source: str, arch_option: str):
     for name in expressions:
         nvrtc.addNameExpression(prog, name)
     try:
-        nvrtc.compileProgram(prog, list(cuda.compile_options()) + [arch_option, "--ptxas-options=-v"])
+        nvrtc.compileProgram(prog, options(arch_option))
     except nvrtc.NVRTCError:
         pytest.fail(f"{source}.cu does not compile under NVRTC {NVRTC_VERSION}:\n{nvrtc.getProgramLog(prog)}")
     return prog, {name: nvrtc.getLoweredName(prog, name) for name in expressions}
@@ -109,7 +118,7 @@ def test_16_bit_kernels_compile_and_assemble_without_spills_or_stack(arch):
     for name in names:
         nvrtc.addNameExpression(prog, name)
     try:
-        nvrtc.compileProgram(prog, list(cuda.compile_options()) + [f"-arch=sm_{arch}", "--ptxas-options=-v"])
+        nvrtc.compileProgram(prog, options(f"-arch=sm_{arch}"))
     except nvrtc.NVRTCError:
         pytest.fail(f"optimizers.cu's 16-bit kernels do not compile under NVRTC:\n{nvrtc.getProgramLog(prog)}")
     log = nvrtc.getProgramLog(prog)

@@ -146,3 +146,47 @@ def test_gpu_16_bit_adafactor_gives_the_cpus_bits(name):
         for key, value in cpu.state[i].items():
             if key != "step":
                 assert cupy.asnumpy(gpu.state[i][key]).tobytes() == value.tobytes(), (i, key)
+
+
+def test_a_gpu_adafactor_step_is_one_launch(monkeypatch):
+    """Issue 15 asks for at most two launches per step: the phases wait for each other inside one
+    cooperative launch. Counts the launches of fusedopt's kernels (steps 2 and 3: the first also
+    builds the plan's device arrays), for factored, batched and vector params together."""
+    from fusedopt.backends import cuda
+
+    launches = []
+
+    class Counted:
+        def __init__(self, kernel):
+            self._kernel = kernel
+
+        def __getattr__(self, name):
+            return getattr(self._kernel, name)
+
+        def __call__(self, *args, **kwargs):
+            launches.append(self._kernel.name)
+            return self._kernel(*args, **kwargs)
+
+    class CountedModule:
+        def __init__(self, module):
+            self._module = module
+
+        def get_function(self, name):
+            return Counted(self._module.get_function(name))
+
+    module = cuda._module
+    monkeypatch.setattr(cuda, "_module", lambda source, names: CountedModule(module(source, names)))
+    rng = np.random.default_rng(5)
+    shapes = [(130, 2100), (3, 70, 1030), (20_000,), (7,)]
+    params = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    gpu_params = [cupy.asarray(p) for p in params]
+    cpu, gpu = fusedopt.Adafactor(params, lr=0.05), fusedopt.Adafactor(gpu_params, lr=0.05)
+    for step in range(3):
+        grads = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+        launches.clear()
+        cpu.step(grads)
+        gpu.step([cupy.asarray(g) for g in grads])
+        if step > 0:
+            assert launches == ["adafactor_step_float32"], launches
+    for h, d in zip(params, gpu_params):
+        assert cupy.asnumpy(d).tobytes() == h.tobytes()

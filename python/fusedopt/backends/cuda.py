@@ -135,16 +135,22 @@ def kernel_names(source: str) -> Tuple[str, ...]:
     if source == "reductions":
         return tuple(GRAD_NORM_KERNELS.values())
     if source == "adafactor":
-        return tuple(f"adafactor_{k}_{t}" for t in _ADAFACTOR_TYPES.values() for k in ADAFACTOR_KERNELS)
+        return tuple(f"adafactor_step_{t}" for t in _ADAFACTOR_TYPES.values())
     return tuple(name for rule in range(len(_core.rules()))
                  for name in _rule_kernel_names(rule) + capturable_kernel_names(rule)) + TRAFFIC_KERNELS
 
 
+# Sources whose kernels are launched cooperatively (their grid waits for all its threads: cooperative_groups).
+COOPERATIVE_SOURCES = ("adafactor",)
+
+
 @functools.lru_cache(maxsize=None)
 def _module(source: str, names: Tuple[str, ...]):
+    cooperative = {"enable_cooperative_groups": True} if source in COOPERATIVE_SOURCES else {}
     if names:
-        return _cupy().RawModule(code=kernel_source(source), options=compile_options(), name_expressions=names)
-    return _cupy().RawModule(code=kernel_source(source), options=compile_options())
+        return _cupy().RawModule(code=kernel_source(source), options=compile_options(), name_expressions=names,
+                                 **cooperative)
+    return _cupy().RawModule(code=kernel_source(source), options=compile_options(), **cooperative)
 
 
 # Benchmarks only: Adam's loads and stores through the step's walker, no math (optimizers.cu).
@@ -1030,8 +1036,6 @@ def to_host(value):
 
 # --- Adafactor (fusedopt/cuda/adafactor.cu) -----------------------------------------------------------
 
-ADAFACTOR_KERNELS = ("first_lanes", "row_sums", "col_sums", "row_factors", "col_factors", "row_scales",
-                     "norm_lanes", "step_sizes", "write")
 _ADAFACTOR_NAMES = ("params", "grads", "row_vars", "col_vars", "variances")
 _ADAFACTOR_FIELDS = 9  # rules::AdafactorScalars
 # the params' dtype -> the kernels' suffix (uint16: bfloat16 bits); 16-bit types compute in float32
@@ -1152,8 +1156,8 @@ def _adafactor_array(name: str, i: int, a, dtype, device):
 
 def adafactor_step(params, grads, row_vars, col_vars, variances, scalars) -> None:
     """One Adafactor step on CUDA arrays, the CPU binding's (fusedopt._core.adafactor_step) checks and
-    bits: everything is checked before anything is written, then the nine launches of adafactor.cu on
-    the current stream. The tiles and the device scratch are built once per set of arrays; new grads
+    bits: everything is checked before anything is written, then adafactor.cu's one cooperative launch
+    on the current stream. The tiles and the device scratch are built once per set of arrays; new grads
     rewrite only their row of the pointer table (asynchronously, as the elementwise steps)."""
     lists = (params, grads, row_vars, col_vars, variances)
     for name, given in zip(_ADAFACTOR_NAMES, lists):
@@ -1211,33 +1215,33 @@ def adafactor_step(params, grads, row_vars, col_vars, variances, scalars) -> Non
 
 
 def _adafactor_launches(plan: _AdafactorPlan, ptrs, dtype: str) -> None:
-    kernels = {k: _module("adafactor", ()).get_function(f"adafactor_{k}_{dtype}") for k in ADAFACTOR_KERNELS}
-    n = np.int64(plan.n_tensors)
-    tiles, n_tiles = plan.tiles, np.int64(plan.n_tiles)
+    """The step's one launch: adafactor.cu's phases, the grid waiting between them (a cooperative launch,
+    with no more blocks than the device holds at once)."""
+    kernel = _module("adafactor", ()).get_function(f"adafactor_step_{dtype}")
+    widest = max(plan.n_tiles * _LANES, plan.n_row_items, plan.n_col_items, plan.n_row_factor_items,
+                 plan.n_col_factor_items)
+    blocks = min(max(1, plan.n_tiles, -(-widest // THREADS)), _cooperative_blocks(kernel, _device_id(ptrs)))
+    kernel((blocks,), (THREADS,), (ptrs, np.int64(plan.n_tensors), plan.tensors, plan.tiles, np.int64(plan.n_tiles),
+                                   plan.first_tile, plan.row_items, np.int64(plan.n_row_items), plan.col_items,
+                                   np.int64(plan.n_col_items), plan.row_factor_items,
+                                   np.int64(plan.n_row_factor_items), plan.col_factor_items,
+                                   np.int64(plan.n_col_factor_items), plan.matrix_items, np.int64(plan.n_matrices),
+                                   plan.scalars, plan.p_lanes, plan.u_lanes, plan.row_part, plan.col_part, plan.scales,
+                                   plan.steps))
 
-    def grid(items: int):
-        return (max(1, -(-items // THREADS)),), (THREADS,)
 
-    kernels["first_lanes"](*grid(plan.n_tiles * _LANES),
-                           (ptrs, n, plan.tensors, tiles, n_tiles, plan.scalars, plan.p_lanes, plan.u_lanes))
-    kernels["row_sums"](*grid(plan.n_row_items), (ptrs, n, plan.tensors, tiles, plan.row_items,
-                                                  np.int64(plan.n_row_items), plan.scalars, plan.row_part))
-    kernels["col_sums"](*grid(plan.n_col_items), (ptrs, n, plan.tensors, tiles, plan.col_items,
-                                                  np.int64(plan.n_col_items), plan.scalars, plan.col_part))
-    kernels["row_factors"](*grid(plan.n_row_factor_items), (ptrs, n, plan.tensors, plan.row_factor_items,
-                                                            np.int64(plan.n_row_factor_items), plan.scalars,
-                                                            plan.row_part))
-    kernels["col_factors"](*grid(plan.n_col_factor_items), (ptrs, n, plan.tensors, plan.col_factor_items,
-                                                            np.int64(plan.n_col_factor_items), plan.scalars,
-                                                            plan.col_part, plan.scales))
-    kernels["row_scales"](*grid(plan.n_matrices), (ptrs, n, plan.tensors, plan.matrix_items,
-                                                   np.int64(plan.n_matrices), plan.scalars, plan.scales))
-    kernels["norm_lanes"](*grid(plan.n_tiles * _LANES),
-                          (ptrs, n, plan.tensors, tiles, n_tiles, plan.scalars, plan.scales, plan.u_lanes))
-    kernels["step_sizes"](*grid(plan.n_tensors), (plan.tensors, plan.first_tile, n, plan.scalars, plan.p_lanes,
-                                                  plan.u_lanes, plan.steps))
-    kernels["write"]((max(1, plan.n_tiles),), (THREADS,),
-                     (ptrs, n, plan.tensors, tiles, n_tiles, plan.scalars, plan.scales, plan.steps))
+_cooperative_grid: Dict[Tuple[str, int], int] = {}
+
+
+def _cooperative_blocks(kernel, device_id: int) -> int:
+    """The most blocks of THREADS threads of a kernel the device holds at once: a cooperative launch's
+    largest grid."""
+    key = (kernel.name, device_id)
+    if key not in _cooperative_grid:
+        per_multiprocessor = _cupy().cuda.driver.occupancyMaxActiveBlocksPerMultiprocessor(kernel.kernel.ptr,
+                                                                                           THREADS, 0)
+        _cooperative_grid[key] = max(1, per_multiprocessor * _multiprocessors(device_id))
+    return _cooperative_grid[key]
 
 
 # --- reductions -----------------------------------------------------------------------------------

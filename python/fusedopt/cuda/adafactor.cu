@@ -3,23 +3,29 @@
 // lane of a tile (16 lanes of double, element j of a row segment in lane j % 16, rows in order) is one
 // GPU thread's loop in that same order; the lanes of a tile, the tiles of a tensor, the column blocks
 // of a row and the row blocks of a column are then added in the CPU's order by one thread each. The
-// The sums are chains of dependent double additions; their loops are unrolled so that each thread has
-// several loads in flight ahead of its chain (the order of the additions does not change). The
-// backend (python/fusedopt/backends/cuda.py, adafactor_step) builds the tiles and the work lists once
-// per set of arrays and launches, in order:
-//   1 first_lanes   thread per (tile, lane): ‖p‖² lanes; for a vector tile also V̂ and the ‖U‖² lanes
-//   2 row_sums      thread per (factored tile, row): the row's sum of g² over the tile, in 16 lanes
-//   3 col_sums      thread per (factored tile, column): the column's sum of g² over the tile's rows
-//   4 row_factors   thread per (matrix, row): R from its column blocks' sums
-//   5 col_factors   thread per (matrix, column): C from its row blocks' sums, and 1/√C
-//   6 row_scales    thread per matrix: mean R, floored, then every row's 1/√(R/mean)
-//   7 norm_lanes    thread per (factored tile, lane): ‖U‖² lanes
-//   8 step_sizes    thread per tensor: its step size from its tiles' lanes, in order
-//   9 write         block per tile: the params
+// sums are chains of dependent double additions; their loops are unrolled so that each thread has
+// several loads in flight ahead of its chain (the order of the additions does not change).
+//
+// One step is one launch of adafactor_step_<type>, launched cooperatively (no more blocks than the
+// device holds at once) so that the grid can wait for all its threads between phases: each phase
+// reads sums that every tile of a tensor wrote in the phase before (column means before any U, ‖U‖
+// before any write). The backend (python/fusedopt/backends/cuda.py, adafactor_step) builds the tiles
+// and the work lists once per set of arrays. The phases, each a grid-stride loop over its items:
+//   1 first_lanes   (tile, lane): ‖p‖² lanes; for a vector tile also V̂ and the ‖U‖² lanes
+//     row_sums      (factored tile, row): the row's sum of g² over the tile, in 16 lanes
+//     col_sums      (factored tile, column): the column's sum of g² over the tile's rows
+//   2 row_factors   (matrix, row): R from its column blocks' sums
+//     col_factors   (matrix, column): C from its row blocks' sums, and 1/√C
+//   3 row_scales    matrix: mean R, floored, then every row's 1/√(R/mean)
+//   4 norm_lanes    (factored tile, lane): ‖U‖² lanes
+//   5 step_sizes    tensor: its step size from its tiles' lanes, in order
+//   6 write         a block per tile: the params
 // Per-tensor pointers: ptrs[k * n_tensors + t] for k = param, grad, row_var, col_var, variance (0 where
 // absent); per-tensor scalars: kFields doubles each (rules::AdafactorScalars' fields). Every array is
 // in the params' type: float32, float64, or bfloat16/float16 bits (kernels _bfloat16, _float16) computed
 // in float32, a stored value read back as stored (as the CPU).
+#include <cooperative_groups.h>
+
 #include "fusedopt/rules/adafactor.hpp"
 #include "fusedopt/cuda/multi_tensor.cuh"
 
@@ -40,20 +46,44 @@ struct TileInfo {
   long long tensor, batch, row0, rows, col0, cols, row_block, col_block;
 };
 
+// The backend's plan of one set of arrays: the tables, the work lists and the scratch of a step.
 template <typename T>
-__device__ __forceinline__ AdafactorScalars<T> scalars_of(const double* all, long long t) {
-  AdafactorScalars<T> s;
-  T* fields = &s.grad_sign;
-  for (int k = 0; k < kFields; ++k) fields[k] = static_cast<T>(all[t * kFields + k]);
-  return s;
-}
-
-struct Lists {
+struct Work {
   const unsigned long long* ptrs;
-  long long n;
+  long long n_tensors;
+  const TensorInfo* tensors;
+  const TileInfo* tiles;
+  long long n_tiles;
+  const long long* first_tile;  // tensor t's tiles: first_tile[t] .. first_tile[t + 1]
+  const long long* row_items;   // (tile, row)
+  long long n_row_items;
+  const long long* col_items;  // (tile, column of the tile)
+  long long n_col_items;
+  const long long* row_factor_items;  // (tensor, batch, row)
+  long long n_row_factor_items;
+  const long long* col_factor_items;  // (tensor, batch, column)
+  long long n_col_factor_items;
+  const long long* matrix_items;  // (tensor, batch)
+  long long n_matrices;
+  const double* scalars;
+  double* p_lanes;
+  double* u_lanes;
+  double* row_part;
+  double* col_part;
+  T* scales;
+  T* steps;
+
   template <typename E>
   __device__ __forceinline__ E* at(int list, long long t) const {
-    return reinterpret_cast<E*>(ptrs[list * n + t]);
+    return reinterpret_cast<E*>(ptrs[list * n_tensors + t]);
+  }
+  __device__ __forceinline__ bool factored(long long t) const { return ptrs[2 * n_tensors + t] != 0; }
+  template <typename U>
+  __device__ __forceinline__ AdafactorScalars<U> scalars_of(long long t) const {
+    AdafactorScalars<U> s;
+    U* fields = &s.grad_sign;
+    for (int k = 0; k < kFields; ++k) fields[k] = static_cast<U>(scalars[t * kFields + k]);
+    return s;
   }
 };
 
@@ -79,25 +109,19 @@ struct Stored16 {
   }
 };
 
-__device__ __forceinline__ long long thread_index() {
-  return static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-
-// 1: ‖p‖² in lane l of tile k (rows in order, then columns j ≡ l); a vector tile also updates V̂ and sums ‖U‖².
+// Phase 1: ‖p‖² in lane l of tile k (rows in order, then columns j ≡ l); a vector tile also updates V̂
+// and sums ‖U‖².
 template <class St, typename T = typename St::Math, typename E = typename St::Element>
-__device__ void first_lanes(Lists l, const TensorInfo* tensors, const TileInfo* tiles, long long n_tiles,
-                            const double* scalars, double* p_lanes, double* u_lanes) {
-  const long long item = thread_index();
-  if (item >= n_tiles * kLanes) return;
+__device__ void first_lanes(const Work<T>& w, long long item) {
   const long long k = item / kLanes;
   const int lane = static_cast<int>(item % kLanes);
-  const TileInfo tile = tiles[k];
-  const TensorInfo x = tensors[tile.tensor];
-  const auto s = scalars_of<T>(scalars, tile.tensor);
-  const E* p = l.at<E>(0, tile.tensor);
-  const E* g = l.at<E>(1, tile.tensor);
+  const TileInfo tile = w.tiles[k];
+  const TensorInfo x = w.tensors[tile.tensor];
+  const auto s = w.template scalars_of<T>(tile.tensor);
+  const E* p = w.template at<E>(0, tile.tensor);
+  const E* g = w.template at<E>(1, tile.tensor);
   double p_sum = 0.0, u_sum = 0.0;
-  if (l.ptrs[2 * l.n + tile.tensor] != 0) {
+  if (w.factored(tile.tensor)) {
     for (long long i = tile.row0; i < tile.row0 + tile.rows; ++i) {
       const long long first = (tile.batch * x.rows + i) * x.cols + tile.col0;
 #pragma unroll 8
@@ -107,7 +131,7 @@ __device__ void first_lanes(Lists l, const TensorInfo* tensors, const TileInfo* 
       }
     }
   } else {
-    E* v = l.at<E>(4, tile.tensor);
+    E* v = w.template at<E>(4, tile.tensor);
 #pragma unroll 4
     for (long long j = tile.col0 + lane; j < tile.col0 + tile.cols; j += kLanes) {
       const T gj = St::load(g, j), pj = St::load(p, j);
@@ -116,40 +140,19 @@ __device__ void first_lanes(Lists l, const TensorInfo* tensors, const TileInfo* 
       p_sum += static_cast<double>(pj * pj);
       u_sum += static_cast<double>(u * u);
     }
-    u_lanes[item] = u_sum;
+    w.u_lanes[item] = u_sum;
   }
-  p_lanes[item] = p_sum;
+  w.p_lanes[item] = p_sum;
 }
 
-// This thread's item of a (tile, index) work list: its tile, the index (a row or a column), the tile's
-// tensor and that tensor's scalars; false past the end of the list.
-template <typename T>
-struct TileItem {
-  TileInfo tile;
-  long long index;
-  TensorInfo x;
-  AdafactorScalars<T> s;
-};
-template <typename T>
-__device__ __forceinline__ bool tile_item(const TensorInfo* tensors, const TileInfo* tiles, const long long* items,
-                                          long long n_items, const double* scalars, TileItem<T>& out) {
-  const long long item = thread_index();
-  if (item >= n_items) return false;
-  out.tile = tiles[items[2 * item]];
-  out.index = items[2 * item + 1];
-  out.x = tensors[out.tile.tensor];
-  out.s = scalars_of<T>(scalars, out.tile.tensor);
-  return true;
-}
-
-// 2: row i of factored tile k: its sum of g² over the tile's columns, in 16 lanes then added 0..15.
+// Phase 1: row i of factored tile k: its sum of g² over the tile's columns, in 16 lanes then added 0..15.
 template <class St, typename T = typename St::Math, typename E = typename St::Element>
-__device__ void row_sums(Lists l, const TensorInfo* tensors, const TileInfo* tiles, const long long* items,
-                         long long n_items, const double* scalars, double* row_part) {
-  TileItem<T> w;
-  if (!tile_item(tensors, tiles, items, n_items, scalars, w)) return;
-  const auto& [tile, i, x, s] = w;
-  const E* g = l.at<E>(1, tile.tensor) + (tile.batch * x.rows + i) * x.cols + tile.col0;
+__device__ void row_sums(const Work<T>& w, long long item) {
+  const TileInfo tile = w.tiles[w.row_items[2 * item]];
+  const long long i = w.row_items[2 * item + 1];
+  const TensorInfo x = w.tensors[tile.tensor];
+  const auto s = w.template scalars_of<T>(tile.tensor);
+  const E* g = w.template at<E>(1, tile.tensor) + (tile.batch * x.rows + i) * x.cols + tile.col0;
   double lanes[kLanes] = {};
   for (long long j0 = 0; j0 < tile.cols; j0 += kLanes) {
 #pragma unroll
@@ -159,88 +162,66 @@ __device__ void row_sums(Lists l, const TensorInfo* tensors, const TileInfo* til
   double total = 0.0;
 #pragma unroll
   for (int lane = 0; lane < kLanes; ++lane) total += lanes[lane];
-  row_part[x.row_part + (tile.batch * x.col_blocks + tile.col_block) * x.rows + i] = total;
+  w.row_part[x.row_part + (tile.batch * x.col_blocks + tile.col_block) * x.rows + i] = total;
 }
 
-// 3: column j of factored tile k: its sum of g² over the tile's rows, in order.
+// Phase 1: column j of factored tile k: its sum of g² over the tile's rows, in order.
 template <class St, typename T = typename St::Math, typename E = typename St::Element>
-__device__ void col_sums(Lists l, const TensorInfo* tensors, const TileInfo* tiles, const long long* items,
-                         long long n_items, const double* scalars, double* col_part) {
-  TileItem<T> w;
-  if (!tile_item(tensors, tiles, items, n_items, scalars, w)) return;
-  const auto& [tile, j, x, s] = w;
-  const E* g = l.at<E>(1, tile.tensor);
+__device__ void col_sums(const Work<T>& w, long long item) {
+  const TileInfo tile = w.tiles[w.col_items[2 * item]];
+  const long long j = w.col_items[2 * item + 1];
+  const TensorInfo x = w.tensors[tile.tensor];
+  const auto s = w.template scalars_of<T>(tile.tensor);
+  const E* g = w.template at<E>(1, tile.tensor);
   double sum = 0.0;
 #pragma unroll 8
   for (long long i = tile.row0; i < tile.row0 + tile.rows; ++i)
     sum += static_cast<double>(Adafactor::square(St::load(g, (tile.batch * x.rows + i) * x.cols + tile.col0 + j), s));
-  col_part[x.col_part + (tile.batch * x.row_blocks + tile.row_block) * x.cols + tile.col0 + j] = sum;
+  w.col_part[x.col_part + (tile.batch * x.row_blocks + tile.row_block) * x.cols + tile.col0 + j] = sum;
 }
 
-// This thread's item of a (tensor, batch[, row or column]) work list (`width` 3, or 2 without the index):
-// the tensor, the batch, the index, the tensor's shape and scalars; false past the end of the list.
-template <typename T>
-struct MatrixItem {
-  long long t, b, index;
-  TensorInfo x;
-  AdafactorScalars<T> s;
-};
-template <typename T>
-__device__ __forceinline__ bool matrix_item(const TensorInfo* tensors, const long long* items, long long n_items,
-                                            int width, const double* scalars, MatrixItem<T>& out) {
-  const long long item = thread_index();
-  if (item >= n_items) return false;
-  out.t = items[width * item];
-  out.b = items[width * item + 1];
-  out.index = width == 3 ? items[width * item + 2] : 0;
-  out.x = tensors[out.t];
-  out.s = scalars_of<T>(scalars, out.t);
-  return true;
-}
-
-// 4: R_i of (tensor, batch, row) items: the row's column-block sums in order, as a mean, into R.
+// Phase 2: R_i of a (tensor, batch, row) item: the row's column-block sums in order, as a mean, into R.
 template <class St, typename T = typename St::Math, typename E = typename St::Element>
-__device__ void row_factors(Lists l, const TensorInfo* tensors, const long long* items, long long n_items,
-                            const double* scalars, const double* row_part) {
-  MatrixItem<T> w;
-  if (!matrix_item(tensors, items, n_items, 3, scalars, w)) return;
-  const auto& [t, b, i, x, s] = w;
+__device__ void row_factors(const Work<T>& w, long long item) {
+  const long long t = w.row_factor_items[3 * item], b = w.row_factor_items[3 * item + 1],
+                  i = w.row_factor_items[3 * item + 2];
+  const TensorInfo x = w.tensors[t];
   double sum = 0.0;
-  for (long long cb = 0; cb < x.col_blocks; ++cb) sum += row_part[x.row_part + (b * x.col_blocks + cb) * x.rows + i];
-  E* r = l.at<E>(2, t) + b * x.rows;
-  St::store(r, i, Adafactor::second_moment(St::load(r, i), static_cast<T>(sum / static_cast<double>(x.cols)), s));
+  for (long long cb = 0; cb < x.col_blocks; ++cb) sum += w.row_part[x.row_part + (b * x.col_blocks + cb) * x.rows + i];
+  E* r = w.template at<E>(2, t) + b * x.rows;
+  St::store(r, i, Adafactor::second_moment(St::load(r, i), static_cast<T>(sum / static_cast<double>(x.cols)),
+                                           w.template scalars_of<T>(t)));
 }
 
-// 5: C_j of (tensor, batch, column) items, from the column's row-block sums in order, and 1/√C_j.
+// Phase 2: C_j of a (tensor, batch, column) item, from the column's row-block sums in order, and 1/√C_j.
 template <class St, typename T = typename St::Math, typename E = typename St::Element>
-__device__ void col_factors(Lists l, const TensorInfo* tensors, const long long* items, long long n_items,
-                            const double* scalars, const double* col_part, T* scales) {
-  MatrixItem<T> w;
-  if (!matrix_item(tensors, items, n_items, 3, scalars, w)) return;
-  const auto& [t, b, j, x, s] = w;
+__device__ void col_factors(const Work<T>& w, long long item) {
+  const long long t = w.col_factor_items[3 * item], b = w.col_factor_items[3 * item + 1],
+                  j = w.col_factor_items[3 * item + 2];
+  const TensorInfo x = w.tensors[t];
   double sum = 0.0;
-  for (long long rb = 0; rb < x.row_blocks; ++rb) sum += col_part[x.col_part + (b * x.row_blocks + rb) * x.cols + j];
-  E* c = l.at<E>(3, t) + b * x.cols;
-  St::store(c, j, Adafactor::second_moment(St::load(c, j), static_cast<T>(sum / static_cast<double>(x.rows)), s));
-  scales[x.scale_at + x.batches * x.rows + b * x.cols + j] = Adafactor::inverse_root(St::load(c, j));
+  for (long long rb = 0; rb < x.row_blocks; ++rb) sum += w.col_part[x.col_part + (b * x.row_blocks + rb) * x.cols + j];
+  E* c = w.template at<E>(3, t) + b * x.cols;
+  St::store(c, j, Adafactor::second_moment(St::load(c, j), static_cast<T>(sum / static_cast<double>(x.rows)),
+                                           w.template scalars_of<T>(t)));
+  w.scales[x.scale_at + x.batches * x.rows + b * x.cols + j] = Adafactor::inverse_root(St::load(c, j));
 }
 
-// 6: for each (tensor, batch) item: the mean of R (rows in order), floored at eps1, and each row's scale.
+// Phase 3: for a (tensor, batch) item: the mean of R (rows in order), floored at eps1, and each row's scale.
 template <class St, typename T = typename St::Math, typename E = typename St::Element>
-__device__ void row_scales(Lists l, const TensorInfo* tensors, const long long* items, long long n_items,
-                           const double* scalars, T* scales) {
-  MatrixItem<T> w;
-  if (!matrix_item(tensors, items, n_items, 2, scalars, w)) return;
-  const auto& [t, b, unused, x, s] = w;
-  const E* r = l.at<E>(2, t) + b * x.rows;
+__device__ void row_scales(const Work<T>& w, long long item) {
+  const long long t = w.matrix_items[2 * item], b = w.matrix_items[2 * item + 1];
+  const TensorInfo x = w.tensors[t];
+  const auto s = w.template scalars_of<T>(t);
+  const E* r = w.template at<E>(2, t) + b * x.rows;
   double total = 0.0;
   for (long long i = 0; i < x.rows; ++i) total += static_cast<double>(St::load(r, i));
   const T mean = static_cast<T>(total / static_cast<double>(x.rows));
   const T floor = mean < s.eps1 ? s.eps1 : mean;  // clamp_(min=eps1): a NaN stays
-  for (long long i = 0; i < x.rows; ++i) scales[x.scale_at + b * x.rows + i] = Adafactor::row_scale(St::load(r, i), floor);
+  for (long long i = 0; i < x.rows; ++i) w.scales[x.scale_at + b * x.rows + i] = Adafactor::row_scale(St::load(r, i), floor);
 }
 
-// U of element (i, j) of a factored tensor t, batch b, from its row's and column's scales.
+// U of element (i, j) of a factored tensor, batch b, from its row's and column's scales.
 template <typename T>
 __device__ __forceinline__ T factored_u(const TensorInfo& x, const T* scales, long long b, long long i, long long j,
                                         T grad, const AdafactorScalars<T>& s) {
@@ -248,129 +229,112 @@ __device__ __forceinline__ T factored_u(const TensorInfo& x, const T* scales, lo
                                     scales[x.scale_at + x.batches * x.rows + b * x.cols + j], s);
 }
 
-// 7: ‖U‖² in lane l of factored tile k.
+// Phase 4: ‖U‖² in lane l of factored tile k (a vector tile's were summed in phase 1).
 template <class St, typename T = typename St::Math, typename E = typename St::Element>
-__device__ void norm_lanes(Lists l, const TensorInfo* tensors, const TileInfo* tiles, long long n_tiles,
-                           const double* scalars, const T* scales, double* u_lanes) {
-  const long long item = thread_index();
-  if (item >= n_tiles * kLanes) return;
+__device__ void norm_lanes(const Work<T>& w, long long item) {
   const long long k = item / kLanes;
-  const TileInfo tile = tiles[k];
-  if (l.ptrs[2 * l.n + tile.tensor] == 0) return;  // a vector tile: summed in the first pass
+  const TileInfo tile = w.tiles[k];
+  if (!w.factored(tile.tensor)) return;
   const int lane = static_cast<int>(item % kLanes);
-  const TensorInfo x = tensors[tile.tensor];
-  const auto s = scalars_of<T>(scalars, tile.tensor);
-  const E* g = l.at<E>(1, tile.tensor);
+  const TensorInfo x = w.tensors[tile.tensor];
+  const auto s = w.template scalars_of<T>(tile.tensor);
+  const E* g = w.template at<E>(1, tile.tensor);
   double sum = 0.0;
   for (long long i = tile.row0; i < tile.row0 + tile.rows; ++i) {
     const long long first = (tile.batch * x.rows + i) * x.cols;
 #pragma unroll 8
     for (long long j = tile.col0 + lane; j < tile.col0 + tile.cols; j += kLanes) {
-      const T u = factored_u(x, scales, tile.batch, i, j, St::load(g, first + j), s);
+      const T u = factored_u(x, w.scales, tile.batch, i, j, St::load(g, first + j), s);
       sum += static_cast<double>(u * u);
     }
   }
-  u_lanes[item] = sum;
+  w.u_lanes[item] = sum;
 }
 
-// 8: tensor t's step size: each tile's lanes added 0..15, the tiles in order.
+// Phase 5: tensor t's step size: each tile's lanes added 0..15, the tiles in order.
 template <typename T>
-__device__ void step_sizes(const TensorInfo* tensors, const long long* first_tile, long long n_tensors,
-                           const double* scalars, const double* p_lanes, const double* u_lanes, T* steps) {
-  const long long t = thread_index();
-  if (t >= n_tensors || first_tile[t] == first_tile[t + 1]) return;
+__device__ void step_sizes(const Work<T>& w, long long t) {
+  if (w.first_tile[t] == w.first_tile[t + 1]) return;
   double p_square = 0.0, u_square = 0.0;
-  for (long long k = first_tile[t]; k < first_tile[t + 1]; ++k) {
+  for (long long k = w.first_tile[t]; k < w.first_tile[t + 1]; ++k) {
     double p_tile = 0.0, u_tile = 0.0;
     for (int lane = 0; lane < kLanes; ++lane) {
-      p_tile += p_lanes[k * kLanes + lane];
-      u_tile += u_lanes[k * kLanes + lane];
+      p_tile += w.p_lanes[k * kLanes + lane];
+      u_tile += w.u_lanes[k * kLanes + lane];
     }
     p_square += p_tile;
     u_square += u_tile;
   }
-  const TensorInfo x = tensors[t];
+  const TensorInfo x = w.tensors[t];
   const double numel = static_cast<double>(x.batches * x.rows * x.cols);
-  steps[t] = static_cast<T>(Adafactor::step_size(fusedopt::square_root(p_square), fusedopt::square_root(u_square),
-                                                 numel, scalars_of<double>(scalars, t)));
+  w.steps[t] = static_cast<T>(Adafactor::step_size(fusedopt::square_root(p_square), fusedopt::square_root(u_square),
+                                                   numel, w.template scalars_of<double>(t)));
 }
 
-// 9: tile blockIdx.x's params (a grid-stride over tiles when the grid is smaller).
+// Phase 6: tile k's params, by this block's threads.
 template <class St, typename T = typename St::Math, typename E = typename St::Element>
-__device__ void write(Lists l, const TensorInfo* tensors, const TileInfo* tiles, long long n_tiles,
-                      const double* scalars, const T* scales, const T* steps) {
-  for (long long k = blockIdx.x; k < n_tiles; k += gridDim.x) {
-    const TileInfo tile = tiles[k];
-    const TensorInfo x = tensors[tile.tensor];
-    const auto s = scalars_of<T>(scalars, tile.tensor);
-    const T step = steps[tile.tensor];
-    E* p = l.at<E>(0, tile.tensor);
-    const E* g = l.at<E>(1, tile.tensor);
-    const bool factored = l.ptrs[2 * l.n + tile.tensor] != 0;
-    const E* v = l.at<E>(4, tile.tensor);
-    for (long long e = threadIdx.x; e < tile.rows * tile.cols; e += blockDim.x) {
-      const long long i = tile.row0 + e / tile.cols, j = tile.col0 + e % tile.cols;
-      const long long at = (tile.batch * x.rows + i) * x.cols + j;
-      const T gj = St::load(g, at);
-      const T u = factored ? factored_u(x, scales, tile.batch, i, j, gj, s) : Adafactor::update(gj, St::load(v, at), s);
-      St::store(p, at, Adafactor::write(St::load(p, at), u, step, s));
-    }
+__device__ void write(const Work<T>& w, long long k) {
+  const TileInfo tile = w.tiles[k];
+  const TensorInfo x = w.tensors[tile.tensor];
+  const auto s = w.template scalars_of<T>(tile.tensor);
+  const T step = w.steps[tile.tensor];
+  E* p = w.template at<E>(0, tile.tensor);
+  const E* g = w.template at<E>(1, tile.tensor);
+  const bool factored = w.factored(tile.tensor);
+  const E* v = w.template at<E>(4, tile.tensor);
+  for (long long e = threadIdx.x; e < tile.rows * tile.cols; e += blockDim.x) {
+    const long long i = tile.row0 + e / tile.cols, j = tile.col0 + e % tile.cols;
+    const long long at = (tile.batch * x.rows + i) * x.cols + j;
+    const T gj = St::load(g, at);
+    const T u = factored ? factored_u(x, w.scales, tile.batch, i, j, gj, s) : Adafactor::update(gj, St::load(v, at), s);
+    St::store(p, at, Adafactor::write(St::load(p, at), u, step, s));
   }
+}
+
+// f(item) for items 0 .. n - 1, spread over the grid's threads.
+template <typename F>
+__device__ __forceinline__ void each_item(long long n, F f) {
+  const long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
+  for (long long item = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; item < n; item += stride) f(item);
+}
+
+// One step: the phases in order, the whole grid waiting between two that depend on each other
+// (every thread reaches every sync: no thread returns early).
+template <class St, typename T = typename St::Math>
+__device__ void step(const Work<T>& w) {
+  const cooperative_groups::grid_group grid = cooperative_groups::this_grid();
+  each_item(w.n_tiles * kLanes, [&](long long item) { first_lanes<St>(w, item); });
+  each_item(w.n_row_items, [&](long long item) { row_sums<St>(w, item); });
+  each_item(w.n_col_items, [&](long long item) { col_sums<St>(w, item); });
+  grid.sync();
+  each_item(w.n_row_factor_items, [&](long long item) { row_factors<St>(w, item); });
+  each_item(w.n_col_factor_items, [&](long long item) { col_factors<St>(w, item); });
+  grid.sync();
+  each_item(w.n_matrices, [&](long long item) { row_scales<St>(w, item); });
+  grid.sync();
+  each_item(w.n_tiles * kLanes, [&](long long item) { norm_lanes<St>(w, item); });
+  grid.sync();
+  each_item(w.n_tensors, [&](long long t) { step_sizes<T>(w, t); });
+  grid.sync();
+  for (long long k = blockIdx.x; k < w.n_tiles; k += gridDim.x) write<St>(w, k);
 }
 
 }  // namespace
 
-#define FUSEDOPT_ADAFACTOR_KERNELS(SUFFIX, ST, T)                                                                      \
-  extern "C" __global__ void adafactor_first_lanes_##SUFFIX(                                                       \
-      const unsigned long long* ptrs, long long n, const TensorInfo* tensors, const TileInfo* tiles,               \
-      long long n_tiles, const double* scalars, double* p_lanes, double* u_lanes) {                                \
-    first_lanes<ST>({ptrs, n}, tensors, tiles, n_tiles, scalars, p_lanes, u_lanes);                                 \
-  }                                                                                                                \
-  extern "C" __global__ void adafactor_row_sums_##SUFFIX(                                                          \
-      const unsigned long long* ptrs, long long n, const TensorInfo* tensors, const TileInfo* tiles,               \
-      const long long* items, long long n_items, const double* scalars, double* row_part) {                        \
-    row_sums<ST>({ptrs, n}, tensors, tiles, items, n_items, scalars, row_part);                                     \
-  }                                                                                                                \
-  extern "C" __global__ void adafactor_col_sums_##SUFFIX(                                                          \
-      const unsigned long long* ptrs, long long n, const TensorInfo* tensors, const TileInfo* tiles,               \
-      const long long* items, long long n_items, const double* scalars, double* col_part) {                        \
-    col_sums<ST>({ptrs, n}, tensors, tiles, items, n_items, scalars, col_part);                                     \
-  }                                                                                                                \
-  extern "C" __global__ void adafactor_row_factors_##SUFFIX(const unsigned long long* ptrs, long long n,           \
-                                                            const TensorInfo* tensors, const long long* items,     \
-                                                            long long n_items, const double* scalars,              \
-                                                            const double* row_part) {                              \
-    row_factors<ST>({ptrs, n}, tensors, items, n_items, scalars, row_part);                                         \
-  }                                                                                                                \
-  extern "C" __global__ void adafactor_col_factors_##SUFFIX(const unsigned long long* ptrs, long long n,           \
-                                                            const TensorInfo* tensors, const long long* items,     \
-                                                            long long n_items, const double* scalars,              \
-                                                            const double* col_part, T* scales) {                   \
-    col_factors<ST>({ptrs, n}, tensors, items, n_items, scalars, col_part, scales);                                 \
-  }                                                                                                                \
-  extern "C" __global__ void adafactor_row_scales_##SUFFIX(const unsigned long long* ptrs, long long n,            \
-                                                           const TensorInfo* tensors, const long long* items,      \
-                                                           long long n_items, const double* scalars, T* scales) {  \
-    row_scales<ST>({ptrs, n}, tensors, items, n_items, scalars, scales);                                            \
-  }                                                                                                                \
-  extern "C" __global__ void adafactor_norm_lanes_##SUFFIX(                                                        \
-      const unsigned long long* ptrs, long long n, const TensorInfo* tensors, const TileInfo* tiles,               \
-      long long n_tiles, const double* scalars, const T* scales, double* u_lanes) {                                \
-    norm_lanes<ST>({ptrs, n}, tensors, tiles, n_tiles, scalars, scales, u_lanes);                                   \
-  }                                                                                                                \
-  extern "C" __global__ void adafactor_step_sizes_##SUFFIX(const TensorInfo* tensors, const long long* first_tile, \
-                                                           long long n_tensors, const double* scalars,             \
-                                                           const double* p_lanes, const double* u_lanes,           \
-                                                           T* steps) {                                             \
-    step_sizes<T>(tensors, first_tile, n_tensors, scalars, p_lanes, u_lanes, steps);                               \
-  }                                                                                                                \
-  extern "C" __global__ void adafactor_write_##SUFFIX(                                                             \
-      const unsigned long long* ptrs, long long n, const TensorInfo* tensors, const TileInfo* tiles,               \
-      long long n_tiles, const double* scalars, const T* scales, const T* steps) {                                 \
-    write<ST>({ptrs, n}, tensors, tiles, n_tiles, scalars, scales, steps);                                          \
+#define FUSEDOPT_ADAFACTOR_KERNEL(SUFFIX, ST, T)                                                                      \
+  extern "C" __global__ void adafactor_step_##SUFFIX(                                                              \
+      const unsigned long long* ptrs, long long n_tensors, const TensorInfo* tensors, const TileInfo* tiles,       \
+      long long n_tiles, const long long* first_tile, const long long* row_items, long long n_row_items,           \
+      const long long* col_items, long long n_col_items, const long long* row_factor_items,                        \
+      long long n_row_factor_items, const long long* col_factor_items, long long n_col_factor_items,               \
+      const long long* matrix_items, long long n_matrices, const double* scalars, double* p_lanes,                 \
+      double* u_lanes, double* row_part, double* col_part, T* scales, T* steps) {                                  \
+    step<ST>(Work<T>{ptrs, n_tensors, tensors, tiles, n_tiles, first_tile, row_items, n_row_items, col_items,     \
+                     n_col_items, row_factor_items, n_row_factor_items, col_factor_items, n_col_factor_items,      \
+                     matrix_items, n_matrices, scalars, p_lanes, u_lanes, row_part, col_part, scales, steps});      \
   }
 
-FUSEDOPT_ADAFACTOR_KERNELS(float32, Stored<float>, float)
-FUSEDOPT_ADAFACTOR_KERNELS(float64, Stored<double>, double)
-FUSEDOPT_ADAFACTOR_KERNELS(bfloat16, Stored16<2>, float)
-FUSEDOPT_ADAFACTOR_KERNELS(float16, Stored16<3>, float)
+FUSEDOPT_ADAFACTOR_KERNEL(float32, Stored<float>, float)
+FUSEDOPT_ADAFACTOR_KERNEL(float64, Stored<double>, double)
+FUSEDOPT_ADAFACTOR_KERNEL(bfloat16, Stored16<2>, float)
+FUSEDOPT_ADAFACTOR_KERNEL(float16, Stored16<3>, float)

@@ -108,7 +108,8 @@ def adafactor(params: Sequence, grads: Sequence, row_vars: Sequence, col_vars: S
     row and column sums of g²; then ‖U‖, which needs every row and column mean; then the write), 2
     for the others (V̂, ‖p‖ and ‖U‖; then the write). The sums are taken in tiles fixed by the
     shape, so the result is the same for any thread count and instruction set, and on the GPU
-    (CUDA arrays: the same tiles and order, nine launches; python/fusedopt/cuda/adafactor.cu).
+    (CUDA arrays: the same tiles and order, in one cooperative launch whose grid waits for all its
+    threads between the phases; python/fusedopt/cuda/adafactor.cu).
 
     torch takes ``eps1=None`` as the machine epsilon of the first param's dtype for the whole group;
     here it is each call's dtype (all params of one call share one).

@@ -1,5 +1,8 @@
 """RawModule of the host emulation: the CUDA source compiled as C++ (g++) with the built-in index
-variables emulated; a launch runs every (block, thread) pair in turn and returns when done.
+variables emulated; a launch runs every (block, thread) pair in turn and returns when done. A module
+made with enable_cooperative_groups launches its kernels cooperatively: each thread a fiber, the grid's
+syncs kept (host_emulation.hpp), and, as CUDA, no more blocks than the device holds at once
+(cuda.driver.occupancyMaxActiveBlocksPerMultiprocessor blocks on each multiprocessor).
 
 The NVRTC options fusedopt passes are mapped to the host compiler's (--fmad=false is
 -ffp-contract=off); any other option is an error, so a new one cannot go unnoticed. Each launch checks
@@ -37,7 +40,8 @@ int param_sizes(void (*)(Args...), int* sizes) {
 }  // namespace
 
 // launch != 0: run the kernel; else write its parameter sizes and return their count (-1: no such kernel).
-extern "C" int fake_kernel(const char* name, int launch, unsigned grid, unsigned block, void** args, int* sizes) {
+extern "C" int fake_kernel(const char* name, int launch, unsigned grid, unsigned block, void** args, int* sizes,
+                           int cooperative) {
 KERNELS
   return -1;
 }
@@ -67,7 +71,7 @@ def _dispatch(name: str, function: str) -> str:
     """The launcher's branch for one kernel: its parameter sizes, or a launch."""
     return (f'  if (std::strcmp(name, "{name}") == 0) {{\n'
             f"    if (!launch) return param_sizes(&{function}, sizes);\n"
-            f"    host_emulation::launch(&{function}, grid, block, args);\n"
+            f"    host_emulation::launch(&{function}, grid, block, args, cooperative != 0);\n"
             f"    return 0;\n  }}\n")
 
 
@@ -88,7 +92,7 @@ def _build(code: str, flags, name_expressions, work: Path, lib: Path) -> None:
 
 
 class RawModule:
-    def __init__(self, code: str, options=(), name_expressions=(), **kwargs):
+    def __init__(self, code: str, options=(), name_expressions=(), enable_cooperative_groups=False, **kwargs):
         if kwargs:
             raise TypeError(f"fake cupy: RawModule keywords {sorted(kwargs)} are not emulated")
         flags = _host_flags(options)
@@ -104,15 +108,16 @@ class RawModule:
                 _build(code, flags, name_expressions, Path(work), lib)
         self._dll = ctypes.CDLL(str(lib))
         self._dll.fake_kernel.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
-                                          ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int)]
+                                          ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int), ctypes.c_int]
         self._dll.fake_kernel.restype = ctypes.c_int
+        self._cooperative = bool(enable_cooperative_groups)
 
     def get_function(self, name: str) -> "RawKernel":  # a kernel's name, or one of the name expressions
         sizes = (ctypes.c_int * _MAX_PARAMS)()
-        count = self._dll.fake_kernel(name.encode(), 0, 0, 0, None, sizes)
+        count = self._dll.fake_kernel(name.encode(), 0, 0, 0, None, sizes, 0)
         if count < 0:
             raise RuntimeError(f"fake cupy: no kernel named {name!r} in the module")
-        return RawKernel(self._dll, name, list(sizes[:count]))
+        return RawKernel(self._dll, name, list(sizes[:count]), self._cooperative)
 
 
 def _one_dimension(dims, what: str) -> int:
@@ -122,9 +127,17 @@ def _one_dimension(dims, what: str) -> int:
     return int(dims[0])
 
 
+class _Function:
+    """RawKernel.kernel: the compiled function, its handle in ptr (here the kernel's name)."""
+
+    def __init__(self, name: str):
+        self.ptr = name
+
+
 class RawKernel:
-    def __init__(self, dll, name: str, param_sizes):
-        self._dll, self.name, self._param_sizes = dll, name, param_sizes
+    def __init__(self, dll, name: str, param_sizes, cooperative: bool = False):
+        self._dll, self.name, self._param_sizes, self._cooperative = dll, name, param_sizes, cooperative
+        self.kernel = _Function(name)
 
     def __call__(self, grid, block, args, **kwargs):
         from . import ndarray
@@ -145,11 +158,17 @@ class RawKernel:
             values.append(value)
         pointers = (ctypes.c_void_p * max(1, len(values)))(*[v.ctypes.data for v in values])
         grid_x, block_x = _one_dimension(grid, "grid"), _one_dimension(block, "block")
+        from . import cuda
+
+        if self._cooperative:  # CuPy would shrink the grid, with a warning; a grid that does not fit is a bug here
+            fits = cuda.driver.occupancyMaxActiveBlocksPerMultiprocessor(self.kernel.ptr, block_x, 0) * \
+                cuda.Device().attributes["MultiProcessorCount"]
+            if grid_x > fits:
+                raise ValueError(f"fake cupy: cooperative launch of {self.name} with {grid_x} blocks; the device holds "
+                                 f"{fits} at once")
 
         def launch(_keep=values):  # the argument values as they were at the call, as a captured launch keeps them
-            if self._dll.fake_kernel(self.name.encode(), 1, grid_x, block_x, pointers, None) != 0:
+            if self._dll.fake_kernel(self.name.encode(), 1, grid_x, block_x, pointers, None, int(self._cooperative)):
                 raise RuntimeError(f"fake cupy: launch of {self.name} failed")
-
-        from . import cuda
 
         cuda.get_current_stream().run(launch)

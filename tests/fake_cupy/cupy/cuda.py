@@ -1,4 +1,5 @@
-"""cupy.cuda of the host emulation: one device (0) with 4 multiprocessors; streams on which work runs
+"""cupy.cuda of the host emulation: one device (0) with 4 multiprocessors, each holding 2 blocks of
+a kernel at once (driver.occupancyMaxActiveBlocksPerMultiprocessor); streams on which work runs
 at once (every launch and copy has finished when it returns) unless the stream is capturing a graph,
 which records the launches and copies for Graph.launch to run again; pinned memory that is host
 memory; events that read the host clock."""
@@ -18,6 +19,18 @@ def _memcpy_async(dst: int, src: int, size: int, kind: int, stream: int) -> None
     work = lambda: ctypes.memmove(dst, src, size)  # noqa: E731
     _streams.get(stream, _null).run(work)
 
+
+# Blocks of a kernel one multiprocessor holds at once, as the emulation says for every kernel and block size.
+EMULATED_BLOCKS_PER_MULTIPROCESSOR = 2
+
+
+def _occupancy(function, block_size: int, dynamic_shared_memory: int) -> int:
+    if not 0 < block_size <= 1024:
+        raise ValueError(f"fake cupy: block size {block_size}")
+    return EMULATED_BLOCKS_PER_MULTIPROCESSOR
+
+
+driver = types.SimpleNamespace(occupancyMaxActiveBlocksPerMultiprocessor=_occupancy)
 
 runtime = types.SimpleNamespace(
     getDevice=lambda: _current[0],
