@@ -190,3 +190,14 @@ def test_a_gpu_adafactor_step_is_one_launch(monkeypatch):
             assert launches == ["adafactor_step_float32"], launches
     for h, d in zip(params, gpu_params):
         assert cupy.asnumpy(d).tobytes() == h.tobytes()
+
+
+def test_gpu_adafactor_on_a_device_without_cooperative_launches_is_refused_and_changes_nothing(monkeypatch):
+    from fusedopt.backends import cuda
+
+    monkeypatch.setattr(cuda, "_cooperative_device", lambda device_id: False)
+    lists = _arrays()
+    before = [[None if a is None else cupy.asnumpy(a).tobytes() for a in x] for x in lists]
+    with pytest.raises(RuntimeError, match="needs cooperative launches"):
+        adafactor(*lists, step=1)
+    assert [[None if a is None else cupy.asnumpy(a).tobytes() for a in x] for x in lists] == before

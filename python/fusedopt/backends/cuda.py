@@ -1176,6 +1176,9 @@ def adafactor_step(params, grads, row_vars, col_vars, variances, scalars) -> Non
         raise TypeError(f"params[0]: dtype {dtype} is not supported; expected float32, float64, float16 or "
                         "bfloat16 (as uint16 bits)")
     _check_current_device(device)
+    if not _cooperative_device(device):
+        raise RuntimeError(f"Adafactor on CUDA device {device} needs cooperative launches (its step is one launch "
+                           "whose grid waits for all its threads), and this device does not support them")
     rows: List[List[int]] = [[] for _ in range(5)]
     shapes, extents = [], []
     for i in range(n):
@@ -1231,6 +1234,11 @@ def _adafactor_launches(plan: _AdafactorPlan, ptrs, dtype: str) -> None:
 
 
 _cooperative_grid: Dict[Tuple[str, int], int] = {}
+
+
+@functools.lru_cache(maxsize=None)
+def _cooperative_device(device_id: int) -> bool:
+    return bool(_cupy().cuda.Device(device_id).attributes.get("CooperativeLaunch", 0))
 
 
 def _cooperative_blocks(kernel, device_id: int) -> int:

@@ -71,7 +71,7 @@ class Device(_Synchronous):
         self.id = _current[0] if device is None else device
         if self.id != 0:
             raise ValueError(f"fake cupy: no device {self.id}")
-        self.attributes = {"MultiProcessorCount": 4}
+        self.attributes = {"MultiProcessorCount": 4, "CooperativeLaunch": 1}
         self.compute_capability = "90"
 
 
