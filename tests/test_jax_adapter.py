@@ -25,12 +25,20 @@ def grads_for(params, seed):
     return jax.tree_util.tree_map(lambda p: jnp.asarray(rng.standard_normal(p.shape), p.dtype), params)
 
 
-def trajectory(tx, steps=8, seed=0):
+def trajectory(tx, steps=8, seed=0, jit=False):
+    """params after `steps` steps; jit: each whole step (update, apply_updates) one jitted computation
+    with the params and state donated, as a training loop runs it."""
     params = pytree(seed)
     state = tx.init(params)
+
+    def one(params, state, grads):
+        updates, state = tx.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    if jit:
+        one = jax.jit(one, donate_argnums=(0, 1))
     for t in range(steps):
-        updates, state = tx.update(grads_for(params, 100 + t), state, params)
-        params = optax.apply_updates(params, updates)
+        params, state = one(params, state, grads_for(params, 100 + t))
     return params
 
 
@@ -55,43 +63,92 @@ def assert_trees_close(a, b):
      lambda: optax.lars(0.5, trust_coefficient=0.01, eps=1e-6, nesterov=True)),
 ], ids=["adam", "adam-betas-eps", "adamw", "sgd", "sgd-momentum", "sgd-nesterov", "adam-schedule", "lion", "adadelta",
         "lamb", "lars", "lars-nesterov"])
-def test_trajectories_equal_optax_where_the_algorithms_coincide(ours, theirs):
-    assert_trees_close(trajectory(ours()), trajectory(theirs()))
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_trajectories_equal_optax_where_the_algorithms_coincide(ours, theirs, jit):
+    assert_trees_close(trajectory(ours(), jit=jit), trajectory(theirs(), jit=True))
 
 
 @pytest.mark.parametrize("name,kwargs", [("adagrad", dict(lr=0.1, lr_decay=0.01)), ("rmsprop", dict(lr=0.01, centered=True, momentum=0.5)),
                                          ("adam", dict(lr=0.01, weight_decay=0.1, maximize=True)),
                                          ("adam", dict(lr=0.01, amsgrad=True)), ("adamax", dict(lr=0.01)),
-                                         ("radam", dict(lr=0.01)), ("rprop", dict(lr=0.01))])
-def test_trajectories_equal_the_reference(name, kwargs):
+                                         ("radam", dict(lr=0.01)), ("rprop", dict(lr=0.01)),
+                                         ("sgd", dict(lr=0.1, momentum=0.9, dampening=0.5)),
+                                         ("asgd", dict(lr=0.01, t0=3)), ("nadam", dict(lr=0.01))])
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_trajectories_equal_the_reference(name, kwargs, jit):
+    """Several of these pick their kernel by the step (SGD's first step, RAdam's rectification, ASGD's
+    averaging from t0): inside jax.jit the step count is traced and the custom call picks it at run time."""
     params = pytree()
     tx = getattr(fj, name)(**kwargs)
     state = tx.init(params)
     ref_params = [np.asarray(x, np.float64).copy() for x in jax.tree_util.tree_leaves(params)]
     ref_states = [{} for _ in ref_params]
     fn = getattr(reference, name)
+
+    def one(params, state, grads):
+        updates, state = tx.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    if jit:
+        one = jax.jit(one, donate_argnums=(0, 1))
     for t in range(6):
         grads = grads_for(params, 100 + t)
-        updates, state = tx.update(grads, state, params)
-        params = optax.apply_updates(params, updates)
+        params, state = one(params, state, grads)
         for p, g, s in zip(ref_params, jax.tree_util.tree_leaves(grads), ref_states):
             fn(p, np.asarray(g, np.float64), s, **kwargs)
     for x, y in zip(jax.tree_util.tree_leaves(params), ref_params):
         np.testing.assert_allclose(np.asarray(x), y, **TOL)
 
 
-def test_update_leaves_its_inputs_untouched_and_the_old_state_valid():
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_update_leaves_its_inputs_untouched_and_the_old_state_valid(jit):
+    """Not donated, the inputs of the custom call (whose outputs alias them) are copied by XLA first."""
     tx = fj.adam(lr=0.1)
     params = pytree()
     state0 = tx.init(params)
     grads = grads_for(params, 1)
-    before = [np.array(x) for x in jax.tree_util.tree_leaves(state0.buffers)]
-    u1, s1 = tx.update(grads, state0, params)
-    u2, s2 = tx.update(grads, state0, params)  # the same state again: the same answer
+    state0 = state0._replace(buffers=jax.tree_util.tree_map(jnp.asarray, state0.buffers))
+    before = [np.array(x) for x in jax.tree_util.tree_leaves((params, grads, state0.buffers))]
+    update = jax.jit(tx.update) if jit else tx.update
+    u1, s1 = update(grads, state0, params)
+    u2, s2 = update(grads, state0, params)  # the same state again: the same answer
     assert_trees_close(u1, u2)
-    for x, x0 in zip(jax.tree_util.tree_leaves(state0.buffers), before):
-        np.testing.assert_array_equal(x, x0)
-    assert s1.count == s2.count == 1
+    for x, x0 in zip(jax.tree_util.tree_leaves((params, grads, state0.buffers)), before):
+        np.testing.assert_array_equal(np.asarray(x), x0)
+    assert int(s1.count) == int(s2.count) == 1
+
+
+def test_float64_params_with_x64_enabled_step_in_float64():
+    with jax.enable_x64(True):
+        params = {"w": jnp.asarray(np.random.default_rng(3).standard_normal(7))}
+        assert params["w"].dtype == jnp.float64
+        tx, theirs = fj.adam(lr=0.01), optax.adam(0.01)
+        s, t = tx.init(params), theirs.init(params)
+        p, q = params, params
+        for k in range(4):
+            g = {"w": jnp.asarray(np.random.default_rng(k).standard_normal(7))}
+            u, s = jax.jit(tx.update)(g, s, p)
+            p = optax.apply_updates(p, u)
+            v, t = theirs.update(g, t, q)
+            q = optax.apply_updates(q, v)
+        assert p["w"].dtype == jnp.float64
+        np.testing.assert_allclose(np.asarray(p["w"]), np.asarray(q["w"]), rtol=1e-12, atol=1e-14)
+
+
+def test_mismatched_grads_and_mixed_dtypes_are_refused():
+    tx = fj.adam(lr=0.1)
+    params = pytree()
+    state = tx.init(params)
+    bad = jax.tree_util.tree_map(lambda p: jnp.zeros(p.shape + (1,), p.dtype), params)
+    with pytest.raises(ValueError, match="grads leaf 0: shape"):
+        tx.update(bad, state, params)
+    with pytest.raises(ValueError, match="grads leaf 0: shape"):
+        jax.jit(tx.update)(bad, state, params)
+    mixed = {"a": jnp.zeros(3, jnp.float32), "b": jnp.zeros(3, jnp.bfloat16)}
+    sgd = fj.sgd(lr=0.1, momentum=0.9)
+    state = sgd.init({"a": jnp.zeros(3, jnp.float32), "b": jnp.zeros(3, jnp.float32)})
+    with pytest.raises(TypeError, match="leaf 1: dtype bfloat16"):
+        sgd.update(mixed, state, mixed)
 
 
 def test_bad_hyperparameters_and_dtypes_are_refused():

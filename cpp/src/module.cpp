@@ -10,6 +10,7 @@ void register_init(py::module_& m);
 void register_torch_steady(py::module_& m);
 void register_adafactor(py::module_& m);
 void register_same_objects(py::module_& m);
+void register_xla_step(py::module_& m);
 }  // namespace fusedopt
 
 PYBIND11_MODULE(_core, m) {
@@ -21,4 +22,5 @@ PYBIND11_MODULE(_core, m) {
   fusedopt::register_torch_steady(m);
   fusedopt::register_adafactor(m);
   fusedopt::register_same_objects(m);
+  fusedopt::register_xla_step(m);
 }

@@ -60,14 +60,18 @@ ScalarBuffer convert_scalars(const RuleDescription& rule, DType dtype, py::handl
   if (size != static_cast<Py_ssize_t>(rule.n_fields * sizeof(double)))
     throw py::value_error(std::string(rule.name) + ": expected " + std::to_string(rule.n_fields) +
                           " scalars (" + rule.scalars + "), got " + std::to_string(size / sizeof(double)));
+  return scalars_of_values(rule, dtype, data);
+}
+
+ScalarBuffer scalars_of_values(const RuleDescription& rule, DType dtype, const void* values) {
   ScalarBuffer out{};
-  double values[32];
-  std::memcpy(values, data, static_cast<size_t>(size));
+  double fields[32];
+  std::memcpy(fields, values, static_cast<size_t>(rule.n_fields) * sizeof(double));
   if (dtype == kFloat32) {
     float* f = reinterpret_cast<float*>(out.bytes);
-    for (int j = 0; j < rule.n_fields; ++j) f[j] = static_cast<float>(values[j]);
+    for (int j = 0; j < rule.n_fields; ++j) f[j] = static_cast<float>(fields[j]);
   } else {
-    std::memcpy(out.bytes, values, static_cast<size_t>(size));
+    std::memcpy(out.bytes, fields, static_cast<size_t>(rule.n_fields) * sizeof(double));
   }
   return out;
 }

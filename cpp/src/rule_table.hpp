@@ -29,6 +29,8 @@ struct ScalarBuffer {
   alignas(16) unsigned char bytes[32 * sizeof(double)];
 };
 ScalarBuffer convert_scalars(const RuleDescription& rule, DType dtype, pybind11::handle scalars);
+// The same from rule.n_fields doubles in memory (unchecked).
+ScalarBuffer scalars_of_values(const RuleDescription& rule, DType dtype, const void* values);
 
 // The rule and variant, checked against the number of lists a call passes (params and grads included).
 const RuleDescription& checked_rule(int rule, int variant, int n_lists);

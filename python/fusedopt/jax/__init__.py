@@ -6,7 +6,8 @@
     updates, state = tx.update(grads, state, params)
     params = optax.apply_updates(params, updates)
 
-One function per optimizer of fusedopt.functional (``sgd, adagrad, rmsprop, adam, adamw``), with that
+One function per optimizer of fusedopt.functional but Adafactor (``sgd, adagrad, rmsprop, adam, adamw,
+nadam, radam, adamax, adadelta, rprop, asgd, lion, lamb, lars``), with that
 optimizer's hyperparameters, names and defaults (torch's: ``lr``, ``betas``, ...); ``lr`` may be a
 schedule, a callable of the step count (from 0, as optax's). The algorithms are torch's, and where optax
 implements the same one the numbers agree: ``adam``, ``adamw`` (optax's default ``weight_decay`` is 1e-4,
@@ -14,26 +15,35 @@ torch's 1e-2) and ``sgd`` with momentum or Nesterov (dampening 0). They differ f
 and ``rmsprop``, which put ``eps`` inside the square root, and from ``optax.amsgrad``, which keeps the
 maximum of the bias-corrected second moment (torch, and so ``adam(amsgrad=True)`` here, the uncorrected).
 
-JAX arrays are immutable and the kernels update in place, so every ``update`` copies the params and the
-state to host NumPy arrays, runs the fused step on the copies, and returns ``updates = new - old`` (exact
-whenever new and old are within a factor of 2, as a small step is) and a new state (the old one stays
-valid). It runs on the host: it cannot be traced by ``jax.jit``; call it between jitted steps.
+The step is one XLA custom call to the same CPU kernel as ``fusedopt.functional`` (the CPU target of
+XLA's original custom-call API, ``cpp/src/xla_step.cpp``), so ``update`` runs eagerly or inside
+``jax.jit``. JAX arrays are immutable: the new params and state are the call's outputs, which alias its
+inputs, so XLA copies the params and state into them first unless they were donated
+(``jax.jit(step, donate_argnums=...)``), and then the kernel updates them in place; the old state stays
+valid when it was not donated. ``updates = new - old`` (exact whenever new and old are within a factor of
+2, as a small step is). The scalars of a step (bias corrections, a scheduled ``lr``) are computed on the
+host from the step count, by the same Python code as ``fusedopt.functional``'s: the custom call calls
+it back under the GIL with the step and lr the computation holds (traced values inside ``jax.jit``),
+and picks the kernel's variant (SGD's first step, RAdam's rectification) from them too. CPU arrays only,
+float32 (float64 with ``jax_enable_x64``); not ``jax.vmap``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, NamedTuple
+import functools
+from typing import Any, Callable, Dict, List, NamedTuple, Sequence, Tuple
 
 import numpy as np
 
 from ..functional import SPECS
-from ..functional._spec import REQUIRED, Spec, run
+from ..functional._spec import REQUIRED, Spec
 
 __all__ = [spec.name for spec in SPECS] + ["FusedState"]
 
 
 class FusedState(NamedTuple):
-    """``count``: steps taken; ``buffers``: state buffer name (torch's key) -> pytree of NumPy arrays."""
+    """``count``: steps taken (an int, or a traced integer inside ``jax.jit``); ``buffers``: state buffer
+    name (torch's key) -> pytree of arrays like the params."""
 
     count: int
     buffers: Dict[str, Any]
@@ -62,8 +72,10 @@ def _make(spec: Spec) -> Callable[..., Any]:
         for name, value in h.items():
             if value is REQUIRED:
                 raise TypeError(f"{name}: required (no default, as in torch.optim.{spec.class_name})")
-        schedule = h["lr"] if callable(h["lr"]) else None
-        spec.check({**h, "lr": 0.0} if schedule is not None else h)
+        scheduled = callable(h["lr"])
+        spec.check({**h, "lr": 0.0} if scheduled else h)
+        key = len(_TRANSFORMATIONS)
+        _TRANSFORMATIONS.append((spec, h, scheduled))
 
         def init(params) -> FusedState:
             import jax
@@ -81,30 +93,16 @@ def _make(spec: Spec) -> Callable[..., Any]:
 
         def update(grads, state: FusedState, params=None):
             import jax
-            import jax.numpy as jnp
 
             if params is None:
                 raise ValueError(f"fusedopt.jax.{spec.name}: update needs params (the kernels compute the new params)")
             p_leaves, treedef = jax.tree_util.tree_flatten(params)
             g_leaves = treedef.flatten_up_to(grads)
+            buffers = {b.key: treedef.flatten_up_to(state.buffers[b.key]) for b in spec.buffers}
             step = state.count + 1
-            hs = dict(h)
-            if schedule is not None:
-                hs["lr"] = float(schedule(state.count))
-            kernel_h = {name: hs[name] for name in spec.kernel_hypers}
-            new_p = [np.array(p, copy=True) for p in p_leaves]
-            old_p = [np.asarray(p) for p in p_leaves]
-            lists: Dict[str, Any] = {"params": new_p, "grads": [np.asarray(g, dtype=p.dtype) for g, p in
-                                                                zip(g_leaves, new_p)]}
-            new_buffers = {}
-            for b in spec.buffers:
-                copies = [np.array(x, copy=True) for x in treedef.flatten_up_to(state.buffers[b.key])]
-                lists[b.argument] = copies
-                new_buffers[b.key] = treedef.unflatten(copies)
-            if new_p:
-                run(spec, new_p, lists["grads"], lists, step, kernel_h)
-            updates = treedef.unflatten([jnp.asarray(n - o) for n, o in zip(new_p, old_p)])
-            return updates, FusedState(step, new_buffers)
+            new_p, new_buffers = _step(key, state.count, p_leaves, g_leaves, buffers)
+            updates = treedef.unflatten([n - o for n, o in zip(new_p, p_leaves)])
+            return updates, FusedState(step, {k: treedef.unflatten(v) for k, v in new_buffers.items()})
 
         return _transformation(init, update)
 
@@ -112,6 +110,73 @@ def _make(spec: Spec) -> Callable[..., Any]:
     factory.__doc__ = (f"{spec.summary} As an optax GradientTransformation; hyperparameters and defaults of "
                        f":func:`fusedopt.functional.{spec.name}` (lr may be a schedule of the step count).")
     return factory
+
+
+_TARGET = "fusedopt_step"  # the XLA custom-call target (cpp/src/xla_step.cpp)
+# What _scalars_for needs of each transformation made: (spec, its hyperparameters, whether lr is a schedule).
+_TRANSFORMATIONS: List[Tuple[Spec, Dict[str, Any], bool]] = []
+
+
+def _scalars_for(key: int, step: int, lr) -> Tuple[bytes, int]:
+    """Called by the custom call (cpp/src/xla_step.cpp) at each step: the rule's scalars and variant
+    for this step and lr (None: the hyperparameters' own), as fusedopt.functional computes them."""
+    spec, h, _ = _TRANSFORMATIONS[key]
+    kernel_h = {name: (h[name] if name != "lr" or lr is None else lr) for name in spec.kernel_hypers}
+    return spec.packed_scalars(kernel_h, step), spec.variant(kernel_h, step)
+
+
+@functools.lru_cache(maxsize=None)
+def _register() -> None:
+    import jax
+
+    from .. import _core
+
+    _core.set_xla_scalars(_scalars_for)
+    jax.ffi.register_ffi_target(_TARGET, _core.xla_step_target(), platform="cpu", api_version=0)
+
+
+def _step(key: int, count, params: Sequence, grads: Sequence, buffers: Dict[str, List]) -> Tuple[List, Dict[str, List]]:
+    """One custom call: inputs (the step, lr, params, grads, every state list), outputs the new params and
+    state lists, each aliasing its input; the kernel's variant is chosen at run time from the step."""
+    import jax
+    import jax.numpy as jnp
+
+    spec, h, scheduled = _TRANSFORMATIONS[key]
+    if not params:
+        return [], buffers
+    _register()
+    dtype = params[0].dtype
+    for i, (p, g) in enumerate(zip(params, grads)):
+        platforms = {d.platform for d in p.devices()} if isinstance(p, jax.Array) and not isinstance(
+            p, jax.core.Tracer) else {"cpu"}
+        if platforms != {"cpu"}:
+            raise TypeError(f"params leaf {i}: on {sorted(platforms)}; fusedopt.jax runs its kernels on the CPU "
+                            "(fusedopt's CUDA kernels take CuPy arrays: fusedopt.Adam and the rest)")
+        if p.dtype != dtype or np.dtype(p.dtype) not in (np.float32, np.float64):
+            raise TypeError(f"params leaf {i}: dtype {p.dtype}; every leaf must be float32 (or every leaf float64)")
+        if tuple(g.shape) != tuple(p.shape):
+            raise ValueError(f"grads leaf {i}: shape {tuple(g.shape)} does not match the param's {tuple(p.shape)}")
+    for name, arrays in buffers.items():
+        for i, (a, p) in enumerate(zip(arrays, params)):
+            if tuple(a.shape) != tuple(p.shape) or a.dtype != dtype:
+                raise ValueError(f"state {name!r} leaf {i}: {tuple(a.shape)} {a.dtype} does not match the param's "
+                                 f"{tuple(p.shape)} {dtype}")
+    lr = jnp.asarray(h["lr"](count)) if scheduled else jnp.float32(0.0)
+    lr_type = 0 if not scheduled else 2 if lr.dtype == np.float64 else 1
+    if lr_type == 1 and lr.dtype != np.float32:
+        lr = lr.astype(np.float32)
+    lists = [params, [jnp.asarray(g, dtype) for g in grads]] + [buffers[b.key] for b in spec.buffers]
+    n = len(params)
+    written = [lists[0]] + lists[2:]
+    layout = " ".join(map(str, [key, spec.rule_index, 0 if dtype == np.float32 else 1, lr_type, n, len(lists)]
+                                + [int(np.prod(p.shape, dtype=np.int64)) for p in params]))
+    outputs = [jax.ShapeDtypeStruct(a.shape, a.dtype) for arrays in written for a in arrays]
+    aliases = {2 + (0 if k == 0 else k + 1) * n + i: k * n + i for k in range(len(written)) for i in range(n)}
+    call = jax.ffi.ffi_call(_TARGET, outputs, custom_call_api_version=3, legacy_backend_config=layout,
+                            input_output_aliases=aliases, has_side_effect=False)
+    out = call(jnp.asarray(count + 1, jnp.int32), lr, *[jnp.asarray(a) for arrays in lists for a in arrays])
+    new_buffers = {b.key: list(out[(k + 1) * n:(k + 2) * n]) for k, b in enumerate(spec.buffers)}
+    return list(out[:n]), new_buffers
 
 
 for _spec in SPECS:
