@@ -28,12 +28,14 @@ namespace fusedopt {
 namespace {
 
 // One call's layout, from the opaque string python/fusedopt/jax writes (decimal integers separated by
-// spaces): "key rule dtype lr_type n_tensors n_lists numel_0 ... numel_{n_tensors - 1}". key names the
+// spaces): "key rule dtype lr_type n_tensors slots numel_0 ... numel_{n_tensors - 1}". key names the
 // transformation to python/fusedopt/jax's scalars function; lr_type: 0 no lr operand, 1 float32, 2
-// float64; n_lists: params, grads and every state list of the rule (each variant uses some of them).
+// float64; slots: the rule's slots (bit k: slot k) the call passes, in slot order: params, grads and
+// the state lists the hyperparameters use (each variant uses some of them).
 struct XlaLayout {
   long long key = 0;
-  int rule = 0, lr_type = 0, n_lists = 0;
+  int rule = 0, lr_type = 0;
+  unsigned slots = 0;
   DType dtype = kFloat32;
   std::vector<int64_t> offsets{0};
 };
@@ -47,16 +49,16 @@ bool parse(const std::string& text, XlaLayout& out) {
     p = end;
     return true;
   };
-  long long key, rule, dtype, lr_type, n, lists;
-  if (!next(key) || !next(rule) || !next(dtype) || !next(lr_type) || !next(n) || !next(lists)) return false;
+  long long key, rule, dtype, lr_type, n, slots;
+  if (!next(key) || !next(rule) || !next(dtype) || !next(lr_type) || !next(n) || !next(slots)) return false;
   if (rule < 0 || rule >= kOptimizerCount || (dtype != kFloat32 && dtype != kFloat64) || lr_type < 0 || lr_type > 2 ||
-      n < 0 || lists < 2 || lists > kMaxSlots)
+      n < 0 || (slots & 3) != 3 || slots >= (1 << kMaxSlots))
     return false;
   out.key = key;
   out.rule = static_cast<int>(rule);
   out.dtype = static_cast<DType>(dtype);
   out.lr_type = static_cast<int>(lr_type);
-  out.n_lists = static_cast<int>(lists);
+  out.slots = static_cast<unsigned>(slots);
   for (long long t = 0; t < n; ++t) {
     long long numel;
     if (!next(numel) || numel < 0) return false;
@@ -116,9 +118,9 @@ HostScalars host_scalars(const XlaLayout& layout, long long step, double lr) {
 
 }  // namespace
 
-// in: the step (int32), lr (of lr_type; a float32 0 when there is none), then each list's n_tensors
-// arrays in list order (params, grads, every state list); out: an array of pointers to the outputs, the
-// params' then each state list's. The variant's lists go to the kernel; the others pass through.
+// in: the step (int32), lr (of lr_type; a float32 0 when there is none), then each passed slot's
+// n_tensors arrays in slot order (params, grads, state lists); out: an array of pointers to the outputs,
+// the params' then each state list's. The variant's lists go to the kernel; the others pass through.
 extern "C" void fusedopt_xla_step(void* out, const void** in, const char* opaque, size_t opaque_len, void* status) {
   (void)status;  // python/fusedopt/jax checks every array when it traces the call
   const XlaLayout* layout = layout_of(opaque, opaque_len);
@@ -128,15 +130,17 @@ extern "C" void fusedopt_xla_step(void* out, const void** in, const char* opaque
   const double lr = layout->lr_type == 2 ? *static_cast<const double*>(in[1]) : *static_cast<const float*>(in[1]);
   const HostScalars host = host_scalars(*layout, step, lr);
   const unsigned present = rule_table()[static_cast<size_t>(layout->rule)].present[host.variant];
+  if ((present & ~layout->slots) != 0) fail("the step's variant uses a state list the call does not pass");
   void* const* outs = static_cast<void* const*>(out);
   std::vector<void*> lists[kMaxSlots];
   int used = 0;
-  for (int k = 0; k < layout->n_lists; ++k) {
+  for (int k = 0; k < kMaxSlots; ++k) {
     if (!((present >> k) & 1u)) continue;
+    const size_t position = static_cast<size_t>(rules::popcount(layout->slots & ((1u << k) - 1u)));  // among the passed
     if (k == 1) {
       for (size_t t = 0; t < n; ++t) lists[used].push_back(const_cast<void*>(in[2 + n + t]));
     } else {
-      const size_t first = (k == 0 ? 0 : static_cast<size_t>(k - 1)) * n;
+      const size_t first = (k == 0 ? 0 : position - 1) * n;  // outputs: params, then the passed state lists
       lists[used].assign(outs + first, outs + first + n);
     }
     ++used;

@@ -85,7 +85,7 @@ def _make(spec: Spec) -> Callable[..., Any]:
                 if np.dtype(leaf.dtype) not in (np.float32, np.float64):
                     raise TypeError(f"params leaf {i}: dtype {leaf.dtype} is not supported; expected float32 or float64")
             buffers = {}
-            for b in spec.buffers:
+            for b in _kept_buffers(spec, h):
                 value = spec.initial_value(b, h)
                 buffers[b.key] = jax.tree_util.tree_map(
                     lambda p, v=value: np.full(np.shape(p), v, dtype=np.dtype(p.dtype)), params)
@@ -98,7 +98,7 @@ def _make(spec: Spec) -> Callable[..., Any]:
                 raise ValueError(f"fusedopt.jax.{spec.name}: update needs params (the kernels compute the new params)")
             p_leaves, treedef = jax.tree_util.tree_flatten(params)
             g_leaves = treedef.flatten_up_to(grads)
-            buffers = {b.key: treedef.flatten_up_to(state.buffers[b.key]) for b in spec.buffers}
+            buffers = {b.key: treedef.flatten_up_to(state.buffers[b.key]) for b in _kept_buffers(spec, h)}
             step = state.count + 1
             new_p, new_buffers = _step(key, state.count, p_leaves, g_leaves, buffers)
             updates = treedef.unflatten([n - o for n, o in zip(new_p, p_leaves)])
@@ -110,6 +110,13 @@ def _make(spec: Spec) -> Callable[..., Any]:
     factory.__doc__ = (f"{spec.summary} As an optax GradientTransformation; hyperparameters and defaults of "
                        f":func:`fusedopt.functional.{spec.name}` (lr may be a schedule of the step count).")
     return factory
+
+
+def _kept_buffers(spec: Spec, h: Dict[str, Any]):
+    """The state buffers these hyperparameters use (a buffer's flag, amsgrad, centered or momentum,
+    depends on them alone): the others are not kept."""
+    flags = spec.flags({name: (0.0 if name == "lr" and callable(h[name]) else h[name]) for name in spec.kernel_hypers}, 1)
+    return tuple(b for b in spec.buffers if b.when is None or flags[b.when])
 
 
 _TARGET = "fusedopt_step"  # the XLA custom-call target (cpp/src/xla_step.cpp)
@@ -165,17 +172,19 @@ def _step(key: int, count, params: Sequence, grads: Sequence, buffers: Dict[str,
     lr_type = 0 if not scheduled else 2 if lr.dtype == np.float64 else 1
     if lr_type == 1 and lr.dtype != np.float32:
         lr = lr.astype(np.float32)
-    lists = [params, [jnp.asarray(g, dtype) for g in grads]] + [buffers[b.key] for b in spec.buffers]
+    kept = _kept_buffers(spec, h)
+    lists = [params, [jnp.asarray(g, dtype) for g in grads]] + [buffers[b.key] for b in kept]
     n = len(params)
     written = [lists[0]] + lists[2:]
-    layout = " ".join(map(str, [key, spec.rule_index, 0 if dtype == np.float32 else 1, lr_type, n, len(lists)]
+    slots = 0b11 | sum(1 << (2 + k) for k, b in enumerate(spec.buffers) if b in kept)  # the rule's slots passed
+    layout = " ".join(map(str, [key, spec.rule_index, 0 if dtype == np.float32 else 1, lr_type, n, slots]
                                 + [int(np.prod(p.shape, dtype=np.int64)) for p in params]))
     outputs = [jax.ShapeDtypeStruct(a.shape, a.dtype) for arrays in written for a in arrays]
     aliases = {2 + (0 if k == 0 else k + 1) * n + i: k * n + i for k in range(len(written)) for i in range(n)}
     call = jax.ffi.ffi_call(_TARGET, outputs, custom_call_api_version=3, legacy_backend_config=layout,
                             input_output_aliases=aliases, has_side_effect=False)
     out = call(jnp.asarray(count + 1, jnp.int32), lr, *[jnp.asarray(a) for arrays in lists for a in arrays])
-    new_buffers = {b.key: list(out[(k + 1) * n:(k + 2) * n]) for k, b in enumerate(spec.buffers)}
+    new_buffers = {b.key: list(out[(k + 1) * n:(k + 2) * n]) for k, b in enumerate(kept)}
     return list(out[:n]), new_buffers
 
 
