@@ -158,3 +158,11 @@ def test_bad_hyperparameters_and_dtypes_are_refused():
         fj.adam(learning_rate=0.1)
     with pytest.raises(TypeError, match="int32"):
         fj.sgd(lr=0.1).init({"a": jnp.zeros(3, jnp.int32)})
+
+
+def test_the_state_keeps_only_the_buffers_the_hyperparameters_use():
+    params = pytree()
+    assert set(fj.adam(lr=0.1).init(params).buffers) == {"exp_avg", "exp_avg_sq"}
+    assert set(fj.adam(lr=0.1, amsgrad=True).init(params).buffers) == {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"}
+    assert set(fj.sgd(lr=0.1).init(params).buffers) == set()
+    assert set(fj.rmsprop(lr=0.1, centered=True).init(params).buffers) == {"square_avg", "grad_avg"}
