@@ -166,3 +166,34 @@ def test_the_state_keeps_only_the_buffers_the_hyperparameters_use():
     assert set(fj.adam(lr=0.1, amsgrad=True).init(params).buffers) == {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"}
     assert set(fj.sgd(lr=0.1).init(params).buffers) == set()
     assert set(fj.rmsprop(lr=0.1, centered=True).init(params).buffers) == {"square_avg", "grad_avg"}
+
+
+def test_a_ctrl_c_during_the_step_is_raised_after_it_and_does_not_kill_the_process():
+    """The custom call asks Python for the step's scalars; a KeyboardInterrupt there cannot propagate
+    through XLA (aborting would kill the process): the call is made again and the interrupt raised
+    once the custom call has returned. The next step runs as usual."""
+    from fusedopt import _core
+
+    tx = fj.adam(lr=0.1)
+    params = pytree()
+    grads = grads_for(params, 2)
+    expected, _ = tx.update(grads, tx.init(params), params)
+    fj._register()
+    calls = []
+
+    def interrupted_once(*args):
+        calls.append(args)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return fj._scalars_for(*args)
+
+    _core.set_xla_scalars(interrupted_once)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            jax.block_until_ready(tx.update(grads, tx.init(params), params))
+            for _ in range(1000):  # Python raises the interrupt at its next check
+                pass
+    finally:
+        _core.set_xla_scalars(fj._scalars_for)
+    assert len(calls) == 2 and calls[0] == calls[1]
+    assert_trees_close(tx.update(grads, tx.init(params), params)[0], expected)

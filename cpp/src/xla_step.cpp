@@ -96,8 +96,18 @@ HostScalars host_scalars(const XlaLayout& layout, long long step, double lr) {
   const RuleDescription& rule = rule_table()[static_cast<size_t>(layout.rule)];
   const py::gil_scoped_acquire gil;
   if (g_scalars_for == nullptr) fail("no scalars function (fusedopt.jax registers it)");
-  PyObject* result = layout.lr_type == 0 ? PyObject_CallFunction(g_scalars_for, "LLO", layout.key, step, Py_None)
-                                         : PyObject_CallFunction(g_scalars_for, "LLd", layout.key, step, lr);
+  // A Ctrl-C that lands in the call is put back for Python to raise after the step (nothing here can
+  // raise it), and the call made again; any other exception is a bug of fusedopt.jax.
+  bool interrupted = false;
+  PyObject* result = nullptr;
+  for (int attempt = 0; attempt < 3 && result == nullptr; ++attempt) {
+    result = layout.lr_type == 0 ? PyObject_CallFunction(g_scalars_for, "LLO", layout.key, step, Py_None)
+                                 : PyObject_CallFunction(g_scalars_for, "LLd", layout.key, step, lr);
+    if (result != nullptr || !PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) break;
+    PyErr_Clear();
+    interrupted = true;
+  }
+  if (interrupted) PyErr_SetInterrupt();
   if (result == nullptr) {
     PyErr_Print();
     fail("fusedopt.jax._scalars_for raised");
