@@ -1073,7 +1073,7 @@ class _AdafactorPlan:
                 if factored:
                     row_part += batches * col_blocks * rows
                     col_part += batches * row_blocks * cols
-                    scale_at += batches * (rows + cols)
+                    scale_at += batches * (rows + cols + 1)  # each row's, each column's, each matrix's floor
                     for b in range(batches):
                         matrix_items.append((t, b))
                         row_factor_items.append(np.stack([np.full(rows, t), np.full(rows, b), np.arange(rows)], 1))

@@ -16,10 +16,11 @@
 //     col_sums      (factored tile, column): the column's sum of g² over the tile's rows
 //   2 row_factors   (matrix, row): R from its column blocks' sums
 //     col_factors   (matrix, column): C from its row blocks' sums, and 1/√C
-//   3 row_scales    matrix: mean R, floored, then every row's 1/√(R/mean)
-//   4 norm_lanes    (factored tile, lane): ‖U‖² lanes
-//   5 step_sizes    tensor: its step size from its tiles' lanes, in order
-//   6 write         a block per tile: the params
+//   3 row_means     matrix: mean R (rows in order), floored
+//   4 row_scales    (matrix, row): the row's 1/√(R/mean)
+//   5 norm_lanes    (factored tile, lane): ‖U‖² lanes
+//   6 step_sizes    tensor: its step size from its tiles' lanes, in order
+//   7 write         a block per tile: the params
 // Per-tensor pointers: ptrs[k * n_tensors + t] for k = param, grad, row_var, col_var, variance (0 where
 // absent); per-tensor scalars: kFields doubles each (rules::AdafactorScalars' fields). Every array is
 // in the params' type: float32, float64, or bfloat16/float16 bits (kernels _bfloat16, _float16) computed
@@ -108,6 +109,18 @@ struct Stored16 {
     fusedopt::cuda::Storage<D>::store(p, j, v, false, 0u);
   }
 };
+
+// Where a matrix's scales live in Work::scales: its rows' (batches x rows), its columns' (batches x cols),
+// then its floored mean of R (one per batch).
+__device__ __forceinline__ long long row_scale_at(const TensorInfo& x, long long b, long long i) {
+  return x.scale_at + b * x.rows + i;
+}
+__device__ __forceinline__ long long col_scale_at(const TensorInfo& x, long long b, long long j) {
+  return x.scale_at + x.batches * x.rows + b * x.cols + j;
+}
+__device__ __forceinline__ long long floor_at(const TensorInfo& x, long long b) {
+  return x.scale_at + x.batches * (x.rows + x.cols) + b;
+}
 
 // Phase 1: ‖p‖² in lane l of tile k (rows in order, then columns j ≡ l); a vector tile also updates V̂
 // and sums ‖U‖².
@@ -204,32 +217,41 @@ __device__ void col_factors(const Work<T>& w, long long item) {
   E* c = w.template at<E>(3, t) + b * x.cols;
   St::store(c, j, Adafactor::second_moment(St::load(c, j), static_cast<T>(sum / static_cast<double>(x.rows)),
                                            w.template scalars_of<T>(t)));
-  w.scales[x.scale_at + x.batches * x.rows + b * x.cols + j] = Adafactor::inverse_root(St::load(c, j));
+  w.scales[col_scale_at(x, b, j)] = Adafactor::inverse_root(St::load(c, j));
 }
 
-// Phase 3: for a (tensor, batch) item: the mean of R (rows in order), floored at eps1, and each row's scale.
+// Phase 3: for a (tensor, batch) item: the mean of R (rows in order), floored at eps1.
 template <class St, typename T = typename St::Math, typename E = typename St::Element>
-__device__ void row_scales(const Work<T>& w, long long item) {
+__device__ void row_means(const Work<T>& w, long long item) {
   const long long t = w.matrix_items[2 * item], b = w.matrix_items[2 * item + 1];
   const TensorInfo x = w.tensors[t];
-  const auto s = w.template scalars_of<T>(t);
   const E* r = w.template at<E>(2, t) + b * x.rows;
   double total = 0.0;
+#pragma unroll 8
   for (long long i = 0; i < x.rows; ++i) total += static_cast<double>(St::load(r, i));
   const T mean = static_cast<T>(total / static_cast<double>(x.rows));
-  const T floor = mean < s.eps1 ? s.eps1 : mean;  // clamp_(min=eps1): a NaN stays
-  for (long long i = 0; i < x.rows; ++i) w.scales[x.scale_at + b * x.rows + i] = Adafactor::row_scale(St::load(r, i), floor);
+  const T eps1 = w.template scalars_of<T>(t).eps1;
+  w.scales[floor_at(x, b)] = mean < eps1 ? eps1 : mean;  // clamp_(min=eps1): a NaN stays
+}
+
+// Phase 4: row i's scale, of a (tensor, batch, row) item.
+template <class St, typename T = typename St::Math, typename E = typename St::Element>
+__device__ void row_scales(const Work<T>& w, long long item) {
+  const long long t = w.row_factor_items[3 * item], b = w.row_factor_items[3 * item + 1],
+                  i = w.row_factor_items[3 * item + 2];
+  const TensorInfo x = w.tensors[t];
+  const E* r = w.template at<E>(2, t) + b * x.rows;
+  w.scales[row_scale_at(x, b, i)] = Adafactor::row_scale(St::load(r, i), w.scales[floor_at(x, b)]);
 }
 
 // U of element (i, j) of a factored tensor, batch b, from its row's and column's scales.
 template <typename T>
 __device__ __forceinline__ T factored_u(const TensorInfo& x, const T* scales, long long b, long long i, long long j,
                                         T grad, const AdafactorScalars<T>& s) {
-  return Adafactor::factored_update(grad, scales[x.scale_at + b * x.rows + i],
-                                    scales[x.scale_at + x.batches * x.rows + b * x.cols + j], s);
+  return Adafactor::factored_update(grad, scales[row_scale_at(x, b, i)], scales[col_scale_at(x, b, j)], s);
 }
 
-// Phase 4: ‖U‖² in lane l of factored tile k (a vector tile's were summed in phase 1).
+// Phase 5: ‖U‖² in lane l of factored tile k (a vector tile's were summed in phase 1).
 template <class St, typename T = typename St::Math, typename E = typename St::Element>
 __device__ void norm_lanes(const Work<T>& w, long long item) {
   const long long k = item / kLanes;
@@ -251,7 +273,7 @@ __device__ void norm_lanes(const Work<T>& w, long long item) {
   w.u_lanes[item] = sum;
 }
 
-// Phase 5: tensor t's step size: each tile's lanes added 0..15, the tiles in order.
+// Phase 6: tensor t's step size: each tile's lanes added 0..15, the tiles in order.
 template <typename T>
 __device__ void step_sizes(const Work<T>& w, long long t) {
   if (w.first_tile[t] == w.first_tile[t + 1]) return;
@@ -271,7 +293,7 @@ __device__ void step_sizes(const Work<T>& w, long long t) {
                                                    numel, w.template scalars_of<double>(t)));
 }
 
-// Phase 6: tile k's params, by this block's threads.
+// Phase 7: tile k's params, by this block's threads.
 template <class St, typename T = typename St::Math, typename E = typename St::Element>
 __device__ void write(const Work<T>& w, long long k) {
   const TileInfo tile = w.tiles[k];
@@ -310,7 +332,9 @@ __device__ void step(const Work<T>& w) {
   each_item(w.n_row_factor_items, [&](long long item) { row_factors<St>(w, item); });
   each_item(w.n_col_factor_items, [&](long long item) { col_factors<St>(w, item); });
   grid.sync();
-  each_item(w.n_matrices, [&](long long item) { row_scales<St>(w, item); });
+  each_item(w.n_matrices, [&](long long item) { row_means<St>(w, item); });
+  grid.sync();
+  each_item(w.n_row_factor_items, [&](long long item) { row_scales<St>(w, item); });
   grid.sync();
   each_item(w.n_tiles * kLanes, [&](long long item) { norm_lanes<St>(w, item); });
   grid.sync();
