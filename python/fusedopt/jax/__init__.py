@@ -138,6 +138,8 @@ def _register() -> None:
 
     from .. import _core
 
+    if not hasattr(jax, "ffi"):
+        raise ImportError(f"fusedopt.jax needs jax.ffi (JAX 0.5 or newer); this is JAX {jax.__version__}")
     _core.set_xla_scalars(_scalars_for)
     jax.ffi.register_ffi_target(_TARGET, _core.xla_step_target(), platform="cpu", api_version=0)
 
