@@ -197,3 +197,11 @@ def test_a_ctrl_c_during_the_step_is_raised_after_it_and_does_not_kill_the_proce
         _core.set_xla_scalars(fj._scalars_for)
     assert len(calls) == 2 and calls[0] == calls[1]
     assert_trees_close(tx.update(grads, tx.init(params), params)[0], expected)
+
+
+def test_a_schedule_in_plain_python_works_when_update_is_called_eagerly():
+    """Eager calls run the update as one jitted computation, with the schedule's value computed outside
+    it: a schedule that branches on the count in Python still works (inside the user's jax.jit it cannot)."""
+    ours = trajectory(fj.adam(lr=lambda count: 0.05 if count < 3 else 0.01))
+    theirs = trajectory(optax.adam(optax.piecewise_constant_schedule(0.05, {3: 0.2})))
+    assert_trees_close(ours, theirs)

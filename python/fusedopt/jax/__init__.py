@@ -99,10 +99,14 @@ def _make(spec: Spec) -> Callable[..., Any]:
             p_leaves, treedef = jax.tree_util.tree_flatten(params)
             g_leaves = treedef.flatten_up_to(grads)
             buffers = {b.key: treedef.flatten_up_to(state.buffers[b.key]) for b in _kept_buffers(spec, h)}
-            step = state.count + 1
-            new_p, new_buffers = _step(key, state.count, p_leaves, g_leaves, buffers)
-            updates = treedef.unflatten([n - o for n, o in zip(new_p, p_leaves)])
-            return updates, FusedState(step, {k: treedef.unflatten(v) for k, v in new_buffers.items()})
+            leaves = [state.count, *p_leaves, *g_leaves, *(a for v in buffers.values() for a in v)]
+            traced = any(isinstance(x, jax.core.Tracer) for x in leaves)
+            lr = h["lr"](state.count) if scheduled else None  # (a schedule in plain Python works when eager)
+            # called eagerly: the whole update as one jitted computation (compiled once per layout)
+            updates, new_buffers = (_updates if traced else _jitted_updates(key))(key, state.count, lr, p_leaves,
+                                                                                 g_leaves, buffers)
+            return treedef.unflatten(updates), FusedState(state.count + 1,
+                                                          {k: treedef.unflatten(v) for k, v in new_buffers.items()})
 
         return _transformation(init, update)
 
@@ -117,6 +121,19 @@ def _kept_buffers(spec: Spec, h: Dict[str, Any]):
     depends on them alone): the others are not kept."""
     flags = spec.flags({name: (0.0 if name == "lr" and callable(h[name]) else h[name]) for name in spec.kernel_hypers}, 1)
     return tuple(b for b in spec.buffers if b.when is None or flags[b.when])
+
+
+def _updates(key: int, count, lr, params: Sequence, grads: Sequence, buffers: Dict[str, List]):
+    """updates = new - old of the params, and the new state lists."""
+    new_p, new_buffers = _step(key, count, lr, params, grads, buffers)
+    return [n - o for n, o in zip(new_p, params)], new_buffers
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_updates(key: int):
+    import jax
+
+    return jax.jit(_updates, static_argnums=0)
 
 
 _TARGET = "fusedopt_step"  # the XLA custom-call target (cpp/src/xla_step.cpp)
@@ -144,9 +161,11 @@ def _register() -> None:
     jax.ffi.register_ffi_target(_TARGET, _core.xla_step_target(), platform="cpu", api_version=0)
 
 
-def _step(key: int, count, params: Sequence, grads: Sequence, buffers: Dict[str, List]) -> Tuple[List, Dict[str, List]]:
-    """One custom call: inputs (the step, lr, params, grads, every state list), outputs the new params and
-    state lists, each aliasing its input; the kernel's variant is chosen at run time from the step."""
+def _step(key: int, count, lr, params: Sequence, grads: Sequence,
+          buffers: Dict[str, List]) -> Tuple[List, Dict[str, List]]:
+    """One custom call: inputs (the step, lr, params, grads, the kept state lists), outputs the new params
+    and state lists, each aliasing its input; the kernel's variant is chosen at run time from the step.
+    lr: the schedule's value at this count, or None when lr is a number."""
     import jax
     import jax.numpy as jnp
 
@@ -170,7 +189,7 @@ def _step(key: int, count, params: Sequence, grads: Sequence, buffers: Dict[str,
             if tuple(a.shape) != tuple(p.shape) or a.dtype != dtype:
                 raise ValueError(f"state {name!r} leaf {i}: {tuple(a.shape)} {a.dtype} does not match the param's "
                                  f"{tuple(p.shape)} {dtype}")
-    lr = jnp.asarray(h["lr"](count)) if scheduled else jnp.float32(0.0)
+    lr = jnp.asarray(lr) if scheduled else jnp.float32(0.0)
     lr_type = 0 if not scheduled else 2 if lr.dtype == np.float64 else 1
     if lr_type == 1 and lr.dtype != np.float32:
         lr = lr.astype(np.float32)
