@@ -205,3 +205,31 @@ def test_a_schedule_in_plain_python_works_when_update_is_called_eagerly():
     ours = trajectory(fj.adam(lr=lambda count: 0.05 if count < 3 else 0.01))
     theirs = trajectory(optax.adam(optax.piecewise_constant_schedule(0.05, {3: 0.2})))
     assert_trees_close(ours, theirs)
+
+
+@pytest.mark.parametrize("name,kwargs", [("sgd", dict(lr=0.1, momentum=0.9)), ("radam", dict(lr=0.01)),
+                                         ("rmsprop", dict(lr=0.01, centered=True))])
+def test_float64_trajectories_under_jit_equal_the_reference(name, kwargs):
+    """float64 (jax_enable_x64): odd sizes, the kernel picked by the step inside jax.jit."""
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(7)
+        shapes = [(7, 3), (13,), ()]
+        params = [jnp.asarray(rng.standard_normal(s)) for s in shapes]
+        tx = getattr(fj, name)(**kwargs)
+        state = tx.init(params)
+        ref_params = [np.asarray(p).copy() for p in params]
+        ref_states = [{} for _ in ref_params]
+
+        @jax.jit
+        def one(params, state, grads):
+            updates, state = tx.update(grads, state, params)
+            return optax.apply_updates(params, updates), state
+
+        for t in range(5):
+            grads = [jnp.asarray(rng.standard_normal(s)) for s in shapes]
+            params, state = one(params, state, grads)
+            for p, g, s in zip(ref_params, grads, ref_states):
+                getattr(reference, name)(p, np.asarray(g), s, **kwargs)
+        for x, y in zip(params, ref_params):
+            assert x.dtype == jnp.float64
+            np.testing.assert_allclose(np.asarray(x), y, rtol=1e-10, atol=1e-12)
