@@ -1110,6 +1110,7 @@ class _AdafactorPlan:
         self.scales = cupy.empty(max(1, scale_at), dtype)
         self.steps = cupy.empty(max(1, self.n_tensors), dtype)
         self.scalars = cupy.empty(max(1, self.n_tensors * _ADAFACTOR_FIELDS), np.float64)
+        self.launches: Dict[str, tuple] = {}  # _adafactor_launches': the kernel's suffix -> its launch
         cupy.cuda.get_current_stream().synchronize()  # once per plan, as the tables
 
 
@@ -1219,18 +1220,22 @@ def adafactor_step(params, grads, row_vars, col_vars, variances, scalars) -> Non
 
 def _adafactor_launches(plan: _AdafactorPlan, ptrs, dtype: str) -> None:
     """The step's one launch: adafactor.cu's phases, the grid waiting between them (a cooperative launch,
-    with no more blocks than the device holds at once)."""
-    kernel = _module("adafactor", ()).get_function(f"adafactor_step_{dtype}")
-    widest = max(plan.n_tiles * _LANES, plan.n_row_items, plan.n_col_items, plan.n_row_factor_items,
-                 plan.n_col_factor_items)
-    blocks = min(max(1, plan.n_tiles, -(-widest // THREADS)), _cooperative_blocks(kernel, _device_id(ptrs)))
-    kernel((blocks,), (THREADS,), (ptrs, np.int64(plan.n_tensors), plan.tensors, plan.tiles, np.int64(plan.n_tiles),
-                                   plan.first_tile, plan.row_items, np.int64(plan.n_row_items), plan.col_items,
-                                   np.int64(plan.n_col_items), plan.row_factor_items,
-                                   np.int64(plan.n_row_factor_items), plan.col_factor_items,
-                                   np.int64(plan.n_col_factor_items), plan.matrix_items, np.int64(plan.n_matrices),
-                                   plan.scalars, plan.p_lanes, plan.u_lanes, plan.row_part, plan.col_part, plan.scales,
-                                   plan.steps))
+    with no more blocks than the device holds at once). The kernel, grid and arguments are made once per
+    plan and pointer table."""
+    launch = plan.launches.get(dtype)
+    if launch is None or launch[0] is not ptrs:
+        kernel = _module("adafactor", ()).get_function(f"adafactor_step_{dtype}")
+        widest = max(plan.n_tiles * _LANES, plan.n_row_items, plan.n_col_items, plan.n_row_factor_items,
+                     plan.n_col_factor_items)
+        blocks = min(max(1, plan.n_tiles, -(-widest // THREADS)), _cooperative_blocks(kernel, _device_id(ptrs)))
+        args = (ptrs, np.int64(plan.n_tensors), plan.tensors, plan.tiles, np.int64(plan.n_tiles), plan.first_tile,
+                plan.row_items, np.int64(plan.n_row_items), plan.col_items, np.int64(plan.n_col_items),
+                plan.row_factor_items, np.int64(plan.n_row_factor_items), plan.col_factor_items,
+                np.int64(plan.n_col_factor_items), plan.matrix_items, np.int64(plan.n_matrices), plan.scalars,
+                plan.p_lanes, plan.u_lanes, plan.row_part, plan.col_part, plan.scales, plan.steps)
+        launch = plan.launches[dtype] = (ptrs, kernel, (blocks,), args)
+    _, kernel, grid, args = launch
+    kernel(grid, (THREADS,), args)
 
 
 _cooperative_grid: Dict[Tuple[str, int], int] = {}

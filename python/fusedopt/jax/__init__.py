@@ -75,7 +75,8 @@ def _make(spec: Spec) -> Callable[..., Any]:
         scheduled = callable(h["lr"])
         spec.check({**h, "lr": 0.0} if scheduled else h)
         key = len(_TRANSFORMATIONS)
-        _TRANSFORMATIONS.append((spec, h, scheduled))
+        kept = _kept_buffers(spec, h)
+        _TRANSFORMATIONS.append((spec, h, scheduled, kept))
 
         def init(params) -> FusedState:
             import jax
@@ -85,7 +86,7 @@ def _make(spec: Spec) -> Callable[..., Any]:
                 if np.dtype(leaf.dtype) not in (np.float32, np.float64):
                     raise TypeError(f"params leaf {i}: dtype {leaf.dtype} is not supported; expected float32 or float64")
             buffers = {}
-            for b in _kept_buffers(spec, h):
+            for b in kept:
                 value = spec.initial_value(b, h)
                 buffers[b.key] = jax.tree_util.tree_map(
                     lambda p, v=value: np.full(np.shape(p), v, dtype=np.dtype(p.dtype)), params)
@@ -98,7 +99,7 @@ def _make(spec: Spec) -> Callable[..., Any]:
                 raise ValueError(f"fusedopt.jax.{spec.name}: update needs params (the kernels compute the new params)")
             p_leaves, treedef = jax.tree_util.tree_flatten(params)
             g_leaves = treedef.flatten_up_to(grads)
-            buffers = {b.key: treedef.flatten_up_to(state.buffers[b.key]) for b in _kept_buffers(spec, h)}
+            buffers = {b.key: treedef.flatten_up_to(state.buffers[b.key]) for b in kept}
             leaves = [state.count, *p_leaves, *g_leaves, *(a for v in buffers.values() for a in v)]
             traced = any(isinstance(x, jax.core.Tracer) for x in leaves)
             lr = h["lr"](state.count) if scheduled else None  # (a schedule in plain Python works when eager)
@@ -137,14 +138,14 @@ def _jitted_updates(key: int):
 
 
 _TARGET = "fusedopt_step"  # the XLA custom-call target (cpp/src/xla_step.cpp)
-# What _scalars_for needs of each transformation made: (spec, its hyperparameters, whether lr is a schedule).
-_TRANSFORMATIONS: List[Tuple[Spec, Dict[str, Any], bool]] = []
+# Each transformation made: (spec, its hyperparameters, whether lr is a schedule, the state buffers kept).
+_TRANSFORMATIONS: List[Tuple[Spec, Dict[str, Any], bool, tuple]] = []
 
 
 def _scalars_for(key: int, step: int, lr) -> Tuple[bytes, int]:
     """Called by the custom call (cpp/src/xla_step.cpp) at each step: the rule's scalars and variant
     for this step and lr (None: the hyperparameters' own), as fusedopt.functional computes them."""
-    spec, h, _ = _TRANSFORMATIONS[key]
+    spec, h, _, _ = _TRANSFORMATIONS[key]
     kernel_h = {name: (h[name] if name != "lr" or lr is None else lr) for name in spec.kernel_hypers}
     return spec.packed_scalars(kernel_h, step), spec.variant(kernel_h, step)
 
@@ -169,7 +170,7 @@ def _step(key: int, count, lr, params: Sequence, grads: Sequence,
     import jax
     import jax.numpy as jnp
 
-    spec, h, scheduled = _TRANSFORMATIONS[key]
+    spec, h, scheduled, kept = _TRANSFORMATIONS[key]
     if not params:
         return [], buffers
     _register()
@@ -193,7 +194,6 @@ def _step(key: int, count, lr, params: Sequence, grads: Sequence,
     lr_type = 0 if not scheduled else 2 if lr.dtype == np.float64 else 1
     if lr_type == 1 and lr.dtype != np.float32:
         lr = lr.astype(np.float32)
-    kept = _kept_buffers(spec, h)
     lists = [params, [jnp.asarray(g, dtype) for g in grads]] + [buffers[b.key] for b in kept]
     n = len(params)
     written = [lists[0]] + lists[2:]
